@@ -1,0 +1,302 @@
+# shellcheck shell=bash
+# scripts/lib/lab.sh — network-namespace lab for kaprobe (source it, do not run it).
+#
+# A "lab" is a set of network namespaces whose names all start with one prefix:
+#
+#     kaprobe-lab-<pid of the creating shell>-<lab name>-<role>
+#
+# e.g. kaprobe-lab-4242-answered-c and kaprobe-lab-4242-answered-s. The pid makes
+# parallel runs collide-free and lets lab_leftovers tell a live lab from an abandoned
+# one. Everything a lab holds (veths, addresses, nft rules, sysctls) lives inside its
+# namespaces, so deleting the namespaces removes all of it.
+#
+# Building blocks (usable for bigger topologies, e.g. client - middlebox - server):
+#   lab_ns_add NS                        create a namespace, loopback up, remember it
+#   lab_veth NS_A IF_A NS_B IF_B         veth pair between two namespaces, offloads off, up
+#   lab_addr NS IF CIDR...               add addresses (IPv6 ones get nodad)
+#   lab_sysctl NS key=value...           per-namespace sysctls
+#   lab_exec NS CMD...                   run a command inside a namespace
+#   lab_offloads_off NS IF               ethtool -K ... off (individual failures ignored)
+#   lab_blackhole NS [in|out|both]       nft: drop all traffic in/out of NS (table inet kaplab)
+#   lab_unblackhole NS                   remove that table
+#   lab_capture_start NS IF FILE [tcpdump args...]   start tcpdump, wait until ready
+#   lab_capture_stop                     stop the last capture cleanly (SIGINT, wait)
+#   lab_wait_grep FILE REGEX TIMEOUT     wait until a line matching REGEX is in FILE
+#   lab_wait_pid PID TIMEOUT             wait for a process we started; kill it on timeout
+#   lab_teardown [NS...]                 kill what runs in the namespaces, delete them
+#   lab_leftovers [PREFIX]               list abandoned labs (creator pid gone)
+#   lab_remove_leftovers [PREFIX]        delete them
+#   lab_install_traps                    teardown on EXIT / INT / TERM
+#
+# The ready-made two-namespace lab:
+#   lab_create NAME [key=value sysctl...]   sets LAB_NS_C LAB_NS_S LAB_IF_C LAB_IF_S
+#                                           LAB_C4 LAB_S4 LAB_C6 LAB_S6 (addresses without /len)
+#
+# Addresses are 10.77.<net>.0/24 and fd77:0:0:<net>::/64, used only inside our namespaces.
+
+LAB_BASE_PREFIX=${LAB_BASE_PREFIX:-kaprobe-lab-}
+# Every namespace this shell created, in creation order.
+LAB_NAMESPACES=()
+# Pid of the last capture started by lab_capture_start.
+LAB_CAPTURE_PID=
+LAB_CAPTURE_ERR=
+# IPv4 third octet / IPv6 fourth group of the next network lab_create hands out.
+LAB_NEXT_NET=${LAB_NEXT_NET:-1}
+
+lab_log() { printf 'lab: %s\n' "$*" >&2; }
+lab_die() { printf 'lab: error: %s\n' "$*" >&2; return 1; }
+
+lab_require_root() {
+    [[ $(id -u) -eq 0 ]] || lab_die "must run as root (network namespaces, nft, tcpdump)"
+}
+
+# lab_require_tools TOOL... — fail listing every missing tool.
+lab_require_tools() {
+    local t missing=()
+    for t in "$@"; do
+        command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+    done
+    ((${#missing[@]} == 0)) || lab_die "missing tools: ${missing[*]} (apt-get -y install ...)"
+}
+
+# lab_prefix [NAME] — the namespace prefix of this shell's lab NAME.
+lab_prefix() {
+    printf '%s%s-%s' "$LAB_BASE_PREFIX" "$$" "${1:+$1-}"
+}
+
+lab_exec() {
+    local ns=$1
+    shift
+    ip netns exec "$ns" "$@"
+}
+
+lab_ns_add() {
+    local ns=$1
+    ip netns add "$ns" || lab_die "cannot create namespace $ns"
+    LAB_NAMESPACES+=("$ns")
+    ip -n "$ns" link set lo up
+}
+
+lab_offloads_off() {
+    local ns=$1 ifname=$2 feat
+    # One feature at a time: a feature the driver cannot change must not stop the others.
+    for feat in tso gso gro tx rx sg lro ufo; do
+        lab_exec "$ns" ethtool -K "$ifname" "$feat" off >/dev/null 2>&1 || true
+    done
+}
+
+# lab_veth NS_A IF_A NS_B IF_B — the veth is created directly inside the namespaces,
+# so the names never exist in the root namespace and cannot collide with anything there.
+lab_veth() {
+    local ns_a=$1 if_a=$2 ns_b=$3 if_b=$4
+    ip link add name "$if_a" netns "$ns_a" type veth peer name "$if_b" netns "$ns_b" ||
+        lab_die "cannot create veth $ns_a/$if_a <-> $ns_b/$if_b"
+    lab_offloads_off "$ns_a" "$if_a"
+    lab_offloads_off "$ns_b" "$if_b"
+    ip -n "$ns_a" link set "$if_a" up
+    ip -n "$ns_b" link set "$if_b" up
+}
+
+# lab_addr NS IF CIDR... — IPv6 addresses get nodad (usable immediately).
+lab_addr() {
+    local ns=$1 ifname=$2 cidr
+    shift 2
+    for cidr in "$@"; do
+        if [[ $cidr == *:* ]]; then
+            ip -n "$ns" -6 addr add "$cidr" dev "$ifname" nodad
+        else
+            ip -n "$ns" addr add "$cidr" dev "$ifname"
+        fi
+    done
+}
+
+# lab_sysctl NS key=value... (keys as in sysctl(8), e.g. net.ipv4.tcp_sack=0)
+lab_sysctl() {
+    local ns=$1 kv
+    shift
+    for kv in "$@"; do
+        lab_exec "$ns" sysctl -q -w "$kv" >/dev/null || lab_die "sysctl $kv failed in $ns"
+    done
+}
+
+# lab_create NAME [sysctl key=value...] — client namespace <veth> server namespace.
+# The sysctls are applied to both namespaces.
+lab_create() {
+    local name=$1 prefix net
+    shift
+    prefix=$(lab_prefix "$name")
+    net=$LAB_NEXT_NET
+    LAB_NEXT_NET=$((LAB_NEXT_NET + 1))
+    LAB_NS_C=${prefix}c
+    LAB_NS_S=${prefix}s
+    LAB_IF_C=veth-c
+    LAB_IF_S=veth-s
+    LAB_C4=10.77.$net.1
+    LAB_S4=10.77.$net.2
+    LAB_C6=fd77:0:0:$net::1
+    LAB_S6=fd77:0:0:$net::2
+    lab_ns_add "$LAB_NS_C" || return 1
+    lab_ns_add "$LAB_NS_S" || return 1
+    if (($# > 0)); then
+        lab_sysctl "$LAB_NS_C" "$@" || return 1
+        lab_sysctl "$LAB_NS_S" "$@" || return 1
+    fi
+    lab_veth "$LAB_NS_C" "$LAB_IF_C" "$LAB_NS_S" "$LAB_IF_S" || return 1
+    lab_addr "$LAB_NS_C" "$LAB_IF_C" "$LAB_C4/24" "$LAB_C6/64"
+    lab_addr "$LAB_NS_S" "$LAB_IF_S" "$LAB_S4/24" "$LAB_S6/64"
+}
+
+# lab_blackhole NS [in|out|both] — drop every packet entering and/or leaving NS.
+lab_blackhole() {
+    local ns=$1 dir=${2:-both} rules=""
+    [[ $dir == in || $dir == out || $dir == both ]] ||
+        { lab_die "lab_blackhole: direction must be in, out or both"; return 1; }
+    [[ $dir == out ]] || rules+="  chain in { type filter hook input priority -10; policy drop; }"$'\n'
+    [[ $dir == in ]] || rules+="  chain out { type filter hook output priority -10; policy drop; }"$'\n'
+    lab_unblackhole "$ns"
+    printf 'table inet kaplab {\n%s}\n' "$rules" | lab_exec "$ns" nft -f - ||
+        lab_die "nft failed in $ns"
+}
+
+lab_unblackhole() {
+    lab_exec "$1" nft delete table inet kaplab 2>/dev/null || true
+}
+
+# lab_wait_grep FILE REGEX TIMEOUT_S — poll every 20 ms.
+lab_wait_grep() {
+    local file=$1 re=$2 timeout=$3 deadline
+    deadline=$(($(date +%s%N) + ${timeout%.*} * 1000000000))
+    until [[ -f $file ]] && grep -Eq -- "$re" "$file"; do
+        (($(date +%s%N) < deadline)) || return 1
+        sleep 0.02
+    done
+}
+
+# lab_wait_pid PID TIMEOUT_S — wait for a child; on timeout TERM then KILL it, return 124.
+lab_wait_pid() {
+    local pid=$1 timeout=$2 i
+    for ((i = 0; i < timeout * 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.02
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null
+        sleep 0.5
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        return 124
+    fi
+    wait "$pid" 2>/dev/null
+}
+
+# lab_capture_start NS IF FILE [extra tcpdump args / filter...]
+# Starts tcpdump (--immediate-mode -U -s 200 -n) in NS and returns once it is capturing.
+# Sets LAB_CAPTURE_PID. `ip netns exec` execs, so the pid is tcpdump's own.
+lab_capture_start() {
+    local ns=$1 ifname=$2 file=$3
+    shift 3
+    LAB_CAPTURE_ERR=$(mktemp "${TMPDIR:-/tmp}/kaplab-tcpdump.XXXXXX")
+    rm -f "$file"
+    lab_exec "$ns" tcpdump -Z root -n --immediate-mode -U -s 200 -i "$ifname" -w "$file" "$@" \
+        2>"$LAB_CAPTURE_ERR" &
+    LAB_CAPTURE_PID=$!
+    if ! lab_wait_grep "$LAB_CAPTURE_ERR" '^tcpdump: listening on' 10; then
+        cat "$LAB_CAPTURE_ERR" >&2
+        kill -TERM "$LAB_CAPTURE_PID" 2>/dev/null
+        lab_die "tcpdump did not start on $ns/$ifname"
+        return 1
+    fi
+}
+
+# lab_capture_stop [PID [ERRFILE]] — let the last packets land, SIGINT, wait; fails if
+# tcpdump reports kernel drops.
+lab_capture_stop() {
+    local pid=${1:-$LAB_CAPTURE_PID} err=${2:-$LAB_CAPTURE_ERR} rc=0
+    sleep 0.3
+    kill -INT "$pid" 2>/dev/null
+    lab_wait_pid "$pid" 10 || rc=$?
+    if ((rc != 0)) && ((rc != 130)); then
+        cat "$err" >&2
+        lab_die "tcpdump (pid $pid) exited with status $rc"
+        return 1
+    fi
+    if grep -Eq '^[1-9][0-9]* packets dropped by kernel' "$err"; then
+        cat "$err" >&2
+        lab_die "tcpdump dropped packets"
+        return 1
+    fi
+    rm -f "$err"
+}
+
+# Kill the processes running inside NS (only ours: nobody else uses these namespaces).
+lab_ns_kill() {
+    local ns=$1 pids
+    pids=$(ip netns pids "$ns" 2>/dev/null) || return 0
+    [[ -n $pids ]] || return 0
+    # shellcheck disable=SC2086  # word splitting wanted: one pid per word
+    kill -TERM $pids 2>/dev/null
+    sleep 0.2
+    pids=$(ip netns pids "$ns" 2>/dev/null)
+    # shellcheck disable=SC2086
+    [[ -z $pids ]] || kill -KILL $pids 2>/dev/null
+    return 0
+}
+
+# lab_teardown [NS...] — default: every namespace this shell created (reverse order).
+lab_teardown() {
+    local ns i list=("$@") keep=()
+    if ((${#list[@]} == 0)); then
+        for ((i = ${#LAB_NAMESPACES[@]} - 1; i >= 0; i--)); do list+=("${LAB_NAMESPACES[i]}"); done
+    fi
+    for ns in "${list[@]}"; do
+        if [[ -e /run/netns/$ns ]]; then
+            lab_ns_kill "$ns"
+            ip netns del "$ns" 2>/dev/null || lab_log "could not delete namespace $ns"
+        fi
+    done
+    for ns in "${LAB_NAMESPACES[@]}"; do
+        [[ -e /run/netns/$ns ]] && keep+=("$ns")
+    done
+    LAB_NAMESPACES=("${keep[@]}")
+}
+
+# lab_leftovers [BASE_PREFIX] — namespaces named BASE_PREFIX<pid>-... whose <pid> is no
+# longer a running process (i.e. a run that died without tearing down).
+lab_leftovers() {
+    local base=${1:-$LAB_BASE_PREFIX} ns pid
+    while read -r ns _; do
+        [[ $ns == "$base"* ]] || continue
+        pid=${ns#"$base"}
+        pid=${pid%%-*}
+        [[ $pid =~ ^[0-9]+$ ]] || continue
+        kill -0 "$pid" 2>/dev/null && continue
+        printf '%s\n' "$ns"
+    done < <(ip netns list 2>/dev/null)
+}
+
+lab_remove_leftovers() {
+    local ns
+    while read -r ns; do
+        [[ -n $ns ]] || continue
+        lab_log "removing leftover namespace $ns"
+        lab_ns_kill "$ns"
+        ip netns del "$ns" || true
+    done < <(lab_leftovers "$@")
+}
+
+# lab_install_traps [EXTRA_CMD] — tear the labs down on exit, error or Ctrl-C.
+lab_install_traps() {
+    LAB_TRAP_EXTRA=${1:-}
+    trap '_lab_on_exit' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+_lab_on_exit() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [[ -n ${LAB_CAPTURE_PID:-} ]]; then kill -INT "$LAB_CAPTURE_PID" 2>/dev/null || true; fi
+    [[ -n ${LAB_TRAP_EXTRA:-} ]] && eval "$LAB_TRAP_EXTRA"
+    lab_teardown
+    exit "$rc"
+}

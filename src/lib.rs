@@ -1,0 +1,7 @@
+//! kaprobe: TCP keepalive at the packet level.
+//!
+//! The core (`wire`, `decode`, `flow`, `analyze`) is pure: it takes time as an
+//! argument and does no I/O. `capture` and `report` are the edges.
+
+pub mod decode;
+pub mod wire;
