@@ -3,5 +3,9 @@
 //! The core (`wire`, `decode`, `flow`, `analyze`) is pure: it takes time as an
 //! argument and does no I/O. `capture` and `report` are the edges.
 
+pub mod analyze;
 pub mod decode;
+pub mod flow;
+pub mod synth;
+pub mod units;
 pub mod wire;

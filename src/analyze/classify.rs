@@ -1,0 +1,62 @@
+//! The stateful rule that names a segment. Unlike Wireshark's rule it asks
+//! what the other side has acknowledged and advertised, so a 1-byte
+//! retransmission, a zero-window probe and an ACK with a changed window are
+//! each told apart from a keepalive probe and its answer.
+
+use super::kind::Kind;
+use super::prober::Pending;
+use crate::flow::Direction;
+use crate::wire::Segment;
+
+/// Names `seg`, sent by `from` to `to`. `to_pending` is the probe `to` is
+/// waiting on an answer for; `from_pending` the one `from` is.
+pub fn classify(seg: &Segment, from: &Direction, to: &Direction, from_pending: Option<&Pending>, to_pending: Option<&Pending>) -> Kind {
+    let f = seg.flags;
+    if f.syn() {
+        return Kind::Handshake;
+    }
+    if f.rst() {
+        return match (to_pending, from_pending) {
+            // A peer that lost the socket answers with seq = the probe's ACK field.
+            (Some(p), _) if seg.seq == p.ack => Kind::KeepaliveRst,
+            (_, Some(_)) => Kind::KeepaliveAbort,
+            (Some(_), None) => Kind::KeepaliveRst,
+            (None, None) => Kind::Rst,
+        };
+    }
+    if f.fin() {
+        return Kind::Fin;
+    }
+    let len = seg.payload_len;
+    if let Some(p) = to_pending {
+        // The answer: no data, acknowledges the byte after the probe, and
+        // (when known) comes from the sender's current sequence number.
+        let current = !from.seen || seg.seq == from.next_seq;
+        if len == 0 && f.ack() && seg.ack == p.seq.add(1) && current {
+            return if p.zero_window { Kind::ZeroWindowAck } else { Kind::KeepaliveAck };
+        }
+    }
+    if len <= 1 {
+        match to.acked {
+            // One byte behind the last byte the receiver acknowledged: a duplicate
+            // that must be answered. Window 0 makes it a zero-window probe.
+            Some(acked) if seg.seq.add(1) == acked => {
+                return if to.window == Some(0) { Kind::ZeroWindowProbe } else { Kind::KeepaliveProbe };
+            }
+            // The byte at SND.NXT − 1 was never acknowledged: data, resent.
+            Some(acked) if len == 1 && from.seen && seg.seq.add(1) == from.next_seq && acked.before(from.next_seq) => {
+                return Kind::Retransmission;
+            }
+            // Nothing acknowledged by the receiver yet (capture began mid-flow, or
+            // it never spoke): the shape is all there is to go on.
+            None if from.seen && seg.seq.add(1) == from.next_seq => return Kind::KeepaliveProbe,
+            _ => {}
+        }
+    }
+    if len > 0 {
+        Kind::Data
+    } else {
+        Kind::Ack
+    }
+}
+

@@ -1,0 +1,183 @@
+//! The capture analyzer: decoded packets in, classified segments and per-flow
+//! reports out. Pure: time comes with each packet, output goes to a `Sink`.
+
+mod classify;
+mod connection;
+mod event;
+pub mod expect;
+pub mod filter;
+mod kind;
+mod prober;
+mod report;
+mod samples;
+
+pub use connection::{Connection, MAX_TIMELINE};
+pub use event::{SegmentEvent, Violation, ViolationKind};
+pub use expect::Expectations;
+pub use filter::FlowFilter;
+pub use kind::Kind;
+pub use prober::PEER_RATE_LIMIT_NS;
+pub use report::{secs, Estimate, FlowReport, Outcome, ProberReport};
+
+use crate::decode::{Packet, Skip};
+use crate::flow::{FlowKey, FlowTable};
+
+/// Receives the analyzer's output as it is produced.
+pub trait Sink {
+    fn segment(&mut self, ev: &SegmentEvent);
+    /// A flow is done (closed and quiet, idle too long, or end of input).
+    fn flow(&mut self, conn: Connection);
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Keep a bounded timeline of notable events per flow (for human output).
+    pub keep_timeline: bool,
+    /// Report every segment, not only keepalive-related ones.
+    pub all_segments: bool,
+    /// Only flows matching this.
+    pub filter: Option<FlowFilter>,
+    /// A flow quiet this long is reported and forgotten. Longer than the
+    /// largest TCP_KEEPIDLE (32767 s), so no keepalive flow is cut.
+    pub idle_evict_ns: u64,
+    /// A closed flow quiet this long is reported and forgotten.
+    pub closed_evict_ns: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            keep_timeline: false,
+            all_segments: false,
+            filter: None,
+            idle_evict_ns: 10 * 3600 * 1_000_000_000,
+            closed_evict_ns: 300 * 1_000_000_000,
+        }
+    }
+}
+
+/// Counts over a whole input.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct Stats {
+    pub packets: u64,
+    pub tcp_packets: u64,
+    pub not_tcp: u64,
+    pub fragments: u64,
+    /// Frames cut before the end of the TCP header.
+    pub truncated_headers: u64,
+    /// TCP segments whose payload was cut by snaplen (still analyzed).
+    pub truncated_payloads: u64,
+    /// Records whose timestamp is earlier than the one before (merged captures).
+    pub time_backwards: u64,
+    pub max_backwards_ns: u64,
+    pub flows: u64,
+    pub probes: u64,
+}
+
+pub struct Analyzer {
+    cfg: Config,
+    table: FlowTable<Connection>,
+    next_id: u64,
+    /// Latest record time so far; eviction runs on it so time going back cannot stall it.
+    now: u64,
+    prev_time: Option<u64>,
+    pub stats: Stats,
+}
+
+impl Analyzer {
+    pub fn new(cfg: Config) -> Self {
+        Analyzer {
+            cfg,
+            table: FlowTable::default(),
+            next_id: 1,
+            now: 0,
+            prev_time: None,
+            stats: Stats::default(),
+        }
+    }
+
+    /// A record that held no TCP segment.
+    pub fn skipped(&mut self, time: u64, why: Skip) {
+        self.tick(time);
+        match why {
+            Skip::NotTcp => self.stats.not_tcp += 1,
+            Skip::Fragment => self.stats.fragments += 1,
+            Skip::Truncated => self.stats.truncated_headers += 1,
+        }
+    }
+
+    fn tick(&mut self, time: u64) {
+        self.stats.packets += 1;
+        if let Some(prev) = self.prev_time {
+            if time < prev {
+                self.stats.time_backwards += 1;
+                self.stats.max_backwards_ns = self.stats.max_backwards_ns.max(prev - time);
+            }
+        }
+        self.prev_time = Some(time);
+        self.now = self.now.max(time);
+    }
+
+    /// One decoded TCP segment; `frame` is its 1-based record number.
+    pub fn packet(&mut self, frame: u64, time: u64, pkt: &Packet, sink: &mut impl Sink) {
+        self.tick(time);
+        self.stats.tcp_packets += 1;
+        self.stats.truncated_payloads += pkt.truncated as u64;
+        let (key, side) = FlowKey::of(pkt);
+        if self.cfg.filter.as_ref().is_some_and(|f| !f.matches(&key)) {
+            return;
+        }
+        let fresh = match self.table.get_mut(&key) {
+            Some(c) if c.is_new_connection(side, &pkt.tcp) => {
+                let old = self.table.remove(&key);
+                old.into_iter().for_each(|c| Self::done(c, sink));
+                true
+            }
+            Some(_) => false,
+            None => true,
+        };
+        if fresh {
+            self.table.insert(key, Connection::new(self.next_id, key, frame, time));
+            self.next_id += 1;
+            self.stats.flows += 1;
+        }
+        let Some(conn) = self.table.get_mut(&key) else {
+            return;
+        };
+        let ev = conn.segment(frame, time, side, &pkt.tcp, self.cfg.keep_timeline);
+        self.stats.probes += (ev.kind == Kind::KeepaliveProbe) as u64;
+        if self.cfg.all_segments || ev.kind.is_notable() {
+            sink.segment(&ev);
+        }
+        if self.table.sweep_due(self.now) {
+            self.sweep(sink);
+        }
+    }
+
+    fn sweep(&mut self, sink: &mut impl Sink) {
+        let (now, cfg) = (self.now, &self.cfg);
+        self.table.sweep(
+            now,
+            |c| {
+                let quiet = now.saturating_sub(c.last_time);
+                quiet >= cfg.idle_evict_ns || (c.closed_at.is_some() && quiet >= cfg.closed_evict_ns)
+            },
+            |c| Self::done(c, sink),
+        );
+    }
+
+    fn done(mut c: Connection, sink: &mut impl Sink) {
+        c.finish();
+        sink.flow(c);
+    }
+
+    /// End of input: every remaining flow is reported, in order of first appearance.
+    pub fn finish(&mut self, sink: &mut impl Sink) {
+        let mut rest: Vec<Connection> = self.table.drain().collect();
+        rest.sort_unstable_by_key(|c| c.id);
+        rest.into_iter().for_each(|c| Self::done(c, sink));
+    }
+}
+
+#[cfg(test)]
+mod tests;

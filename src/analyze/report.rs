@@ -1,0 +1,238 @@
+//! The per-flow verdict: who probes, what was answered, the inferred
+//! idle/interval/count, how the connection ended, and what was done wrong.
+
+use super::connection::Connection;
+use super::event::Violation;
+use super::prober::{Last, Prober};
+use super::samples::Samples;
+use crate::flow::Side;
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The last probe was answered and the connection was not closed.
+    Alive,
+    /// The prober gave up after unanswered probes (its RST was seen).
+    TimedOut,
+    /// A RST ended the connection (answering a probe, or otherwise).
+    Reset,
+    /// FIN close.
+    Closed,
+    Unknown,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Alive => "alive",
+            Outcome::TimedOut => "timed_out",
+            Outcome::Reset => "reset",
+            Outcome::Closed => "closed",
+            Outcome::Unknown => "unknown",
+        }
+    }
+}
+
+/// A duration estimate from several observations, in seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Estimate {
+    /// Median of the recent observations.
+    pub s: f64,
+    pub min_s: f64,
+    pub max_s: f64,
+    pub samples: u32,
+}
+
+impl Estimate {
+    fn of(s: &Samples) -> Option<Estimate> {
+        Some(Estimate {
+            s: secs(s.median()?),
+            min_s: secs(s.min()?),
+            max_s: secs(s.max()?),
+            samples: s.len(),
+        })
+    }
+}
+
+pub fn secs(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+/// One side's keepalive as seen on the wire.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProberReport {
+    pub from: String,
+    pub role: &'static str,
+    pub probes: u32,
+    pub one_byte_probes: u32,
+    pub answered: u32,
+    pub unanswered: u32,
+    /// Unanswered probes sent within the peer's 500 ms answer rate limit: not a sign of death.
+    pub unanswered_rate_limited: u32,
+    pub resets: u32,
+    pub zero_window_probes: u32,
+    pub idle: Option<Estimate>,
+    pub interval: Option<Estimate>,
+    /// Unanswered probes before the abort, when the abort was captured.
+    pub count: Option<u32>,
+    /// Longest run of unanswered probes seen: a lower bound on count when no abort was captured.
+    pub count_at_least: u32,
+    pub rtt_ms: Option<RttMs>,
+    pub first_probe_frame: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct RttMs {
+    pub min: f64,
+    pub avg: f64,
+    pub max: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ViolationReport {
+    pub kind: &'static str,
+    pub frame: u64,
+    pub from: String,
+    pub detail: &'static str,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FlowReport {
+    pub flow_id: u64,
+    /// "SRC:PORT > DST:PORT" with the client first when the handshake was seen.
+    pub flow: String,
+    pub client: Option<String>,
+    pub server: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vlan: Vec<u16>,
+    pub first_frame: u64,
+    pub first_time: f64,
+    pub last_time: f64,
+    pub packets: u64,
+    /// "client", "server", "both", "none" (or "a"/"b"/"both" when the handshake was not captured).
+    pub prober: &'static str,
+    pub probes: u32,
+    pub answered: u32,
+    pub unanswered: u32,
+    pub resets: u32,
+    pub zero_window_probes: u32,
+    pub retransmissions: u32,
+    /// The inferred keepalive settings of the (main) prober.
+    pub idle_s: Option<f64>,
+    pub interval_s: Option<f64>,
+    pub count: Option<u32>,
+    pub outcome: Outcome,
+    pub violations: Vec<ViolationReport>,
+    pub violations_total: u32,
+    pub directions: Vec<ProberReport>,
+    pub timestamps_out_of_order: u32,
+}
+
+impl FlowReport {
+    pub fn of(c: &Connection) -> FlowReport {
+        let roles = roles(c);
+        let order = match c.client {
+            Some(Side::Hi) => [Side::Hi, Side::Lo],
+            _ => [Side::Lo, Side::Hi],
+        };
+        let directions: Vec<ProberReport> = order
+            .iter()
+            .filter(|s| c.ka[s.idx()].probes > 0 || c.ka[s.idx()].zw_probes > 0)
+            .map(|&s| prober_report(c, s, roles[s.idx()]))
+            .collect();
+        let probing: Vec<&Prober> = c.ka.iter().filter(|k| k.probes > 0).collect();
+        let main = order.iter().map(|s| &c.ka[s.idx()]).max_by_key(|k| k.probes).filter(|k| k.probes > 0);
+        let sum = |f: fn(&Prober) -> u32| c.ka.iter().map(f).sum::<u32>();
+        let ep = |s: Side| c.key.endpoint(s).to_string();
+        FlowReport {
+            flow_id: c.id,
+            flow: format!("{} > {}", ep(order[0]), ep(order[1])),
+            client: c.client.map(ep),
+            server: c.client.map(|s| ep(s.other())),
+            vlan: c.key.vlan.iter().copied().filter(|v| *v != 0).collect(),
+            first_frame: c.first_frame,
+            first_time: secs(c.first_time),
+            last_time: secs(c.last_time),
+            packets: c.dir[0].packets + c.dir[1].packets,
+            prober: match probing.len() {
+                0 => "none",
+                1 => roles[c.ka.iter().position(|k| k.probes > 0).unwrap_or(0)],
+                _ => "both",
+            },
+            probes: sum(|k| k.probes),
+            answered: sum(|k| k.answered),
+            unanswered: sum(|k| k.unanswered),
+            resets: sum(|k| k.resets),
+            zero_window_probes: sum(|k| k.zw_probes),
+            retransmissions: c.retransmissions,
+            idle_s: main.and_then(|k| k.idle.median()).map(secs),
+            interval_s: main.and_then(|k| k.interval.median()).map(secs),
+            count: main.and_then(|k| k.count),
+            outcome: outcome(c),
+            violations: c.violations.iter().map(|v| violation_report(c, v)).collect(),
+            violations_total: c.violations_total,
+            directions,
+            timestamps_out_of_order: c.time_backwards,
+        }
+    }
+}
+
+fn roles(c: &Connection) -> [&'static str; 2] {
+    match c.client {
+        Some(Side::Lo) => ["client", "server"],
+        Some(Side::Hi) => ["server", "client"],
+        None => ["a", "b"],
+    }
+}
+
+fn prober_report(c: &Connection, s: Side, role: &'static str) -> ProberReport {
+    let k = &c.ka[s.idx()];
+    ProberReport {
+        from: c.key.endpoint(s).to_string(),
+        role,
+        probes: k.probes,
+        one_byte_probes: k.one_byte,
+        answered: k.answered,
+        unanswered: k.unanswered,
+        unanswered_rate_limited: k.unanswered_rate_limited,
+        resets: k.resets,
+        zero_window_probes: k.zw_probes,
+        idle: Estimate::of(&k.idle),
+        interval: Estimate::of(&k.interval),
+        count: k.count,
+        count_at_least: k.longest_run,
+        rtt_ms: match (k.rtt.min(), k.rtt.mean(), k.rtt.max()) {
+            (Some(min), Some(avg), Some(max)) => Some(RttMs {
+                min: min as f64 / 1e6,
+                avg: avg as f64 / 1e6,
+                max: max as f64 / 1e6,
+            }),
+            _ => None,
+        },
+        first_probe_frame: k.first_probe_frame,
+    }
+}
+
+fn violation_report(c: &Connection, v: &Violation) -> ViolationReport {
+    ViolationReport {
+        kind: v.kind.as_str(),
+        frame: v.frame,
+        from: c.key.endpoint(v.side).to_string(),
+        detail: v.kind.meaning(),
+    }
+}
+
+fn outcome(c: &Connection) -> Outcome {
+    if c.ka.iter().any(|k| k.last == Last::Aborted) {
+        Outcome::TimedOut
+    } else if c.dir.iter().any(|d| d.rst) {
+        Outcome::Reset
+    } else if c.dir.iter().any(|d| d.fin) {
+        Outcome::Closed
+    } else if c.ka.iter().any(|k| k.last == Last::Answered) {
+        Outcome::Alive
+    } else {
+        Outcome::Unknown
+    }
+}

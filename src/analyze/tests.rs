@@ -1,0 +1,298 @@
+//! The analyzer end to end on synthetic sessions: frames built byte for byte,
+//! decoded, classified.
+
+use super::*;
+use crate::decode::{decode, LinkType};
+use crate::synth::{End, End::Client, End::Server, Session};
+
+const MS: u64 = 1_000_000;
+const S: u64 = 1_000_000_000;
+
+#[derive(Default)]
+struct Collect {
+    segs: Vec<SegmentEvent>,
+    flows: Vec<Connection>,
+}
+
+impl Sink for Collect {
+    fn segment(&mut self, ev: &SegmentEvent) {
+        self.segs.push(*ev);
+    }
+    fn flow(&mut self, conn: Connection) {
+        self.flows.push(conn);
+    }
+}
+
+struct Run {
+    s: Session,
+    an: Analyzer,
+    out: Collect,
+    frame: u64,
+    t: u64,
+}
+
+impl Run {
+    fn new() -> Run {
+        Self::with_isns(1000, 5000)
+    }
+
+    fn with_isns(c: u32, s: u32) -> Run {
+        let s = Session::new("10.0.0.1:40000".parse().unwrap(), "10.0.0.2:80".parse().unwrap(), c, s);
+        Run { s, an: Analyzer::new(Config { keep_timeline: true, ..Config::default() }), out: Collect::default(), frame: 0, t: 1_700_000_000 * S }
+    }
+
+    fn feed(&mut self, after: u64, frame: &[u8]) {
+        self.t += after;
+        self.frame += 1;
+        let p = decode(LinkType::Ethernet, frame).expect("synthetic frame decodes");
+        self.an.packet(self.frame, self.t, &p, &mut self.out);
+    }
+
+    /// Handshake and one request/response, all acknowledged.
+    fn open(&mut self) {
+        for f in self.s.handshake().unwrap() {
+            self.feed(MS, &f);
+        }
+        self.exchange();
+    }
+
+    fn exchange(&mut self) {
+        let f = self.s.data(Client, b"hello").unwrap().to_vec();
+        self.feed(MS, &f);
+        let f = self.s.data(Server, b"world!").unwrap().to_vec();
+        self.feed(MS, &f);
+        let f = self.s.ack(Client).unwrap().to_vec();
+        self.feed(MS, &f);
+    }
+
+    fn step(&mut self, after: u64, make: impl FnOnce(&mut Session) -> Vec<u8>) {
+        let f = make(&mut self.s);
+        self.feed(after, &f);
+    }
+
+    fn probe(&mut self, after: u64, e: End, len: usize) {
+        self.step(after, |s| s.probe(e, &[0u8; 1][..len]).unwrap().to_vec());
+    }
+
+    fn answer(&mut self, after: u64, e: End) {
+        self.step(after, |s| s.probe_ack(e, false).unwrap().to_vec());
+    }
+
+    fn finish(mut self) -> (Vec<Kind>, Vec<SegmentEvent>, Vec<FlowReport>) {
+        self.an.finish(&mut self.out);
+        let kinds = self.out.segs.iter().map(|e| e.kind).collect();
+        let reports = self.out.flows.iter().map(FlowReport::of).collect();
+        (kinds, self.out.segs, reports)
+    }
+}
+
+use Kind::*;
+
+#[test]
+fn answered_zero_byte_probes() {
+    let mut r = Run::new();
+    r.open();
+    for _ in 0..3 {
+        r.probe(30 * S, Client, 0);
+        r.answer(2 * MS, Server);
+    }
+    let (kinds, segs, flows) = r.finish();
+    assert_eq!(kinds, [KeepaliveProbe, KeepaliveAck].repeat(3));
+    assert_eq!(segs[1].answers, Some(segs[0].frame));
+    assert_eq!(segs[1].rtt, Some(2 * MS));
+    let f = &flows[0];
+    assert_eq!((f.prober, f.probes, f.answered, f.unanswered), ("client", 3, 3, 0));
+    assert_eq!(f.outcome, Outcome::Alive);
+    // Idle counts from the last segment received: the previous answer.
+    assert_eq!(f.idle_s, Some(30.0));
+    assert!(f.violations.is_empty(), "{:?}", f.violations);
+}
+
+#[test]
+fn blackholed_peer_gets_count_probes_then_abort() {
+    let mut r = Run::new();
+    r.open();
+    r.probe(10 * S, Client, 0);
+    r.probe(2 * S, Client, 0);
+    r.probe(2 * S, Client, 0);
+    r.step(2 * S, |s| s.abort(Client).unwrap().to_vec());
+    let (kinds, _, flows) = r.finish();
+    assert_eq!(kinds, [KeepaliveProbe, KeepaliveProbe, KeepaliveProbe, KeepaliveAbort]);
+    let f = &flows[0];
+    assert_eq!((f.probes, f.answered, f.unanswered, f.count), (3, 0, 3, Some(3)));
+    // The client last received the server's data, 1 ms before its own ACK.
+    assert_eq!(f.idle_s, Some(10.001));
+    assert_eq!(f.interval_s, Some(2.0));
+    assert_eq!(f.outcome, Outcome::TimedOut);
+    let e = Expectations::parse("idle=10s,interval=2s,count=3,outcome=timed_out").unwrap();
+    assert!(e.check(f).is_empty(), "{:?}", e.check(f));
+    let e = Expectations::parse("idle=30s,count=5").unwrap();
+    assert_eq!(e.check(f).len(), 2, "{:?}", e.check(f));
+}
+
+#[test]
+fn rebooted_peer_answers_with_rst() {
+    let mut r = Run::new();
+    r.open();
+    r.probe(10 * S, Client, 0);
+    r.step(MS, |s| s.reset_unknown(Server).unwrap().to_vec());
+    let (kinds, segs, flows) = r.finish();
+    assert_eq!(kinds, [KeepaliveProbe, KeepaliveRst]);
+    assert_eq!(segs[1].answers, Some(segs[0].frame));
+    assert_eq!(flows[0].outcome, Outcome::Reset);
+    assert_eq!(flows[0].resets, 1);
+}
+
+#[test]
+fn one_byte_probes_answered_with_dsack() {
+    let mut r = Run::new();
+    r.open();
+    for _ in 0..2 {
+        r.probe(10 * S, Client, 1);
+        r.step(MS, |s| s.probe_ack(Server, true).unwrap().to_vec());
+    }
+    let (kinds, segs, flows) = r.finish();
+    assert_eq!(kinds, [KeepaliveProbe, KeepaliveAck].repeat(2));
+    assert!(segs[1].dsack);
+    assert_eq!(flows[0].directions[0].one_byte_probes, 2);
+}
+
+#[test]
+fn one_byte_retransmission_is_not_a_probe() {
+    let mut r = Run::new();
+    r.open();
+    r.step(10 * S, |s| s.data(Client, b"x").unwrap().to_vec());
+    for _ in 0..3 {
+        r.step(S, |s| s.retransmit(Client, b"x").unwrap().to_vec());
+    }
+    let (kinds, _, flows) = r.finish();
+    assert_eq!(kinds, [Retransmission; 3]);
+    assert_eq!((flows[0].probes, flows[0].retransmissions), (0, 3));
+}
+
+#[test]
+fn zero_window_probes_are_not_keepalive() {
+    let mut r = Run::new();
+    r.open();
+    r.s.set_window(Server, 0);
+    r.step(MS, |s| s.data(Client, &[1; 100]).unwrap().to_vec());
+    r.step(MS, |s| s.ack(Server).unwrap().to_vec());
+    for _ in 0..2 {
+        r.probe(S, Client, 0);
+        r.answer(MS, Server);
+    }
+    let (kinds, _, flows) = r.finish();
+    assert_eq!(kinds, [ZeroWindowProbe, ZeroWindowAck].repeat(2));
+    assert_eq!((flows[0].probes, flows[0].zero_window_probes), (0, 2));
+}
+
+#[test]
+fn answer_with_changed_window_is_still_a_keepalive_ack() {
+    let mut r = Run::new();
+    r.open();
+    r.probe(10 * S, Client, 0);
+    r.s.set_window(Server, 9000);
+    r.answer(MS, Server);
+    let (kinds, segs, _) = r.finish();
+    assert_eq!(kinds, [KeepaliveProbe, KeepaliveAck]);
+    assert_ne!(segs[1].window, segs[0].peer_window.unwrap());
+}
+
+#[test]
+fn sequence_numbers_crossing_2_pow_32() {
+    let mut r = Run::with_isns(u32::MAX - 3, u32::MAX - 1);
+    r.open(); // both directions' data crosses the wrap
+    assert!(r.s.next_seq(Client).0 < 100 && r.s.next_seq(Server).0 < 100);
+    r.probe(10 * S, Client, 0);
+    r.answer(MS, Server);
+    r.probe(10 * S, Server, 1);
+    r.step(MS, |s| s.probe_ack(Client, true).unwrap().to_vec());
+    let (kinds, _, flows) = r.finish();
+    assert_eq!(kinds, [KeepaliveProbe, KeepaliveAck].repeat(2));
+    assert_eq!(flows[0].prober, "both");
+}
+
+#[test]
+fn empty_segment_after_unacked_byte_is_not_a_probe() {
+    // Telnet-style: one byte of data, then an empty PSH/ACK at the same seq
+    // before the byte is acknowledged (Wireshark calls it Keep-Alive).
+    let mut r = Run::new();
+    r.open();
+    r.step(S, |s| s.data(Client, b"l").unwrap().to_vec());
+    r.step(MS, |s| s.retransmit(Client, b"").unwrap().to_vec());
+    let (kinds, _, flows) = r.finish();
+    assert!(kinds.is_empty(), "{kinds:?}");
+    assert_eq!(flows[0].probes, 0);
+}
+
+#[test]
+fn probe_faults_are_reported() {
+    let mut r = Run::new();
+    r.open();
+    r.probe(10 * S, Client, 0);
+    r.probe(100 * MS, Client, 0); // inside the peer's 500 ms rate limit
+    r.s.timestamps = false;
+    r.probe(S, Client, 0); // no TSopt although negotiated
+    let (_, _, flows) = r.finish();
+    let kinds: Vec<&str> = flows[0].violations.iter().map(|v| v.kind).collect();
+    assert_eq!(kinds, ["probe_within_rate_limit", "probe_without_timestamp"]);
+    assert_eq!(flows[0].directions[0].unanswered_rate_limited, 1);
+}
+
+#[test]
+fn reused_tuple_with_new_syn_is_a_new_connection() {
+    let mut r = Run::new();
+    r.open();
+    r.step(MS, |s| s.fin(Client).unwrap().to_vec());
+    r.step(MS, |s| s.fin(Server).unwrap().to_vec());
+    r.s = Session::new("10.0.0.1:40000".parse().unwrap(), "10.0.0.2:80".parse().unwrap(), 777_777, 888_888);
+    r.open();
+    r.probe(10 * S, Client, 0);
+    r.answer(MS, Server);
+    let (_, _, flows) = r.finish();
+    assert_eq!(flows.len(), 2);
+    assert_eq!(flows[0].outcome, Outcome::Closed);
+    assert_eq!((flows[1].probes, flows[1].outcome), (1, Outcome::Alive));
+}
+
+#[test]
+fn timestamps_going_backwards_are_counted_not_fatal() {
+    let mut r = Run::new();
+    r.open();
+    r.probe(10 * S, Client, 0);
+    r.t -= 5 * S;
+    r.answer(0, Server);
+    let stats = r.an.stats;
+    let (kinds, _, flows) = r.finish();
+    assert_eq!(kinds, [KeepaliveProbe, KeepaliveAck]);
+    assert_eq!(stats.time_backwards, 1);
+    assert_eq!(flows[0].timestamps_out_of_order, 1);
+}
+
+#[test]
+fn capture_starting_mid_flow_still_finds_probes() {
+    let mut r = Run::new();
+    r.open();
+    // Forget everything: a new analyzer sees only what follows.
+    r.an = Analyzer::new(Config::default());
+    r.out = Collect::default();
+    r.step(MS, |s| s.ack(Server).unwrap().to_vec());
+    r.probe(10 * S, Client, 0);
+    r.answer(MS, Server);
+    r.probe(10 * S, Client, 0);
+    r.answer(MS, Server);
+    let (kinds, _, flows) = r.finish();
+    assert_eq!(kinds, [KeepaliveProbe, KeepaliveAck].repeat(2));
+    assert_eq!(flows[0].prober, "a");
+}
+
+#[test]
+fn idle_flows_are_evicted_and_reported_while_streaming() {
+    let mut r = Run::new();
+    r.open();
+    let other = Session::new("10.0.0.9:1".parse().unwrap(), "10.0.0.2:80".parse().unwrap(), 1, 1);
+    r.s = other;
+    r.feed(11 * 3600 * S, &r.s.clone().handshake().unwrap()[0]);
+    r.feed(61 * S, &r.s.clone().handshake().unwrap()[0]);
+    assert_eq!(r.out.flows.len(), 1, "the first flow is reported before the end");
+}
