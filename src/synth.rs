@@ -33,7 +33,12 @@ pub struct Session {
 
 impl Session {
     pub fn new(client: SocketAddr, server: SocketAddr, client_isn: u32, server_isn: u32) -> Self {
-        let end = |addr, isn| EndState { addr, nxt: Seq(isn), tsval: isn.rotate_left(7), window: 502 };
+        let end = |addr, isn| EndState {
+            addr,
+            nxt: Seq(isn),
+            tsval: isn.rotate_left(7),
+            window: 502,
+        };
         Session {
             ends: [end(client, client_isn), end(server, server_isn)],
             timestamps: true,
@@ -62,11 +67,26 @@ impl Session {
 
     /// Builds one segment from `e` and returns its frame; `seq` defaults to SND.NXT.
     #[allow(clippy::too_many_arguments)]
-    fn emit(&mut self, e: End, flags: u8, seq: Option<Seq>, ack: Option<Seq>, payload: &[u8], sack: &[(Seq, Seq)], syn_opts: bool) -> Result<&[u8], BuildError> {
+    fn emit(
+        &mut self,
+        e: End,
+        flags: u8,
+        seq: Option<Seq>,
+        ack: Option<Seq>,
+        payload: &[u8],
+        sack: &[(Seq, Seq)],
+        syn_opts: bool,
+    ) -> Result<&[u8], BuildError> {
         let (me, peer) = Self::idx(e);
         self.ends[me].tsval = self.ends[me].tsval.wrapping_add(1);
         let (m, p) = (self.ends[me], self.ends[peer]);
-        let mut spec = SegmentSpec::new(m.addr, p.addr, seq.unwrap_or(m.nxt), ack.unwrap_or(p.nxt), flags);
+        let mut spec = SegmentSpec::new(
+            m.addr,
+            p.addr,
+            seq.unwrap_or(m.nxt),
+            ack.unwrap_or(p.nxt),
+            flags,
+        );
         spec.window = m.window;
         spec.payload = payload;
         spec.vlan = &self.vlan;
@@ -86,11 +106,25 @@ impl Session {
 
     /// The three segments of the handshake, in order.
     pub fn handshake(&mut self) -> Result<[Vec<u8>; 3], BuildError> {
-        let syn = self.emit(End::Client, Flags::SYN, None, Some(Seq(0)), &[], &[], true)?.to_vec();
+        let syn = self
+            .emit(End::Client, Flags::SYN, None, Some(Seq(0)), &[], &[], true)?
+            .to_vec();
         self.ends[0].nxt = self.ends[0].nxt.add(1);
-        let synack = self.emit(End::Server, Flags::SYN | Flags::ACK, None, None, &[], &[], true)?.to_vec();
+        let synack = self
+            .emit(
+                End::Server,
+                Flags::SYN | Flags::ACK,
+                None,
+                None,
+                &[],
+                &[],
+                true,
+            )?
+            .to_vec();
         self.ends[1].nxt = self.ends[1].nxt.add(1);
-        let ack = self.emit(End::Client, Flags::ACK, None, None, &[], &[], false)?.to_vec();
+        let ack = self
+            .emit(End::Client, Flags::ACK, None, None, &[], &[], false)?
+            .to_vec();
         Ok([syn, synack, ack])
     }
 
@@ -99,7 +133,15 @@ impl Session {
         let (me, _) = Self::idx(e);
         let seq = self.ends[me].nxt;
         self.ends[me].nxt = seq.add(payload.len() as u32);
-        self.emit(e, Flags::PSH | Flags::ACK, Some(seq), None, payload, &[], false)
+        self.emit(
+            e,
+            Flags::PSH | Flags::ACK,
+            Some(seq),
+            None,
+            payload,
+            &[],
+            false,
+        )
     }
 
     /// A pure ACK of everything the peer sent.
@@ -116,7 +158,15 @@ impl Session {
     /// Resends the last `n` bytes `e` sent (a retransmission of unacknowledged data).
     pub fn retransmit(&mut self, e: End, payload: &[u8]) -> Result<&[u8], BuildError> {
         let seq = self.next_seq(e).sub(payload.len() as u32);
-        self.emit(e, Flags::PSH | Flags::ACK, Some(seq), None, payload, &[], false)
+        self.emit(
+            e,
+            Flags::PSH | Flags::ACK,
+            Some(seq),
+            None,
+            payload,
+            &[],
+            false,
+        )
     }
 
     /// The answer to a probe from the other end; with `dsack`, the D-SACK block a

@@ -13,10 +13,16 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
     let mut total: u64 = 0;
     let mut rest = t;
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let unit_end = rest[num_end..].find(|c: char| c.is_ascii_digit() || c == '.').map_or(rest.len(), |i| num_end + i);
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let unit_end = rest[num_end..]
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .map_or(rest.len(), |i| num_end + i);
         let (num, unit) = (&rest[..num_end], &rest[num_end..unit_end]);
-        let v: f64 = num.parse().map_err(|_| format!("'{s}' is not a duration (try 500ms, 75s, 2h)"))?;
+        let v: f64 = num
+            .parse()
+            .map_err(|_| format!("'{s}' is not a duration (try 500ms, 75s, 2h)"))?;
         let scale = match unit {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
@@ -27,7 +33,9 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
             "d" => 86400e9,
             _ => return Err(format!("'{s}': unknown unit '{unit}' (use ms, s, m, h)")),
         };
-        total = total.checked_add(to_ns(v, scale, s)?).ok_or_else(|| format!("'{s}' is too long"))?;
+        total = total
+            .checked_add(to_ns(v, scale, s)?)
+            .ok_or_else(|| format!("'{s}' is too long"))?;
         rest = &rest[unit_end..];
     }
     Ok(total)
@@ -45,7 +53,11 @@ fn to_ns(v: f64, scale: f64, s: &str) -> Result<u64, String> {
 pub fn format_duration(ns: u64) -> String {
     let ms = ns as f64 / 1e6;
     if ms < 1000.0 {
-        return if ms < 10.0 { format!("{ms:.3}ms") } else { format!("{ms:.0}ms") };
+        return if ms < 10.0 {
+            format!("{ms:.3}ms")
+        } else {
+            format!("{ms:.0}ms")
+        };
     }
     let s = ns as f64 / 1e9;
     if s < 60.0 {

@@ -10,7 +10,13 @@ use crate::wire::Segment;
 
 /// Names `seg`, sent by `from` to `to`. `to_pending` is the probe `to` is
 /// waiting on an answer for; `from_pending` the one `from` is.
-pub fn classify(seg: &Segment, from: &Direction, to: &Direction, from_pending: Option<&Pending>, to_pending: Option<&Pending>) -> Kind {
+pub fn classify(
+    seg: &Segment,
+    from: &Direction,
+    to: &Direction,
+    from_pending: Option<&Pending>,
+    to_pending: Option<&Pending>,
+) -> Kind {
     let f = seg.flags;
     if f.syn() {
         return Kind::Handshake;
@@ -33,7 +39,11 @@ pub fn classify(seg: &Segment, from: &Direction, to: &Direction, from_pending: O
         // (when known) comes from the sender's current sequence number.
         let current = !from.seen || seg.seq == from.next_seq;
         if len == 0 && f.ack() && seg.ack == p.seq.add(1) && current {
-            return if p.zero_window { Kind::ZeroWindowAck } else { Kind::KeepaliveAck };
+            return if p.zero_window {
+                Kind::ZeroWindowAck
+            } else {
+                Kind::KeepaliveAck
+            };
         }
     }
     if len <= 1 {
@@ -41,10 +51,19 @@ pub fn classify(seg: &Segment, from: &Direction, to: &Direction, from_pending: O
             // One byte behind the last byte the receiver acknowledged: a duplicate
             // that must be answered. Window 0 makes it a zero-window probe.
             Some(acked) if seg.seq.add(1) == acked => {
-                return if to.window == Some(0) { Kind::ZeroWindowProbe } else { Kind::KeepaliveProbe };
+                return if to.window == Some(0) {
+                    Kind::ZeroWindowProbe
+                } else {
+                    Kind::KeepaliveProbe
+                };
             }
             // The byte at SND.NXT − 1 was never acknowledged: data, resent.
-            Some(acked) if len == 1 && from.seen && seg.seq.add(1) == from.next_seq && acked.before(from.next_seq) => {
+            Some(acked)
+                if len == 1
+                    && from.seen
+                    && seg.seq.add(1) == from.next_seq
+                    && acked.before(from.next_seq) =>
+            {
                 return Kind::Retransmission;
             }
             // Nothing acknowledged by the receiver yet (capture began mid-flow, or
@@ -59,4 +78,3 @@ pub fn classify(seg: &Segment, from: &Direction, to: &Direction, from_pending: O
         Kind::Ack
     }
 }
-

@@ -77,11 +77,20 @@ impl Connection {
 
     /// A SYN without ACK that starts a new connection on this 4-tuple.
     pub fn is_new_connection(&self, side: Side, seg: &Segment) -> bool {
-        seg.flags.syn() && !seg.flags.ack() && self.dir[side.idx()].syn.is_none_or(|s| s.isn != seg.seq)
+        seg.flags.syn()
+            && !seg.flags.ack()
+            && self.dir[side.idx()].syn.is_none_or(|s| s.isn != seg.seq)
     }
 
     /// Classifies `seg` and updates all state. `keep_timeline` stores notable events.
-    pub fn segment(&mut self, frame: u64, time: u64, side: Side, seg: &Segment, keep_timeline: bool) -> SegmentEvent {
+    pub fn segment(
+        &mut self,
+        frame: u64,
+        time: u64,
+        side: Side,
+        seg: &Segment,
+        keep_timeline: bool,
+    ) -> SegmentEvent {
         let (s, o) = (side.idx(), side.other().idx());
         if time < self.last_time {
             self.time_backwards += 1;
@@ -92,7 +101,13 @@ impl Connection {
         }
         // Copies: the state before this segment, while `self` is updated.
         let (from, to) = (self.dir[s], self.dir[o]);
-        let kind = classify(seg, &from, &to, self.ka[s].pending.as_ref(), self.ka[o].pending.as_ref());
+        let kind = classify(
+            seg,
+            &from,
+            &to,
+            self.ka[s].pending.as_ref(),
+            self.ka[o].pending.as_ref(),
+        );
         let mut ev = SegmentEvent {
             frame,
             time,
@@ -105,9 +120,18 @@ impl Connection {
             ack: seg.ack,
             len: seg.payload_len,
             flags: seg.flags,
-            window: (seg.window as u32) << if seg.flags.syn() { 0 } else { self.wshift(side) },
+            window: (seg.window as u32)
+                << if seg.flags.syn() {
+                    0
+                } else {
+                    self.wshift(side)
+                },
             rel_seq: from.relative(seg.seq),
-            rel_ack: if seg.flags.ack() { to.relative(seg.ack) } else { None },
+            rel_ack: if seg.flags.ack() {
+                to.relative(seg.ack)
+            } else {
+                None
+            },
             answers: None,
             rtt: None,
             dsack: false,
@@ -124,7 +148,15 @@ impl Connection {
                     self.check_probe(frame, time, side, seg);
                 }
                 let last_received = to.seen.then_some(to.last_time);
-                let p = self.ka[s].probe(frame, time, seg.seq, seg.ack, seg.payload_len, zero_window, last_received);
+                let p = self.ka[s].probe(
+                    frame,
+                    time,
+                    seg.seq,
+                    seg.ack,
+                    seg.payload_len,
+                    zero_window,
+                    last_received,
+                );
                 if p.rate_limited {
                     self.violate(ViolationKind::WithinRateLimit, frame, time, side);
                 }
@@ -133,7 +165,11 @@ impl Connection {
                 if let Some(p) = self.ka[o].answer(time) {
                     ev.answers = Some(p.frame);
                     ev.rtt = Some(time.saturating_sub(p.time));
-                    ev.dsack = seg.options.sack_blocks().first().is_some_and(|b| b.0 == p.seq && !b.1.after(seg.ack));
+                    ev.dsack = seg
+                        .options
+                        .sack_blocks()
+                        .first()
+                        .is_some_and(|b| b.0 == p.seq && !b.1.after(seg.ack));
                 }
             }
             Kind::KeepaliveRst => {
@@ -145,7 +181,12 @@ impl Connection {
             Kind::KeepaliveAbort => self.ka[s].abort(),
             Kind::Retransmission => self.retransmissions += 1,
             Kind::Handshake | Kind::Data | Kind::Ack | Kind::Fin | Kind::Rst => {
-                if kind == Kind::Data && seg.payload_len >= 2 && to.acked == Some(seg.seq.add(1)) && to.seen && time.saturating_sub(to.last_time) >= MIN_IDLE_NS {
+                if kind == Kind::Data
+                    && seg.payload_len >= 2
+                    && to.acked == Some(seg.seq.add(1))
+                    && to.seen
+                    && time.saturating_sub(to.last_time) >= MIN_IDLE_NS
+                {
                     self.violate(ViolationKind::PayloadTooLong, frame, time, side);
                 }
                 // The side is alive: the other side's keepalive starts over.
@@ -190,7 +231,12 @@ impl Connection {
     fn violate(&mut self, kind: ViolationKind, frame: u64, time: u64, side: Side) {
         self.violations_total += 1;
         if self.violations.len() < MAX_VIOLATIONS {
-            self.violations.push(Violation { kind, frame, time, side });
+            self.violations.push(Violation {
+                kind,
+                frame,
+                time,
+                side,
+            });
         }
     }
 
@@ -201,6 +247,8 @@ impl Connection {
 
     /// Any keepalive or zero-window activity, or a look-alike worth reporting.
     pub fn is_notable(&self) -> bool {
-        self.ka.iter().any(|k| k.probes > 0 || k.zw_probes > 0) || self.retransmissions > 0 || self.violations_total > 0
+        self.ka.iter().any(|k| k.probes > 0 || k.zw_probes > 0)
+            || self.retransmissions > 0
+            || self.violations_total > 0
     }
 }

@@ -30,33 +30,56 @@ impl Expectations {
             abs_tolerance_ns: DEFAULT_ABS_TOLERANCE_NS,
         };
         for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            let (k, v) = item.split_once('=').ok_or_else(|| format!("'{item}' is not KEY=VALUE"))?;
+            let (k, v) = item
+                .split_once('=')
+                .ok_or_else(|| format!("'{item}' is not KEY=VALUE"))?;
             let dur = |v: &str| parse_duration(v).map_err(|e| format!("{k}: {e}"));
             match k.trim() {
                 "idle" => e.idle_ns = Some(dur(v)?),
                 "interval" | "intvl" => e.interval_ns = Some(dur(v)?),
-                "count" | "cnt" | "probes" => e.count = Some(v.trim().parse().map_err(|_| format!("count: '{v}' is not a whole number"))?),
+                "count" | "cnt" | "probes" => {
+                    e.count = Some(
+                        v.trim()
+                            .parse()
+                            .map_err(|_| format!("count: '{v}' is not a whole number"))?,
+                    )
+                }
                 "outcome" => {
-                    e.outcome = Some(match v.trim() {
-                        "alive" => Outcome::Alive,
-                        "timed_out" | "dead" => Outcome::TimedOut,
-                        "reset" => Outcome::Reset,
-                        "closed" => Outcome::Closed,
-                        "unknown" => Outcome::Unknown,
-                        o => return Err(format!("outcome: '{o}' is not alive, timed_out, reset, closed or unknown")),
-                    })
+                    e.outcome =
+                        Some(match v.trim() {
+                            "alive" => Outcome::Alive,
+                            "timed_out" | "dead" => Outcome::TimedOut,
+                            "reset" => Outcome::Reset,
+                            "closed" => Outcome::Closed,
+                            "unknown" => Outcome::Unknown,
+                            o => return Err(format!(
+                                "outcome: '{o}' is not alive, timed_out, reset, closed or unknown"
+                            )),
+                        })
                 }
                 "tolerance" | "tol" => match v.trim().strip_suffix('%') {
-                    Some(p) => e.rel_tolerance = p.trim().parse::<f64>().map_err(|_| format!("tolerance: '{v}' is not a percentage"))? / 100.0,
+                    Some(p) => {
+                        e.rel_tolerance = p
+                            .trim()
+                            .parse::<f64>()
+                            .map_err(|_| format!("tolerance: '{v}' is not a percentage"))?
+                            / 100.0
+                    }
                     None => {
                         e.abs_tolerance_ns = dur(v)?;
                         e.rel_tolerance = 0.0;
                     }
                 },
-                other => return Err(format!("unknown expectation '{other}' (use idle, interval, count, outcome, tolerance)")),
+                other => return Err(format!(
+                    "unknown expectation '{other}' (use idle, interval, count, outcome, tolerance)"
+                )),
             }
         }
-        if e.idle_ns.is_none() && e.interval_ns.is_none() && e.count.is_none() && e.outcome.is_none() {
+        if e.idle_ns.is_none()
+            && e.interval_ns.is_none()
+            && e.count.is_none()
+            && e.outcome.is_none()
+        {
             return Err("nothing to expect (use idle=, interval=, count=, outcome=)".into());
         }
         Ok(e)
@@ -71,18 +94,42 @@ impl Expectations {
     pub fn check(&self, r: &FlowReport) -> Vec<String> {
         let mut out = Vec::new();
         let keepalive = r.probes > 0;
-        if !keepalive && (self.idle_ns.is_some() || self.interval_ns.is_some() || self.count.is_some()) {
+        if !keepalive
+            && (self.idle_ns.is_some() || self.interval_ns.is_some() || self.count.is_some())
+        {
             out.push("no keepalive probes in this flow".to_string());
         }
-        let mut duration = |name: &str, want: Option<u64>, got: Option<f64>, unseen: &str| match (want, got) {
-            (Some(w), Some(g)) if !self.close_enough(g, w) => out.push(format!("{name}: expected {}, measured {}", format_duration(w), format_duration((g * 1e9) as u64))),
-            (Some(_), None) if keepalive => out.push(format!("{name}: not observed ({unseen})")),
-            _ => {}
-        };
-        duration("idle", self.idle_ns, r.idle_s, "no probe followed a received segment");
-        duration("interval", self.interval_ns, r.interval_s, "no unanswered probe was followed by another");
+        let mut duration =
+            |name: &str, want: Option<u64>, got: Option<f64>, unseen: &str| match (want, got) {
+                (Some(w), Some(g)) if !self.close_enough(g, w) => out.push(format!(
+                    "{name}: expected {}, measured {}",
+                    format_duration(w),
+                    format_duration((g * 1e9) as u64)
+                )),
+                (Some(_), None) if keepalive => {
+                    out.push(format!("{name}: not observed ({unseen})"))
+                }
+                _ => {}
+            };
+        duration(
+            "idle",
+            self.idle_ns,
+            r.idle_s,
+            "no probe followed a received segment",
+        );
+        duration(
+            "interval",
+            self.interval_ns,
+            r.interval_s,
+            "no unanswered probe was followed by another",
+        );
         if let (Some(want), true) = (self.count, keepalive) {
-            let least = r.directions.iter().map(|d| d.count_at_least).max().unwrap_or(0);
+            let least = r
+                .directions
+                .iter()
+                .map(|d| d.count_at_least)
+                .max()
+                .unwrap_or(0);
             match r.count {
                 Some(got) if got != want => out.push(format!("count: expected {want}, measured {got} unanswered probes before the abort")),
                 Some(_) => {}
@@ -92,7 +139,11 @@ impl Expectations {
         }
         if let Some(want) = self.outcome {
             if r.outcome != want {
-                out.push(format!("outcome: expected {}, was {}", want.as_str(), r.outcome.as_str()));
+                out.push(format!(
+                    "outcome: expected {}, was {}",
+                    want.as_str(),
+                    r.outcome.as_str()
+                ));
             }
         }
         out
@@ -106,11 +157,21 @@ mod tests {
     #[test]
     fn parses_expectations() {
         let e = Expectations::parse("idle=30s,interval=5s,count=3").unwrap();
-        assert_eq!((e.idle_ns, e.interval_ns, e.count), (Some(30_000_000_000), Some(5_000_000_000), Some(3)));
+        assert_eq!(
+            (e.idle_ns, e.interval_ns, e.count),
+            (Some(30_000_000_000), Some(5_000_000_000), Some(3))
+        );
         let e = Expectations::parse("outcome=alive,tolerance=5%").unwrap();
         assert_eq!(e.outcome, Some(Outcome::Alive));
         assert!((e.rel_tolerance - 0.05).abs() < 1e-9);
-        for bad in ["", "idle", "idle=soon", "count=x", "color=red", "outcome=maybe"] {
+        for bad in [
+            "",
+            "idle",
+            "idle=soon",
+            "count=x",
+            "color=red",
+            "outcome=maybe",
+        ] {
             assert!(Expectations::parse(bad).is_err(), "{bad}");
         }
     }

@@ -19,24 +19,36 @@ impl EndpointPattern {
     fn parse(s: &str) -> Result<EndpointPattern, String> {
         let s = s.trim();
         let bad = || format!("'{s}' is not HOST, HOST:PORT, :PORT or [IPv6]:PORT");
-        let port = |p: &str| p.parse::<u16>().map_err(|_| format!("'{p}' is not a port number"));
+        let port = |p: &str| {
+            p.parse::<u16>()
+                .map_err(|_| format!("'{p}' is not a port number"))
+        };
         if let Some(rest) = s.strip_prefix('[') {
             let (host, tail) = rest.split_once(']').ok_or_else(bad)?;
             let addr = Some(host.parse().map_err(|_| bad())?);
             return match tail {
                 "" => Ok(EndpointPattern { addr, port: None }),
-                t => Ok(EndpointPattern { addr, port: Some(port(t.strip_prefix(':').ok_or_else(bad)?)?) }),
+                t => Ok(EndpointPattern {
+                    addr,
+                    port: Some(port(t.strip_prefix(':').ok_or_else(bad)?)?),
+                }),
             };
         }
         if let Ok(addr) = s.parse::<IpAddr>() {
-            return Ok(EndpointPattern { addr: Some(addr), port: None });
+            return Ok(EndpointPattern {
+                addr: Some(addr),
+                port: None,
+            });
         }
         let (host, p) = s.rsplit_once(':').ok_or_else(bad)?;
         let addr = match host {
             "" => None,
             h => Some(h.parse().map_err(|_| bad())?),
         };
-        Ok(EndpointPattern { addr, port: Some(port(p)?) })
+        Ok(EndpointPattern {
+            addr,
+            port: Some(port(p)?),
+        })
     }
 }
 
@@ -62,7 +74,9 @@ impl FlowFilter {
     pub fn matches(&self, k: &FlowKey) -> bool {
         match self.patterns.as_slice() {
             [p] => p.matches(&k.lo) || p.matches(&k.hi),
-            [p, q] => (p.matches(&k.lo) && q.matches(&k.hi)) || (p.matches(&k.hi) && q.matches(&k.lo)),
+            [p, q] => {
+                (p.matches(&k.lo) && q.matches(&k.hi)) || (p.matches(&k.hi) && q.matches(&k.lo))
+            }
             _ => false,
         }
     }
@@ -75,15 +89,29 @@ mod tests {
     fn key(a: &str, b: &str) -> FlowKey {
         let ep = |s: &str| {
             let sa: std::net::SocketAddr = s.parse().unwrap();
-            Endpoint { addr: sa.ip(), port: sa.port() }
+            Endpoint {
+                addr: sa.ip(),
+                port: sa.port(),
+            }
         };
-        FlowKey { lo: ep(a), hi: ep(b), vlan: [0, 0] }
+        FlowKey {
+            lo: ep(a),
+            hi: ep(b),
+            vlan: [0, 0],
+        }
     }
 
     #[test]
     fn matches_hosts_ports_and_pairs() {
         let k = key("10.0.0.1:40000", "10.0.0.2:80");
-        for yes in ["10.0.0.2", ":80", "10.0.0.1:40000", "10.0.0.2:80-10.0.0.1:40000", "10.0.0.1:40000 > 10.0.0.2:80", ":80,:40000"] {
+        for yes in [
+            "10.0.0.2",
+            ":80",
+            "10.0.0.1:40000",
+            "10.0.0.2:80-10.0.0.1:40000",
+            "10.0.0.1:40000 > 10.0.0.2:80",
+            ":80,:40000",
+        ] {
             assert!(FlowFilter::parse(yes).unwrap().matches(&k), "{yes}");
         }
         for no in ["10.0.0.3", ":81", "10.0.0.1:80", ":80,:80"] {

@@ -137,7 +137,8 @@ impl Analyzer {
             None => true,
         };
         if fresh {
-            self.table.insert(key, Connection::new(self.next_id, key, frame, time));
+            self.table
+                .insert(key, Connection::new(self.next_id, key, frame, time));
             self.next_id += 1;
             self.stats.flows += 1;
         }
@@ -160,7 +161,8 @@ impl Analyzer {
             now,
             |c| {
                 let quiet = now.saturating_sub(c.last_time);
-                quiet >= cfg.idle_evict_ns || (c.closed_at.is_some() && quiet >= cfg.closed_evict_ns)
+                quiet >= cfg.idle_evict_ns
+                    || (c.closed_at.is_some() && quiet >= cfg.closed_evict_ns)
             },
             |c| Self::done(c, sink),
         );

@@ -61,8 +61,21 @@ pub struct Prober {
 impl Prober {
     /// A keepalive or zero-window probe left this side. `last_received` is
     /// when this side last received a segment, which Linux's idle clock counts from.
-    pub fn probe(&mut self, frame: u64, time: u64, seq: Seq, ack: Seq, len: u32, zero_window: bool, last_received: Option<u64>) -> Pending {
-        let rate_limited = !zero_window && len == 0 && self.last_probe.is_some_and(|t| time.saturating_sub(t) < PEER_RATE_LIMIT_NS);
+    pub fn probe(
+        &mut self,
+        frame: u64,
+        time: u64,
+        seq: Seq,
+        ack: Seq,
+        len: u32,
+        zero_window: bool,
+        last_received: Option<u64>,
+    ) -> Pending {
+        let rate_limited = !zero_window
+            && len == 0
+            && self
+                .last_probe
+                .is_some_and(|t| time.saturating_sub(t) < PEER_RATE_LIMIT_NS);
         if zero_window {
             self.zw_probes += 1;
         } else {
@@ -83,7 +96,14 @@ impl Prober {
             }
             self.last_probe = Some(time);
         }
-        let p = Pending { frame, time, seq, ack, zero_window, rate_limited };
+        let p = Pending {
+            frame,
+            time,
+            seq,
+            ack,
+            zero_window,
+            rate_limited,
+        };
         self.pending = Some(p);
         p
     }

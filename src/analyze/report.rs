@@ -142,7 +142,11 @@ impl FlowReport {
             .map(|&s| prober_report(c, s, roles[s.idx()]))
             .collect();
         let probing: Vec<&Prober> = c.ka.iter().filter(|k| k.probes > 0).collect();
-        let main = order.iter().map(|s| &c.ka[s.idx()]).max_by_key(|k| k.probes).filter(|k| k.probes > 0);
+        let main = order
+            .iter()
+            .map(|s| &c.ka[s.idx()])
+            .max_by_key(|k| k.probes)
+            .filter(|k| k.probes > 0);
         let sum = |f: fn(&Prober) -> u32| c.ka.iter().map(f).sum::<u32>();
         let ep = |s: Side| c.key.endpoint(s).to_string();
         FlowReport {
@@ -170,7 +174,11 @@ impl FlowReport {
             interval_s: main.and_then(|k| k.interval.median()).map(secs),
             count: main.and_then(|k| k.count),
             outcome: outcome(c),
-            violations: c.violations.iter().map(|v| violation_report(c, v)).collect(),
+            violations: c
+                .violations
+                .iter()
+                .map(|v| violation_report(c, v))
+                .collect(),
             violations_total: c.violations_total,
             directions,
             timestamps_out_of_order: c.time_backwards,

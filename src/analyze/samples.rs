@@ -52,7 +52,11 @@ impl Samples {
         let mut v = self.recent;
         let v = &mut v[..k];
         v.sort_unstable();
-        Some(if k % 2 == 1 { v[k / 2] } else { (v[k / 2 - 1] + v[k / 2]) / 2 })
+        Some(if k % 2 == 1 {
+            v[k / 2]
+        } else {
+            (v[k / 2 - 1] + v[k / 2]) / 2
+        })
     }
 }
 

@@ -7,7 +7,9 @@ mod link;
 pub use link::LinkType;
 
 use crate::wire::{Flags, Segment, Seq, TcpOptions};
-use etherparse::{EtherType, LaxIpPayloadSlice, LaxLinkExtSlice, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use etherparse::{
+    EtherType, LaxIpPayloadSlice, LaxLinkExtSlice, LaxNetSlice, LaxSlicedPacket, TransportSlice,
+};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A decoded TCP segment with the addresses and VLAN tags that carried it.
@@ -36,8 +38,11 @@ pub enum Skip {
 const SLL2_HEADER_LEN: usize = 20;
 const NULL_HEADER_LEN: usize = 4;
 
-/// Decodes one frame of the given link type.
-pub fn decode(link: LinkType, frame: &[u8]) -> Result<Packet, Skip> {
+/// Decodes one frame of the given link type. `snapped`: the capture kept
+/// fewer bytes than were on the wire (caplen < len), so lengths the IP header
+/// declares are believed beyond what was captured. Otherwise the captured
+/// bytes are the packet, and an IP length that claims more is wrong.
+pub fn decode(link: LinkType, frame: &[u8], snapped: bool) -> Result<Packet, Skip> {
     let sliced = match link {
         LinkType::Ethernet => LaxSlicedPacket::from_ethernet(frame).map_err(|_| Skip::Truncated)?,
         LinkType::LinuxSll => {
@@ -56,7 +61,7 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Packet, Skip> {
             from_ip(rest)?
         }
     };
-    to_packet(&sliced)
+    to_packet(&sliced, snapped)
 }
 
 fn be16(b: &[u8], at: usize) -> Option<u16> {
@@ -71,7 +76,7 @@ fn from_ip(b: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> {
     }
 }
 
-fn to_packet(p: &LaxSlicedPacket) -> Result<Packet, Skip> {
+fn to_packet(p: &LaxSlicedPacket, snapped: bool) -> Result<Packet, Skip> {
     let mut vlan = [0u16; 2];
     let mut tags = p.link_exts.iter().filter_map(|e| match e {
         LaxLinkExtSlice::Vlan(v) => Some(v.vlan_identifier().value()),
@@ -83,9 +88,11 @@ fn to_packet(p: &LaxSlicedPacket) -> Result<Packet, Skip> {
     let (src, dst, payload, declared) = match &p.net {
         Some(LaxNetSlice::Ipv4(ip)) => {
             let h = ip.header();
-            let declared = declared_len(ip.payload(), || {
+            let declared = declared_len(ip.payload(), snapped, || {
                 let total = h.total_len() as usize;
-                total.saturating_sub(h.slice().len() + ip.extensions().auth.map_or(0, |a| a.slice().len()))
+                total.saturating_sub(
+                    h.slice().len() + ip.extensions().auth.map_or(0, |a| a.slice().len()),
+                )
             });
             (
                 IpAddr::V4(Ipv4Addr::from(h.source())),
@@ -96,7 +103,7 @@ fn to_packet(p: &LaxSlicedPacket) -> Result<Packet, Skip> {
         }
         Some(LaxNetSlice::Ipv6(ip)) => {
             let h = ip.header();
-            let declared = declared_len(ip.payload(), || {
+            let declared = declared_len(ip.payload(), snapped, || {
                 (h.payload_length() as usize).saturating_sub(ip.extensions().slice().len())
             });
             (
@@ -136,14 +143,18 @@ fn to_packet(p: &LaxSlicedPacket) -> Result<Packet, Skip> {
         src,
         dst,
         tcp: seg,
-        truncated: payload.incomplete,
+        truncated: payload.incomplete && snapped,
     })
 }
 
 /// The IP payload length the header declares when the capture cut it short;
 /// otherwise what was captured (which also covers TSO's zero length field).
-fn declared_len(payload: &LaxIpPayloadSlice, from_header: impl Fn() -> usize) -> usize {
-    if payload.incomplete {
+fn declared_len(
+    payload: &LaxIpPayloadSlice,
+    snapped: bool,
+    from_header: impl Fn() -> usize,
+) -> usize {
+    if payload.incomplete && snapped {
         from_header().max(payload.payload.len())
     } else {
         payload.payload.len()

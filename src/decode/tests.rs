@@ -32,7 +32,7 @@ fn check_probe(p: &Packet) {
 #[test]
 fn ethernet_ipv4() {
     let f = probe_frame("10.0.0.1:40000", "10.0.0.2:80", &[]);
-    let p = decode(LinkType::Ethernet, &f).unwrap();
+    let p = decode(LinkType::Ethernet, &f, false).unwrap();
     check_probe(&p);
     assert_eq!(p.src, "10.0.0.1".parse::<IpAddr>().unwrap());
     assert_eq!((p.tcp.src_port, p.tcp.dst_port), (40000, 80));
@@ -43,17 +43,27 @@ fn ethernet_ipv4() {
 #[test]
 fn ethernet_ipv6() {
     let f = probe_frame("[fd00::1]:40000", "[fd00::2]:80", &[]);
-    let p = decode(LinkType::Ethernet, &f).unwrap();
+    let p = decode(LinkType::Ethernet, &f, false).unwrap();
     check_probe(&p);
     assert_eq!(p.dst, "fd00::2".parse::<IpAddr>().unwrap());
 }
 
 #[test]
 fn vlan_and_qinq_ids_are_kept() {
-    let one = decode(LinkType::Ethernet, &probe_frame("10.0.0.1:1", "10.0.0.2:2", &[42])).unwrap();
+    let one = decode(
+        LinkType::Ethernet,
+        &probe_frame("10.0.0.1:1", "10.0.0.2:2", &[42]),
+        false,
+    )
+    .unwrap();
     assert_eq!(one.vlan, [42, 0]);
     check_probe(&one);
-    let two = decode(LinkType::Ethernet, &probe_frame("10.0.0.1:1", "10.0.0.2:2", &[10, 20])).unwrap();
+    let two = decode(
+        LinkType::Ethernet,
+        &probe_frame("10.0.0.1:1", "10.0.0.2:2", &[10, 20]),
+        false,
+    )
+    .unwrap();
     assert_eq!(two.vlan, [10, 20]);
     check_probe(&two);
 }
@@ -65,54 +75,84 @@ fn linux_cooked_v1_and_v2() {
     // SLL: packet type, ARPHRD, addr len, 8-byte addr, protocol.
     let mut sll = vec![0, 4, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0, 0x08, 0x00];
     sll.extend_from_slice(ip);
-    check_probe(&decode(LinkType::LinuxSll, &sll).unwrap());
+    check_probe(&decode(LinkType::LinuxSll, &sll, false).unwrap());
     // SLL2: protocol, reserved, ifindex, ARPHRD, packet type, addr len, 8-byte addr.
-    let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 3, 0, 1, 4, 6, 2, 0, 0, 0, 0, 1, 0, 0];
+    let mut sll2 = vec![
+        0x08, 0x00, 0, 0, 0, 0, 0, 3, 0, 1, 4, 6, 2, 0, 0, 0, 0, 1, 0, 0,
+    ];
     sll2.extend_from_slice(ip);
-    check_probe(&decode(LinkType::LinuxSll2, &sll2).unwrap());
+    check_probe(&decode(LinkType::LinuxSll2, &sll2, false).unwrap());
 }
 
 #[test]
 fn raw_ip_and_loopback() {
     let f = probe_frame("10.0.0.1:1", "10.0.0.2:2", &[]);
     let ip = &f[ETH_HEADER..];
-    check_probe(&decode(LinkType::RawIp, ip).unwrap());
+    check_probe(&decode(LinkType::RawIp, ip, false).unwrap());
     let mut null = 2u32.to_ne_bytes().to_vec();
     null.extend_from_slice(ip);
-    check_probe(&decode(LinkType::Null, &null).unwrap());
+    check_probe(&decode(LinkType::Null, &null, false).unwrap());
     let f6 = probe_frame("[fd00::1]:1", "[fd00::2]:2", &[]);
     let mut lo = 24u32.to_be_bytes().to_vec();
     lo.extend_from_slice(&f6[ETH_HEADER..]);
-    check_probe(&decode(LinkType::Loop, &lo).unwrap());
+    check_probe(&decode(LinkType::Loop, &lo, false).unwrap());
 }
 
 #[test]
 fn snaplen_truncation_keeps_declared_length() {
-    let mut spec = SegmentSpec::new(addr("10.0.0.1:1"), addr("10.0.0.2:2"), Seq(1), Seq(1), Flags::ACK);
+    let mut spec = SegmentSpec::new(
+        addr("10.0.0.1:1"),
+        addr("10.0.0.2:2"),
+        Seq(1),
+        Seq(1),
+        Flags::ACK,
+    );
     let data = [7u8; 500];
     spec.payload = &data;
     let mut f = Vec::new();
     ethernet_frame(&spec, &mut f).unwrap();
     f.truncate(ETH_HEADER + 20 + 20 + 10);
-    let p = decode(LinkType::Ethernet, &f).unwrap();
+    let p = decode(LinkType::Ethernet, &f, true).unwrap();
     assert_eq!(p.tcp.payload_len, 500);
     assert!(p.truncated);
 }
 
 #[test]
+fn ip_length_beyond_a_whole_frame_is_not_believed() {
+    // The wire carried fewer bytes than the IP header claims (seen in the
+    // Wireshark telnet sample): the captured bytes are the packet.
+    let f = probe_frame("10.0.0.1:1", "10.0.0.2:2", &[]);
+    let p = decode(LinkType::Ethernet, &f[..f.len() - 1], false).unwrap();
+    assert_eq!(p.tcp.payload_len, 0);
+    assert!(!p.truncated);
+}
+
+#[test]
 fn cut_inside_tcp_header_is_skipped() {
     let f = probe_frame("10.0.0.1:1", "10.0.0.2:2", &[]);
-    assert_eq!(decode(LinkType::Ethernet, &f[..ETH_HEADER + 20 + 8]), Err(Skip::Truncated));
-    assert_eq!(decode(LinkType::Ethernet, &f[..3]), Err(Skip::Truncated));
-    assert_eq!(decode(LinkType::LinuxSll2, &[0x08]), Err(Skip::Truncated));
+    assert_eq!(
+        decode(LinkType::Ethernet, &f[..ETH_HEADER + 20 + 8], false),
+        Err(Skip::Truncated)
+    );
+    assert_eq!(
+        decode(LinkType::Ethernet, &f[..3], false),
+        Err(Skip::Truncated)
+    );
+    assert_eq!(
+        decode(LinkType::LinuxSll2, &[0x08], false),
+        Err(Skip::Truncated)
+    );
 }
 
 #[test]
 fn non_tcp_is_skipped() {
-    assert_eq!(decode(LinkType::RawIp, &[0x50, 0, 0]), Err(Skip::NotTcp));
+    assert_eq!(
+        decode(LinkType::RawIp, &[0x50, 0, 0], false),
+        Err(Skip::NotTcp)
+    );
     // ARP over Ethernet.
     let mut arp = vec![0u8; 12];
     arp.extend_from_slice(&[0x08, 0x06]);
     arp.extend_from_slice(&[0u8; 28]);
-    assert_eq!(decode(LinkType::Ethernet, &arp), Err(Skip::NotTcp));
+    assert_eq!(decode(LinkType::Ethernet, &arp, false), Err(Skip::NotTcp));
 }

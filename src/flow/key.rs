@@ -62,7 +62,14 @@ impl FlowKey {
         } else {
             (dst, src, Side::Hi)
         };
-        (FlowKey { lo, hi, vlan: p.vlan }, side)
+        (
+            FlowKey {
+                lo,
+                hi,
+                vlan: p.vlan,
+            },
+            side,
+        )
     }
 
     pub fn endpoint(&self, side: Side) -> Endpoint {

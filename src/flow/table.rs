@@ -54,7 +54,12 @@ impl<T> FlowTable<T> {
     pub fn sweep(&mut self, now: u64, mut evict: impl FnMut(&T) -> bool, mut out: impl FnMut(T)) {
         self.last_sweep = now;
         self.since_sweep = 0;
-        let keys: Vec<FlowKey> = self.map.iter().filter(|(_, v)| evict(v)).map(|(k, _)| *k).collect();
+        let keys: Vec<FlowKey> = self
+            .map
+            .iter()
+            .filter(|(_, v)| evict(v))
+            .map(|(k, _)| *k)
+            .collect();
         for k in keys {
             if let Some(v) = self.map.remove(&k) {
                 out(v);

@@ -71,7 +71,9 @@ pub fn ethernet_frame(spec: &SegmentSpec, out: &mut Vec<u8>) -> Result<(), Build
     let step = match *spec.vlan {
         [] => eth.ip(ip_headers(spec)?),
         [one] => eth.single_vlan(vid(one)?).ip(ip_headers(spec)?),
-        [outer, inner] => eth.double_vlan(vid(outer)?, vid(inner)?).ip(ip_headers(spec)?),
+        [outer, inner] => eth
+            .double_vlan(vid(outer)?, vid(inner)?)
+            .ip(ip_headers(spec)?),
         _ => return Err(BuildError::TooManyVlans),
     };
     step.tcp_header(header)

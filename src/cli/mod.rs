@@ -1,0 +1,30 @@
+//! Command-line interface: clap definitions, one file per subcommand.
+
+pub mod verify;
+
+use clap::{Parser, Subcommand};
+
+/// TCP keepalive at the packet level.
+#[derive(Parser, Debug)]
+#[command(name = "kaprobe", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Classify keepalive probes, answers, resets and look-alikes in captures,
+    /// infer each flow's idle/interval/count, and check expectations.
+    Verify(verify::VerifyArgs),
+}
+
+/// Exit codes shared by every subcommand.
+pub mod exit {
+    /// Everything checked holds.
+    pub const OK: u8 = 0;
+    /// A verdict against the user: expectation failed, violations found.
+    pub const VERDICT: u8 = 1;
+    /// Usage error or unreadable input.
+    pub const USAGE: u8 = 2;
+}

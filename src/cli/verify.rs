@@ -1,0 +1,332 @@
+//! `kaprobe verify`: the capture verifier.
+
+use super::exit;
+use crate::analyze::{
+    Analyzer, Config, Connection, Expectations, FlowFilter, FlowReport, SegmentEvent, Sink, Stats,
+};
+use crate::capture::{read_file, ReadSummary};
+use crate::decode::decode;
+use crate::report::{json, text};
+use crate::units::format_duration;
+use clap::Args;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// JSON Lines on stdout: a `segment` object per classified segment, a `flow`
+    /// object per flow with keepalive activity, and a final `summary`.
+    #[arg(long)]
+    pub json: bool,
+    /// Report every TCP segment and every flow, not only keepalive-related ones.
+    #[arg(long)]
+    pub all: bool,
+    /// Expected keepalive settings, e.g. `idle=30s,interval=5s,count=3`; also
+    /// `outcome=alive|timed_out|reset|closed` and `tolerance=10%|500ms`
+    /// (default 15% with a 250ms floor). Exit 1 when a flow differs.
+    #[arg(long, value_name = "SPEC", value_parser = |s: &str| Expectations::parse(s))]
+    pub expect: Option<Expectations>,
+    /// Only flows matching: `HOST`, `HOST:PORT`, `:PORT`, `[IPv6]:PORT`, or two of
+    /// them joined by `,` for both ends, e.g. `10.0.0.1,:443`.
+    #[arg(long, value_name = "FILTER", value_parser = |s: &str| FlowFilter::parse(s))]
+    pub flow: Option<FlowFilter>,
+    /// Only the summary lines (human output).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// pcap or pcapng files (any link type kaprobe decodes).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// Collects what the analyzer reports for one file.
+struct Collector<'a, W: Write> {
+    args: &'a VerifyArgs,
+    file: &'a str,
+    out: &'a mut W,
+    /// Flows to show as text, or to check after the file.
+    flows: Vec<Connection>,
+    error: Option<io::Error>,
+    totals: &'a mut Totals,
+    /// Flows checked against `--expect`.
+    checked: u64,
+}
+
+/// Flows the user named are checked even without probes; otherwise only keepalive flows.
+fn expectation_applies(args: &VerifyArgs, r: &FlowReport) -> bool {
+    args.flow.is_some() || r.probes > 0
+}
+
+#[derive(Default)]
+struct Totals {
+    files: u64,
+    stats: Stats,
+    keepalive_flows: u64,
+    violations: u64,
+    expectation_failures: u64,
+    unreadable: u64,
+}
+
+impl<W: Write> Collector<'_, W> {
+    fn shows(&self, c: &Connection) -> bool {
+        self.args.all || self.args.flow.is_some() || c.is_notable()
+    }
+
+    fn check(&mut self, report: &FlowReport) -> Option<Vec<String>> {
+        let e = self
+            .args
+            .expect
+            .as_ref()
+            .filter(|_| expectation_applies(self.args, report))?;
+        self.checked += 1;
+        Some(e.check(report))
+    }
+}
+
+impl<W: Write> Sink for Collector<'_, W> {
+    fn segment(&mut self, ev: &SegmentEvent) {
+        if self.args.json && self.error.is_none() {
+            if let Err(e) = json::segment(self.out, self.file, ev) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    fn flow(&mut self, c: Connection) {
+        let keepalive = c.ka.iter().any(|k| k.probes > 0);
+        self.totals.keepalive_flows += keepalive as u64;
+        self.totals.violations += c.violations_total as u64;
+        if !self.shows(&c) {
+            return;
+        }
+        let report = FlowReport::of(&c);
+        let failures = self.check(&report);
+        self.totals.expectation_failures += failures.as_ref().map_or(0, |f| f.len() as u64);
+        if self.args.json {
+            if self.error.is_none() {
+                if let Err(e) = json::flow(self.out, self.file, &report, failures.as_deref()) {
+                    self.error = Some(e);
+                }
+            }
+        } else {
+            self.flows.push(c);
+        }
+    }
+}
+
+pub fn run(args: &VerifyArgs) -> u8 {
+    let started = Instant::now();
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut totals = Totals::default();
+    for path in &args.files {
+        let name = path.display().to_string();
+        match verify_file(args, path, &name, &mut out, &mut totals) {
+            Ok(()) => {}
+            Err(FileError::Output(e)) => return output_failed(e),
+            Err(FileError::Input(msg)) => {
+                let _ = out.flush();
+                eprintln!("kaprobe: {msg}");
+                totals.unreadable += 1;
+            }
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    if let Err(e) = summary(args, &mut out, &totals, elapsed).and_then(|_| out.flush()) {
+        return output_failed(e);
+    }
+    if totals.unreadable > 0 {
+        exit::USAGE
+    } else if totals.expectation_failures > 0 || totals.violations > 0 {
+        exit::VERDICT
+    } else {
+        exit::OK
+    }
+}
+
+enum FileError {
+    Input(String),
+    Output(io::Error),
+}
+
+fn verify_file(
+    args: &VerifyArgs,
+    path: &std::path::Path,
+    name: &str,
+    out: &mut impl Write,
+    totals: &mut Totals,
+) -> Result<(), FileError> {
+    let cfg = Config {
+        keep_timeline: !args.json && !args.quiet,
+        all_segments: args.all,
+        filter: args.flow.clone(),
+        ..Config::default()
+    };
+    let mut an = Analyzer::new(cfg);
+    let mut sink = Collector {
+        args,
+        file: name,
+        out,
+        flows: Vec::new(),
+        error: None,
+        totals,
+        checked: 0,
+    };
+    let read: ReadSummary = read_file(path, |rec| {
+        let Some(link) = rec.link else {
+            return;
+        };
+        match decode(link, rec.data, (rec.data.len() as u32) < rec.wire_len) {
+            Ok(p) => an.packet(rec.frame, rec.time, &p, &mut sink),
+            Err(skip) => an.skipped(rec.time, skip),
+        }
+    })
+    .map_err(|e| FileError::Input(e.to_string()))?;
+    an.finish(&mut sink);
+    if let Some(e) = sink.error.take() {
+        return Err(FileError::Output(e));
+    }
+    let Collector {
+        flows,
+        out,
+        totals,
+        checked,
+        ..
+    } = sink;
+    let st = an.stats;
+    if read.unknown_link > 0 {
+        eprintln!("kaprobe: warning: {name}: {} records on an interface of a link type kaprobe does not decode", read.unknown_link);
+    }
+    if st.time_backwards > 0 {
+        eprintln!(
+            "kaprobe: warning: {name}: {} records are timestamped earlier than the record before (merged capture?); largest step back {}",
+            st.time_backwards,
+            format_duration(st.max_backwards_ns)
+        );
+    }
+    totals.files += 1;
+    add_stats(&mut totals.stats, &st);
+    let nothing_checked = args.expect.is_some() && checked == 0;
+    totals.expectation_failures += nothing_checked as u64;
+    if args.json {
+        if nothing_checked {
+            let msg = format!("no flow with keepalive probes in {name}");
+            json::tagged(
+                out,
+                "expectation",
+                &serde_json::json!({"file": name, "ok": false, "message": msg}),
+            )
+            .map_err(FileError::Output)?;
+        }
+    } else {
+        human_file(args, out, name, &st, flows, nothing_checked).map_err(FileError::Output)?;
+    }
+    Ok(())
+}
+
+fn add_stats(t: &mut Stats, s: &Stats) {
+    t.packets += s.packets;
+    t.tcp_packets += s.tcp_packets;
+    t.not_tcp += s.not_tcp;
+    t.fragments += s.fragments;
+    t.truncated_headers += s.truncated_headers;
+    t.truncated_payloads += s.truncated_payloads;
+    t.time_backwards += s.time_backwards;
+    t.max_backwards_ns = t.max_backwards_ns.max(s.max_backwards_ns);
+    t.flows += s.flows;
+    t.probes += s.probes;
+}
+
+fn human_file(
+    args: &VerifyArgs,
+    out: &mut impl Write,
+    name: &str,
+    st: &Stats,
+    flows: Vec<Connection>,
+    nothing_checked: bool,
+) -> io::Result<()> {
+    let reports: Vec<(FlowReport, &Connection)> =
+        flows.iter().map(|c| (FlowReport::of(c), c)).collect();
+    let ka = reports.iter().filter(|(r, _)| r.probes > 0).count();
+    writeln!(
+        out,
+        "{name}: {} packets, {} TCP flows, {} with keepalive probes",
+        st.packets, st.flows, ka
+    )?;
+    if !args.quiet && !reports.is_empty() {
+        text::flow_table(out, &reports)?;
+        for (r, c) in &reports {
+            text::timeline(out, r, c)?;
+        }
+    }
+    if let Some(e) = &args.expect {
+        for (r, _) in reports.iter().filter(|(r, _)| expectation_applies(args, r)) {
+            let fails = e.check(r);
+            if fails.is_empty() {
+                writeln!(out, "expect: flow {} ({}): ok", r.flow_id, r.flow)?;
+            }
+            for f in fails {
+                writeln!(out, "expect: flow {} ({}): FAILED {f}", r.flow_id, r.flow)?;
+            }
+        }
+        if nothing_checked {
+            writeln!(
+                out,
+                "expect: FAILED no flow with keepalive probes in {name}"
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn summary(args: &VerifyArgs, out: &mut impl Write, t: &Totals, elapsed: f64) -> io::Result<()> {
+    let st = &t.stats;
+    if args.json {
+        #[derive(serde::Serialize)]
+        struct Summary<'a> {
+            files: u64,
+            unreadable_files: u64,
+            #[serde(flatten)]
+            stats: &'a Stats,
+            keepalive_flows: u64,
+            violations: u64,
+            expectation_failures: u64,
+            elapsed_s: f64,
+            packets_per_s: f64,
+        }
+        return json::tagged(
+            out,
+            "summary",
+            &Summary {
+                files: t.files,
+                unreadable_files: t.unreadable,
+                stats: st,
+                keepalive_flows: t.keepalive_flows,
+                violations: t.violations,
+                expectation_failures: t.expectation_failures,
+                elapsed_s: elapsed,
+                packets_per_s: st.packets as f64 / elapsed.max(1e-9),
+            },
+        );
+    }
+    writeln!(
+        out,
+        "\nsummary: {} file(s), {} packets, {} flows, {} with keepalive, {} probes, {} violations{} in {:.3}s",
+        t.files,
+        st.packets,
+        st.flows,
+        t.keepalive_flows,
+        st.probes,
+        t.violations,
+        if args.expect.is_some() { format!(", {} expectation failures", t.expectation_failures) } else { String::new() },
+        elapsed
+    )
+}
+
+fn output_failed(e: io::Error) -> u8 {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        return exit::OK;
+    }
+    eprintln!("kaprobe: writing output: {e}");
+    exit::USAGE
+}

@@ -1,0 +1,4 @@
+//! Output: JSON Lines and human text.
+
+pub mod json;
+pub mod text;

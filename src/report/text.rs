@@ -1,0 +1,214 @@
+//! Human output: a table of flows with keepalive activity, then each flow's
+//! keepalive timeline with absolute and relative sequence numbers.
+
+use crate::analyze::{Connection, FlowReport, SegmentEvent, MAX_TIMELINE};
+use crate::flow::Side;
+use crate::units::format_duration;
+use std::io::{self, Write};
+
+fn opt_dur(s: Option<f64>) -> String {
+    s.map_or("-".into(), |v| format_duration((v * 1e9).round() as u64))
+}
+
+/// The per-file table, one row per reported flow.
+pub fn flow_table(out: &mut impl Write, flows: &[(FlowReport, &Connection)]) -> io::Result<()> {
+    let rows: Vec<[String; 11]> = flows
+        .iter()
+        .map(|(r, _)| {
+            let rtt = r
+                .directions
+                .iter()
+                .find_map(|d| d.rtt_ms)
+                .map_or("-".into(), |x| format!("{:.2}ms", x.avg));
+            let count = match (r.count, r.directions.iter().map(|d| d.count_at_least).max()) {
+                (Some(c), _) => c.to_string(),
+                (None, Some(l)) if l > 0 => format!(">={l}"),
+                _ => "-".into(),
+            };
+            [
+                r.flow_id.to_string(),
+                r.flow.clone(),
+                r.prober.to_string(),
+                r.probes.to_string(),
+                r.answered.to_string(),
+                r.unanswered.to_string(),
+                opt_dur(r.idle_s),
+                opt_dur(r.interval_s),
+                count,
+                rtt,
+                r.outcome.as_str().to_string(),
+            ]
+        })
+        .collect();
+    let head = [
+        "flow",
+        "endpoints",
+        "prober",
+        "probes",
+        "answered",
+        "unanswered",
+        "idle",
+        "interval",
+        "count",
+        "rtt",
+        "outcome",
+    ];
+    let mut width = head.map(str::len);
+    for row in &rows {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |out: &mut dyn Write, cells: &[&str]| -> io::Result<()> {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            s += &format!("{:<w$}  ", c, w = width[i]);
+        }
+        writeln!(out, "  {}", s.trim_end())
+    };
+    line(out, &head)?;
+    for row in &rows {
+        line(out, &row.iter().map(String::as_str).collect::<Vec<_>>())?;
+    }
+    Ok(())
+}
+
+/// One flow's keepalive events, probes to answers.
+pub fn timeline(out: &mut impl Write, r: &FlowReport, c: &Connection) -> io::Result<()> {
+    writeln!(
+        out,
+        "\nflow {}: {}{}",
+        r.flow_id,
+        r.flow,
+        if r.vlan.is_empty() {
+            String::new()
+        } else {
+            format!(" vlan {:?}", r.vlan)
+        }
+    )?;
+    for d in &r.directions {
+        let rtt = d.rtt_ms.map_or(String::new(), |x| {
+            format!(
+                ", rtt {:.3}/{:.3}/{:.3} ms min/avg/max",
+                x.min, x.avg, x.max
+            )
+        });
+        let est = |name: &str, e: Option<crate::analyze::Estimate>| {
+            e.map_or(String::new(), |e| {
+                format!(
+                    ", {name} {} ({} samples)",
+                    format_duration((e.s * 1e9).round() as u64),
+                    e.samples
+                )
+            })
+        };
+        let count = d.count.map_or(String::new(), |c| format!(", count {c}"));
+        writeln!(
+            out,
+            "  {} {} probes: {} answered, {} unanswered, {} reset{}{}{}{}",
+            d.role,
+            d.probes,
+            d.answered,
+            d.unanswered,
+            d.resets,
+            est("idle", d.idle),
+            est("interval", d.interval),
+            count,
+            rtt
+        )?;
+        if d.zero_window_probes > 0 {
+            writeln!(
+                out,
+                "  {} {} zero-window probes (window 0: flow control, not keepalive)",
+                d.role, d.zero_window_probes
+            )?;
+        }
+    }
+    if r.retransmissions > 0 {
+        writeln!(
+            out,
+            "  {} probe-shaped retransmissions (1 byte never acknowledged: not keepalive)",
+            r.retransmissions
+        )?;
+    }
+    let roles = match c.client {
+        Some(Side::Lo) => ["client", "server"],
+        Some(Side::Hi) => ["server", "client"],
+        None => ["a", "b"],
+    };
+    if !c.timeline.is_empty() {
+        writeln!(
+            out,
+            "  {:>7}  {:>10}  {:<6}  {:<17}  {:>21}  {:>21}  {:>3}  note",
+            "frame", "time", "from", "kind", "seq (rel)", "ack (rel)", "len"
+        )?;
+    }
+    for ev in &c.timeline {
+        writeln!(
+            out,
+            "  {:>7}  {:>10}  {:<6}  {:<17}  {:>21}  {:>21}  {:>3}  {}",
+            ev.frame,
+            format!(
+                "+{:.3}s",
+                (ev.time.saturating_sub(c.first_time)) as f64 / 1e9
+            ),
+            roles[ev.side.idx()],
+            ev.kind.as_str(),
+            with_rel(ev.seq.0, ev.rel_seq),
+            if ev.flags.ack() {
+                with_rel(ev.ack.0, ev.rel_ack)
+            } else {
+                "-".into()
+            },
+            ev.len,
+            note(ev)
+        )?;
+    }
+    if c.timeline_dropped > 0 {
+        writeln!(
+            out,
+            "  … {} more events not shown (first {MAX_TIMELINE} kept)",
+            c.timeline_dropped
+        )?;
+    }
+    for v in &r.violations {
+        writeln!(
+            out,
+            "  violation: frame {} from {}: {} — {}",
+            v.frame, v.from, v.kind, v.detail
+        )?;
+    }
+    if r.violations_total as usize > r.violations.len() {
+        writeln!(
+            out,
+            "  … {} more violations",
+            r.violations_total as usize - r.violations.len()
+        )?;
+    }
+    writeln!(out, "  outcome: {}", r.outcome.as_str())
+}
+
+fn with_rel(abs: u32, rel: Option<u32>) -> String {
+    rel.map_or(abs.to_string(), |r| format!("{abs} ({r})"))
+}
+
+fn note(ev: &SegmentEvent) -> String {
+    let mut s = String::new();
+    if let (Some(f), Some(rtt)) = (ev.answers, ev.rtt) {
+        s += &format!("answers {f}, rtt {}", format_duration(rtt));
+    }
+    if ev.dsack {
+        s += ", D-SACK";
+    }
+    if ev.len == 1 && ev.kind == crate::analyze::Kind::KeepaliveProbe {
+        s += "1-byte probe";
+    }
+    if ev.timestamp.is_none() && matches!(ev.kind, crate::analyze::Kind::KeepaliveProbe) {
+        s += if s.is_empty() {
+            "no TSopt"
+        } else {
+            ", no TSopt"
+        };
+    }
+    s
+}
