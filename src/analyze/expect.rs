@@ -45,17 +45,18 @@ impl Expectations {
                     )
                 }
                 "outcome" => {
-                    e.outcome =
-                        Some(match v.trim() {
-                            "alive" => Outcome::Alive,
-                            "timed_out" | "dead" => Outcome::TimedOut,
-                            "reset" => Outcome::Reset,
-                            "closed" => Outcome::Closed,
-                            "unknown" => Outcome::Unknown,
-                            o => return Err(format!(
+                    e.outcome = Some(match v.trim() {
+                        "alive" => Outcome::Alive,
+                        "timed_out" | "dead" => Outcome::TimedOut,
+                        "reset" => Outcome::Reset,
+                        "closed" => Outcome::Closed,
+                        "unknown" => Outcome::Unknown,
+                        o => {
+                            return Err(format!(
                                 "outcome: '{o}' is not alive, timed_out, reset, closed or unknown"
-                            )),
-                        })
+                            ))
+                        }
+                    })
                 }
                 "tolerance" | "tol" => match v.trim().strip_suffix('%') {
                     Some(p) => {
@@ -70,9 +71,11 @@ impl Expectations {
                         e.rel_tolerance = 0.0;
                     }
                 },
-                other => return Err(format!(
+                other => {
+                    return Err(format!(
                     "unknown expectation '{other}' (use idle, interval, count, outcome, tolerance)"
-                )),
+                ))
+                }
             }
         }
         if e.idle_ns.is_none()

@@ -1,0 +1,240 @@
+//! `kaprobe verify` on the captures recorded from real Linux kernels by
+//! scripts/record-captures.sh (described in captures/README.md). Assertions are
+//! in terms that survive re-recording: kind sequences, counts, parameters.
+
+mod common;
+use common::*;
+
+const PROBE: &str = "keepalive_probe";
+const ACK: &str = "keepalive_ack";
+
+fn only_flow(v: &Verified) -> &serde_json::Value {
+    assert_eq!(v.flows.len(), 1, "flows: {:?}", v.flows);
+    &v.flows[0]
+}
+
+fn secs(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// Linux with idle=1s: the timer fires a little late, never early.
+fn about_one_second(v: &serde_json::Value) {
+    let s = secs(v);
+    assert!((0.95..1.5).contains(&s), "expected about 1 s, got {s}");
+}
+
+fn answered_three_times(file: &str, prober: &str) {
+    let v = verify_json(&capture(file), &[]);
+    let f = only_flow(&v);
+    let id = f["flow_id"].as_u64().unwrap();
+    assert_eq!(v.kinds_of(id), [PROBE, ACK].repeat(3), "{file}");
+    assert_eq!(f["prober"], prober, "{file}");
+    assert_eq!(
+        (
+            f["probes"].as_u64(),
+            f["answered"].as_u64(),
+            f["unanswered"].as_u64()
+        ),
+        (Some(3), Some(3), Some(0))
+    );
+    assert_eq!(
+        f["outcome"], "closed",
+        "{file}: keepalive answered, then FIN"
+    );
+    about_one_second(&f["idle_s"]);
+    assert_eq!(
+        f["violations"].as_array().unwrap().len(),
+        0,
+        "{file}: {}",
+        f["violations"]
+    );
+    // Each answer points at the probe right before it, and acks probe seq + 1.
+    for pair in v.segments.chunks(2) {
+        assert_eq!(pair[1]["answers"], pair[0]["frame"]);
+        assert_eq!(
+            pair[1]["ack"].as_u64().unwrap(),
+            (pair[0]["seq"].as_u64().unwrap() + 1) % (1 << 32)
+        );
+        assert_eq!(pair[0]["len"], 0, "Linux probes carry no data");
+    }
+    assert_eq!(v.code, 0);
+}
+
+#[test]
+fn linux_client_keepalive_answered_ipv4() {
+    answered_three_times("linux_ka_answered_v4.pcap", "client");
+}
+
+#[test]
+fn linux_client_keepalive_answered_ipv6() {
+    answered_three_times("linux_ka_answered_v6.pcap", "client");
+}
+
+#[test]
+fn nanosecond_pcap_and_pcapng_read_alike() {
+    answered_three_times("linux_ka_answered_v4_nano.pcap", "client");
+    answered_three_times("linux_ka_answered_v4.pcapng", "client");
+    let us = verify_json(&capture("linux_ka_answered_v4.pcap"), &[]);
+    let ng = verify_json(&capture("linux_ka_answered_v4.pcapng"), &[]);
+    let frames = |v: &Verified| {
+        v.segments
+            .iter()
+            .map(|s| (s["frame"].clone(), s["seq"].clone(), s["kind"].clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(frames(&us), frames(&ng));
+}
+
+#[test]
+fn timestamps_and_sack_off() {
+    answered_three_times("linux_ka_nots_nosack.pcap", "client");
+}
+
+#[test]
+fn server_side_keepalive_inherited_from_listener_in_sll2() {
+    answered_three_times("linux_ka_server_sll2.pcap", "server");
+}
+
+#[test]
+fn blackholed_peer_three_probes_then_abort() {
+    let v = verify_json(&capture("linux_ka_blackhole_abort.pcap"), &[]);
+    let f = only_flow(&v);
+    assert_eq!(
+        v.kinds_of(f["flow_id"].as_u64().unwrap()),
+        [PROBE, PROBE, PROBE, "keepalive_abort"]
+    );
+    assert_eq!(f["count"], 3);
+    assert_eq!(f["outcome"], "timed_out");
+    about_one_second(&f["idle_s"]);
+    about_one_second(&f["interval_s"]);
+    // The expectation the socket options set holds; a wrong one fails with exit 1.
+    let path = capture("linux_ka_blackhole_abort.pcap");
+    let p = path.to_str().unwrap();
+    let ok = kaprobe(&[
+        "verify",
+        "--expect",
+        "idle=1s,interval=1s,count=3,outcome=timed_out",
+        p,
+    ]);
+    assert_eq!(ok.code, 0, "{}", ok.stdout);
+    assert!(
+        ok.stdout.contains("expect: flow 1") && ok.stdout.contains(": ok"),
+        "{}",
+        ok.stdout
+    );
+    let bad = kaprobe(&["verify", "--expect", "idle=5s,count=9", p]);
+    assert_eq!(bad.code, 1);
+    assert!(
+        bad.stdout.contains("FAILED idle: expected 5s"),
+        "{}",
+        bad.stdout
+    );
+    assert!(
+        bad.stdout.contains("FAILED count: expected 9, measured 3"),
+        "{}",
+        bad.stdout
+    );
+}
+
+#[test]
+fn rebooted_peer_answers_probe_with_rst() {
+    let v = verify_json(&capture("linux_ka_reboot_rst.pcap"), &[]);
+    let f = only_flow(&v);
+    let kinds = v.kinds_of(f["flow_id"].as_u64().unwrap());
+    assert_eq!(
+        kinds.last().map(String::as_str),
+        Some("keepalive_rst"),
+        "{kinds:?}"
+    );
+    // Answered rounds while the peer was up, then the probe the RST answers.
+    let n = kinds.len();
+    assert!(n >= 2 && kinds[n - 2] == PROBE, "{kinds:?}");
+    assert!(
+        kinds[..n - 2].chunks(2).all(|p| p == [PROBE, ACK]),
+        "{kinds:?}"
+    );
+    let rst = v.segments.last().unwrap();
+    let probe = &v.segments[v.segments.len() - 2];
+    assert_eq!(rst["answers"], probe["frame"]);
+    assert_eq!(rst["seq"], probe["ack"], "RST seq = the probe's ACK field");
+    assert_eq!(rst["flags"], "R", "ACK flag clear");
+    assert_eq!(f["outcome"], "reset");
+}
+
+#[test]
+fn one_byte_retransmissions_are_not_keepalive() {
+    let v = verify_json(&capture("linux_retrans_1byte.pcap"), &[]);
+    let c = v.kind_counts();
+    assert!(c.get("retransmission").copied().unwrap_or(0) >= 3, "{c:?}");
+    assert_eq!(c.len(), 1, "only retransmissions: {c:?}");
+    assert_eq!(v.summary["probes"], 0);
+}
+
+#[test]
+fn zero_window_probes_are_not_keepalive() {
+    let v = verify_json(&capture("linux_zero_window.pcap"), &[]);
+    let c = v.kind_counts();
+    assert!(
+        c.get("zero_window_probe").copied().unwrap_or(0) >= 2,
+        "{c:?}"
+    );
+    assert!(c.keys().all(|k| k.starts_with("zero_window_")), "{c:?}");
+    assert_eq!(v.summary["probes"], 0);
+}
+
+#[test]
+fn many_concurrent_flows_each_answered_twice() {
+    let v = verify_json(&capture("linux_ka_many_flows.pcap"), &[]);
+    assert_eq!(v.flows.len(), 20);
+    for f in &v.flows {
+        assert_eq!(
+            v.kinds_of(f["flow_id"].as_u64().unwrap()),
+            [PROBE, ACK].repeat(2)
+        );
+        assert_eq!(f["outcome"], "closed");
+    }
+}
+
+#[test]
+fn pcapng_with_two_link_types_is_read_whole() {
+    let v = verify_json(&capture("mixed_linktypes.pcapng"), &[]);
+    assert_eq!(v.flows.len(), 2, "one flow per interface");
+    for f in &v.flows {
+        assert_eq!(
+            v.kinds_of(f["flow_id"].as_u64().unwrap()),
+            [PROBE, ACK].repeat(2)
+        );
+    }
+    let total = v.summary["packets"].as_u64().unwrap();
+    let tcp = v.summary["tcp_packets"].as_u64().unwrap();
+    assert_eq!(total, tcp, "every record of both link types decoded");
+}
+
+#[test]
+fn flow_filter_selects_one_flow() {
+    let path = capture("linux_ka_many_flows.pcap");
+    let all = verify_json(&path, &[]);
+    let client = all.flows[3]["client"].as_str().unwrap().to_string();
+    let one = verify_json(&path, &["--flow", &client]);
+    assert_eq!(one.flows.len(), 1);
+    assert_eq!(one.flows[0]["client"], client.as_str());
+}
+
+#[test]
+fn human_output_shows_table_and_timeline() {
+    let r = kaprobe(&[
+        "verify",
+        capture("linux_ka_blackhole_abort.pcap").to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0);
+    for needle in [
+        "prober",
+        "client",
+        "keepalive_probe",
+        "keepalive_abort",
+        "timed_out",
+        "count 3",
+    ] {
+        assert!(r.stdout.contains(needle), "missing {needle}:\n{}", r.stdout);
+    }
+}
