@@ -72,6 +72,9 @@ pub struct Stats {
     pub max_backwards_ns: u64,
     pub flows: u64,
     pub probes: u64,
+    pub zero_window_probes: u64,
+    /// Probe-shaped 1-byte retransmissions (what Wireshark calls Keep-Alive).
+    pub retransmissions: u64,
 }
 
 pub struct Analyzer {
@@ -146,7 +149,12 @@ impl Analyzer {
             return;
         };
         let ev = conn.segment(frame, time, side, &pkt.tcp, self.cfg.keep_timeline);
-        self.stats.probes += (ev.kind == Kind::KeepaliveProbe) as u64;
+        match ev.kind {
+            Kind::KeepaliveProbe => self.stats.probes += 1,
+            Kind::ZeroWindowProbe => self.stats.zero_window_probes += 1,
+            Kind::Retransmission => self.stats.retransmissions += 1,
+            _ => {}
+        }
         if self.cfg.all_segments || ev.kind.is_notable() {
             sink.segment(&ev);
         }

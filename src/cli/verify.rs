@@ -235,6 +235,10 @@ fn add_stats(t: &mut Stats, s: &Stats) {
     t.max_backwards_ns = t.max_backwards_ns.max(s.max_backwards_ns);
     t.flows += s.flows;
     t.probes += s.probes;
+    t.zero_window_probes += s.zero_window_probes;
+    t.retransmissions += s.retransmissions;
+    t.zero_window_probes += s.zero_window_probes;
+    t.retransmissions += s.retransmissions;
 }
 
 fn human_file(
@@ -248,11 +252,20 @@ fn human_file(
     let reports: Vec<(FlowReport, &Connection)> =
         flows.iter().map(|c| (FlowReport::of(c), c)).collect();
     let ka = reports.iter().filter(|(r, _)| r.probes > 0).count();
-    writeln!(
-        out,
-        "{name}: {} packets, {} TCP flows, {} with keepalive probes",
-        st.packets, st.flows, ka
-    )?;
+    let mut line = format!(
+        "{name}: {} packets, {} TCP flows, {ka} with keepalive probes",
+        st.packets, st.flows
+    );
+    if st.zero_window_probes > 0 {
+        line += &format!(", {} zero-window probes", st.zero_window_probes);
+    }
+    if st.retransmissions > 0 {
+        line += &format!(
+            ", {} probe-shaped 1-byte retransmissions",
+            st.retransmissions
+        );
+    }
+    writeln!(out, "{line}")?;
     if !args.quiet && !reports.is_empty() {
         text::flow_table(out, &reports)?;
         for (r, c) in &reports {
@@ -281,6 +294,9 @@ fn human_file(
 
 fn summary(args: &VerifyArgs, out: &mut impl Write, t: &Totals, elapsed: f64) -> io::Result<()> {
     let st = &t.stats;
+    if !args.json && t.files == 0 {
+        return Ok(()); // nothing was read: the error lines say why
+    }
     if args.json {
         #[derive(serde::Serialize)]
         struct Summary<'a> {

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what kaprobe needs to build, test and run its lab on a fresh Debian
+# machine (as root). Safe to rerun: installs only what is missing.
+set -euo pipefail
+
+need=()
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
+for p in libpcap-dev tcpdump tshark iproute2 nftables ethtool python3 time; do
+  have_pkg "$p" || need+=("$p")
+done
+
+if ((${#need[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: missing packages (${need[*]}); run as root or install them" >&2
+    exit 2
+  fi
+  echo "setup: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # tshark asks whether non-root users may capture; answer no without a prompt.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+command -v cargo >/dev/null || { echo "setup: cargo not found (install Rust with rustup)" >&2; exit 2; }
