@@ -109,7 +109,7 @@ impl Session {
         let syn = self
             .emit(End::Client, Flags::SYN, None, Some(Seq(0)), &[], &[], true)?
             .to_vec();
-        self.ends[0].nxt = self.ends[0].nxt.add(1);
+        self.ends[0].nxt = self.ends[0].nxt.plus(1);
         let synack = self
             .emit(
                 End::Server,
@@ -121,7 +121,7 @@ impl Session {
                 true,
             )?
             .to_vec();
-        self.ends[1].nxt = self.ends[1].nxt.add(1);
+        self.ends[1].nxt = self.ends[1].nxt.plus(1);
         let ack = self
             .emit(End::Client, Flags::ACK, None, None, &[], &[], false)?
             .to_vec();
@@ -132,7 +132,7 @@ impl Session {
     pub fn data(&mut self, e: End, payload: &[u8]) -> Result<&[u8], BuildError> {
         let (me, _) = Self::idx(e);
         let seq = self.ends[me].nxt;
-        self.ends[me].nxt = seq.add(payload.len() as u32);
+        self.ends[me].nxt = seq.plus(payload.len() as u32);
         self.emit(
             e,
             Flags::PSH | Flags::ACK,
@@ -151,13 +151,13 @@ impl Session {
 
     /// A keepalive probe: seq = SND.NXT − 1 with `payload` (empty or one byte).
     pub fn probe(&mut self, e: End, payload: &[u8]) -> Result<&[u8], BuildError> {
-        let seq = self.next_seq(e).sub(1);
+        let seq = self.next_seq(e).minus(1);
         self.emit(e, Flags::ACK, Some(seq), None, payload, &[], false)
     }
 
     /// Resends the last `n` bytes `e` sent (a retransmission of unacknowledged data).
     pub fn retransmit(&mut self, e: End, payload: &[u8]) -> Result<&[u8], BuildError> {
-        let seq = self.next_seq(e).sub(payload.len() as u32);
+        let seq = self.next_seq(e).minus(payload.len() as u32);
         self.emit(
             e,
             Flags::PSH | Flags::ACK,
@@ -174,7 +174,7 @@ impl Session {
     pub fn probe_ack(&mut self, e: End, dsack: bool) -> Result<&[u8], BuildError> {
         let (_, peer) = Self::idx(e);
         let n = self.ends[peer].nxt;
-        let blocks = [(n.sub(1), n)];
+        let blocks = [(n.minus(1), n)];
         let sack: &[(Seq, Seq)] = if dsack { &blocks } else { &[] };
         self.emit(e, Flags::ACK, None, None, &[], sack, false)
     }
@@ -195,7 +195,7 @@ impl Session {
     pub fn fin(&mut self, e: End) -> Result<&[u8], BuildError> {
         let (me, _) = Self::idx(e);
         let seq = self.ends[me].nxt;
-        self.ends[me].nxt = seq.add(1);
+        self.ends[me].nxt = seq.plus(1);
         self.emit(e, Flags::FIN | Flags::ACK, Some(seq), None, &[], &[], false)
     }
 }

@@ -38,7 +38,7 @@ pub fn classify(
         // The answer: no data, acknowledges the byte after the probe, and
         // (when known) comes from the sender's current sequence number.
         let current = !from.seen || seg.seq == from.next_seq;
-        if len == 0 && f.ack() && seg.ack == p.seq.add(1) && current {
+        if len == 0 && f.ack() && seg.ack == p.seq.plus(1) && current {
             return if p.zero_window {
                 Kind::ZeroWindowAck
             } else {
@@ -50,7 +50,7 @@ pub fn classify(
         match to.acked {
             // One byte behind the last byte the receiver acknowledged: a duplicate
             // that must be answered. Window 0 makes it a zero-window probe.
-            Some(acked) if seg.seq.add(1) == acked => {
+            Some(acked) if seg.seq.plus(1) == acked => {
                 return if to.window == Some(0) {
                     Kind::ZeroWindowProbe
                 } else {
@@ -61,14 +61,14 @@ pub fn classify(
             Some(acked)
                 if len == 1
                     && from.seen
-                    && seg.seq.add(1) == from.next_seq
+                    && seg.seq.plus(1) == from.next_seq
                     && acked.before(from.next_seq) =>
             {
                 return Kind::Retransmission;
             }
             // Nothing acknowledged by the receiver yet (capture began mid-flow, or
             // it never spoke): the shape is all there is to go on.
-            None if from.seen && seg.seq.add(1) == from.next_seq => return Kind::KeepaliveProbe,
+            None if from.seen && seg.seq.plus(1) == from.next_seq => return Kind::KeepaliveProbe,
             _ => {}
         }
     }

@@ -148,15 +148,7 @@ impl Connection {
                     self.check_probe(frame, time, side, seg);
                 }
                 let last_received = to.seen.then_some(to.last_time);
-                let p = self.ka[s].probe(
-                    frame,
-                    time,
-                    seg.seq,
-                    seg.ack,
-                    seg.payload_len,
-                    zero_window,
-                    last_received,
-                );
+                let p = self.ka[s].probe(frame, time, seg, zero_window, last_received);
                 if p.rate_limited {
                     self.violate(ViolationKind::WithinRateLimit, frame, time, side);
                 }
@@ -183,7 +175,7 @@ impl Connection {
             Kind::Handshake | Kind::Data | Kind::Ack | Kind::Fin | Kind::Rst => {
                 if kind == Kind::Data
                     && seg.payload_len >= 2
-                    && to.acked == Some(seg.seq.add(1))
+                    && to.acked == Some(seg.seq.plus(1))
                     && to.seen
                     && time.saturating_sub(to.last_time) >= MIN_IDLE_NS
                 {

@@ -2,7 +2,7 @@
 //! which were answered, and the idle/interval/count they reveal.
 
 use super::samples::Samples;
-use crate::wire::Seq;
+use crate::wire::{Segment, Seq};
 
 /// A Linux peer answers out-of-window segments at most once per this long
 /// per socket (`tcp_invalid_ratelimit`).
@@ -65,12 +65,11 @@ impl Prober {
         &mut self,
         frame: u64,
         time: u64,
-        seq: Seq,
-        ack: Seq,
-        len: u32,
+        seg: &Segment,
         zero_window: bool,
         last_received: Option<u64>,
     ) -> Pending {
+        let (seq, ack, len) = (seg.seq, seg.ack, seg.payload_len);
         let rate_limited = !zero_window
             && len == 0
             && self

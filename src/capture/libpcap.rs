@@ -23,9 +23,8 @@ pub fn read(
         })?;
     let code = cap.get_datalink().0 as u32;
     let link = LinkType::from_code(code);
-    // Byte offsets are exact for classic pcap; pcapng blocks are not exposed by libpcap.
+    // Byte offsets are given for classic pcap; pcapng blocks are not exposed by libpcap.
     let classic = !is_pcapng(path);
-    let mut offset = PCAP_FILE_HEADER;
     let mut sum = ReadSummary::default();
     loop {
         let record = sum.records + 1;
@@ -42,7 +41,6 @@ pub fn read(
                     data: p.data,
                     wire_len: p.header.len,
                 });
-                offset += PCAP_RECORD_HEADER + p.header.caplen as u64;
             }
             Err(pcap::Error::NoMorePackets) => return Ok(sum),
             Err(e) if e.to_string().contains(MIXED_LINK_TYPES) => {
@@ -56,12 +54,36 @@ pub fn read(
                 return Err(CaptureError::Read {
                     path: name.to_string(),
                     record,
-                    offset: classic.then_some(offset),
+                    offset: classic.then(|| record_offset(path, record)).flatten(),
                     why: libpcap_reason(&e),
                 })
             }
         }
     }
+}
+
+/// Byte offset of record `n` (1-based) of a classic pcap, from the on-disk
+/// record headers (libpcap reports caplen already cut to the snaplen).
+fn record_offset(path: &Path, n: u64) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut magic = [0u8; 4];
+    f.read_exact(&mut magic).ok()?;
+    let big = matches!(magic, [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d]);
+    let mut offset = PCAP_FILE_HEADER;
+    for _ in 1..n {
+        let mut h = [0u8; PCAP_RECORD_HEADER as usize];
+        f.seek(SeekFrom::Start(offset)).ok()?;
+        f.read_exact(&mut h).ok()?;
+        let caplen = [h[8], h[9], h[10], h[11]];
+        let caplen = if big {
+            u32::from_be_bytes(caplen)
+        } else {
+            u32::from_le_bytes(caplen)
+        };
+        offset += PCAP_RECORD_HEADER + caplen as u64;
+    }
+    Some(offset)
 }
 
 fn is_pcapng(path: &Path) -> bool {

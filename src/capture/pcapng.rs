@@ -114,7 +114,7 @@ pub fn read_from(
                 starved = true;
                 reader
                     .refill()
-                    .map_err(|e| fail(seen + 1, offset, format!("read error: {e:?}")))?;
+                    .map_err(|_| fail(seen + 1, offset, "read error".into()))?;
             }
             Err(PcapError::Incomplete(_) | PcapError::UnexpectedEof) => {
                 return Err(fail(
@@ -127,16 +127,15 @@ pub fn read_from(
                 return Err(fail(
                     seen + 1,
                     offset,
-                    format!("block larger than {BUFFER} bytes"),
+                    format!("block length over {BUFFER} bytes (damaged length field?)"),
                 ))
             }
-            Err(e) => {
-                return Err(fail(
-                    seen + 1,
-                    offset,
-                    format!("malformed pcapng block: {e:?}"),
-                ))
+            // pcap-parser's error holds the rest of the buffer: name only the kind.
+            Err(PcapError::NomError(_, kind) | PcapError::OwnedNomError(_, kind)) => {
+                let why = format!("malformed pcapng block ({})", kind.description());
+                return Err(fail(seen + 1, offset, why));
             }
+            Err(_) => return Err(fail(seen + 1, offset, "unreadable pcapng block".into())),
         }
     }
 }

@@ -4,7 +4,7 @@ use super::exit;
 use crate::analyze::{
     Analyzer, Config, Connection, Expectations, FlowFilter, FlowReport, SegmentEvent, Sink, Stats,
 };
-use crate::capture::{read_file, ReadSummary};
+use crate::capture::{read_file, CaptureError, ReadSummary};
 use crate::decode::decode;
 use crate::report::{json, text};
 use crate::units::format_duration;
@@ -172,7 +172,7 @@ fn verify_file(
         totals,
         checked: 0,
     };
-    let read: ReadSummary = read_file(path, |rec| {
+    let read = read_file(path, |rec| {
         let Some(link) = rec.link else {
             return;
         };
@@ -180,8 +180,14 @@ fn verify_file(
             Ok(p) => an.packet(rec.frame, rec.time, &p, &mut sink),
             Err(skip) => an.skipped(rec.time, skip),
         }
-    })
-    .map_err(|e| FileError::Input(e.to_string()))?;
+    });
+    // A capture cut short (tcpdump killed mid-write) is analysed up to the
+    // damage; the error line follows the results and the exit code is still 2.
+    let (read, damaged) = match read {
+        Ok(r) => (r, None),
+        Err(e @ CaptureError::Read { .. }) => (ReadSummary::default(), Some(e.to_string())),
+        Err(e) => return Err(FileError::Input(e.to_string())),
+    };
     an.finish(&mut sink);
     if let Some(e) = sink.error.take() {
         return Err(FileError::Output(e));
@@ -221,7 +227,10 @@ fn verify_file(
     } else {
         human_file(args, out, name, &st, flows, nothing_checked).map_err(FileError::Output)?;
     }
-    Ok(())
+    match damaged {
+        Some(msg) => Err(FileError::Input(msg)),
+        None => Ok(()),
+    }
 }
 
 fn add_stats(t: &mut Stats, s: &Stats) {

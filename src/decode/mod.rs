@@ -113,6 +113,8 @@ fn to_packet(p: &LaxSlicedPacket, snapped: bool) -> Result<Packet, Skip> {
                 declared,
             )
         }
+        // Cut inside the IP header (a small snaplen), or not IP at all.
+        None if p.stop_err.is_some() => return Err(Skip::Truncated),
         _ => return Err(Skip::NotTcp),
     };
     if payload.ip_number != etherparse::IpNumber::TCP {

@@ -9,12 +9,12 @@ pub struct Seq(pub u32);
 
 impl Seq {
     /// `self + n` with wrap-around.
-    pub fn add(self, n: u32) -> Seq {
+    pub fn plus(self, n: u32) -> Seq {
         Seq(self.0.wrapping_add(n))
     }
 
     /// `self - n` with wrap-around.
-    pub fn sub(self, n: u32) -> Seq {
+    pub fn minus(self, n: u32) -> Seq {
         Seq(self.0.wrapping_sub(n))
     }
 
@@ -58,13 +58,13 @@ mod tests {
     #[test]
     fn compares_across_wrap() {
         let before_wrap = Seq(u32::MAX - 1);
-        let after_wrap = before_wrap.add(5);
+        let after_wrap = before_wrap.plus(5);
         assert_eq!(after_wrap, Seq(3));
         assert!(after_wrap.after(before_wrap));
         assert!(before_wrap.before(after_wrap));
         assert_eq!(after_wrap.diff(before_wrap), 5);
         assert_eq!(before_wrap.max(after_wrap), after_wrap);
-        assert_eq!(Seq(0).sub(1), Seq(u32::MAX));
+        assert_eq!(Seq(0).minus(1), Seq(u32::MAX));
     }
 
     #[test]

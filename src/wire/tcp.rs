@@ -132,7 +132,7 @@ impl Segment {
 
     /// The sequence number after this segment.
     pub fn end(&self) -> Seq {
-        self.seq.add(self.seq_len())
+        self.seq.plus(self.seq_len())
     }
 }
 
