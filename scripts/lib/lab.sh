@@ -16,6 +16,7 @@
 #   lab_addr NS IF CIDR...               add addresses (IPv6 ones get nodad)
 #   lab_sysctl NS key=value...           per-namespace sysctls
 #   lab_exec NS CMD...                   run a command inside a namespace
+#   lab_spawn NS OUT ERR CMD...          same, in the background; LAB_SPAWN_PID = CMD's pid
 #   lab_offloads_off NS IF               ethtool -K ... off (individual failures ignored)
 #   lab_blackhole NS [in|out|both]       nft: drop all traffic in/out of NS (table inet kaplab)
 #   lab_unblackhole NS                   remove that table
@@ -40,6 +41,8 @@ LAB_NAMESPACES=()
 # Pid of the last capture started by lab_capture_start.
 LAB_CAPTURE_PID=
 LAB_CAPTURE_ERR=
+# Temporary files (tcpdump stderr) removed on exit.
+LAB_TMPFILES=()
 # IPv4 third octet / IPv6 fourth group of the next network lab_create hands out.
 LAB_NEXT_NET=${LAB_NEXT_NET:-1}
 
@@ -68,6 +71,17 @@ lab_exec() {
     local ns=$1
     shift
     ip netns exec "$ns" "$@"
+}
+
+# lab_spawn NS OUTFILE ERRFILE CMD... — start CMD in NS in the background; LAB_SPAWN_PID is
+# the pid of CMD itself (a simple command is exec'd by the forked shell, and `ip netns exec`
+# execs too), so signals sent to it reach CMD. (Backgrounding a shell *function* would give
+# the pid of a subshell instead.)
+lab_spawn() {
+    local ns=$1 out=$2 err=$3
+    shift 3
+    ip netns exec "$ns" "$@" >"$out" 2>"$err" &
+    LAB_SPAWN_PID=$!
 }
 
 lab_ns_add() {
@@ -180,10 +194,10 @@ lab_wait_pid() {
         sleep 0.02
     done
     if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null
+        kill -TERM "$pid" 2>/dev/null || true
         sleep 0.5
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
         return 124
     fi
     wait "$pid" 2>/dev/null
@@ -196,26 +210,27 @@ lab_capture_start() {
     local ns=$1 ifname=$2 file=$3
     shift 3
     LAB_CAPTURE_ERR=$(mktemp "${TMPDIR:-/tmp}/kaplab-tcpdump.XXXXXX")
+    LAB_TMPFILES+=("$LAB_CAPTURE_ERR")
     rm -f "$file"
-    lab_exec "$ns" tcpdump -Z root -n --immediate-mode -U -s 200 -i "$ifname" -w "$file" "$@" \
-        2>"$LAB_CAPTURE_ERR" &
-    LAB_CAPTURE_PID=$!
+    lab_spawn "$ns" /dev/null "$LAB_CAPTURE_ERR" \
+        tcpdump -Z root -n --immediate-mode -U -s 200 -i "$ifname" -w "$file" "$@"
+    LAB_CAPTURE_PID=$LAB_SPAWN_PID
     if ! lab_wait_grep "$LAB_CAPTURE_ERR" '^tcpdump: listening on' 10; then
         cat "$LAB_CAPTURE_ERR" >&2
-        kill -TERM "$LAB_CAPTURE_PID" 2>/dev/null
+        kill -TERM "$LAB_CAPTURE_PID" 2>/dev/null || true
         lab_die "tcpdump did not start on $ns/$ifname"
         return 1
     fi
 }
 
-# lab_capture_stop [PID [ERRFILE]] — let the last packets land, SIGINT, wait; fails if
+# lab_capture_stop [PID [ERRFILE]] — let the last packets land, SIGTERM (SIGINT is ignored by background jobs), wait; fails if
 # tcpdump reports kernel drops.
 lab_capture_stop() {
     local pid=${1:-$LAB_CAPTURE_PID} err=${2:-$LAB_CAPTURE_ERR} rc=0
     sleep 0.3
-    kill -INT "$pid" 2>/dev/null
+    kill -TERM "$pid" 2>/dev/null || true
     lab_wait_pid "$pid" 10 || rc=$?
-    if ((rc != 0)) && ((rc != 130)); then
+    if ((rc != 0)) && ((rc != 143)); then
         cat "$err" >&2
         lab_die "tcpdump (pid $pid) exited with status $rc"
         return 1
@@ -234,14 +249,15 @@ lab_ns_kill() {
     pids=$(ip netns pids "$ns" 2>/dev/null) || return 0
     [[ -n $pids ]] || return 0
     # shellcheck disable=SC2086  # word splitting wanted: one pid per word
-    kill -TERM $pids 2>/dev/null
+    kill -TERM $pids 2>/dev/null || true
     sleep 0.2
     pids=$(ip netns pids "$ns" 2>/dev/null)
     # shellcheck disable=SC2086
-    [[ -z $pids ]] || kill -KILL $pids 2>/dev/null
+    [[ -z $pids ]] || kill -KILL $pids 2>/dev/null || true
     return 0
 }
 
+# shellcheck disable=SC2120  # arguments are optional
 # lab_teardown [NS...] — default: every namespace this shell created (reverse order).
 lab_teardown() {
     local ns i list=("$@") keep=()
@@ -295,8 +311,10 @@ lab_install_traps() {
 _lab_on_exit() {
     local rc=$?
     trap - EXIT INT TERM
-    if [[ -n ${LAB_CAPTURE_PID:-} ]]; then kill -INT "$LAB_CAPTURE_PID" 2>/dev/null || true; fi
+    if [[ -n ${LAB_CAPTURE_PID:-} ]]; then kill -TERM "$LAB_CAPTURE_PID" 2>/dev/null || true; fi
     [[ -n ${LAB_TRAP_EXTRA:-} ]] && eval "$LAB_TRAP_EXTRA"
+    # shellcheck disable=SC2119
     lab_teardown
+    ((${#LAB_TMPFILES[@]} == 0)) || rm -f "${LAB_TMPFILES[@]}"
     exit "$rc"
 }
