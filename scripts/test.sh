@@ -17,6 +17,3 @@ echo "== cargo test"
 cargo test --all-targets
 # cargo test --all-targets skips doctests; run them too.
 cargo test --doc --quiet
-
-echo "== bench smoke (small capture, checks the generator and probe counts agree)"
-bash scripts/bench.sh --quick
