@@ -14,6 +14,7 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 
 echo "== cargo test"
-cargo test --all-targets
-# cargo test --all-targets skips doctests; run them too.
-cargo test --doc --quiet
+mkdir -p target
+cargo test --all-targets 2>&1 | tee target/test-output.log
+# One closing line over every test binary.
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' target/test-output.log
