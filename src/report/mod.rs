@@ -1,4 +1,5 @@
 //! Output: JSON Lines and human text.
 
 pub mod json;
+pub mod pcap;
 pub mod text;
