@@ -52,25 +52,25 @@ fn session(
     put(
         &mut t,
         1_000_000,
-        &s.data(End::Client, b"GET / HTTP/1.0\r\n\r\n").unwrap(),
+        s.data(End::Client, b"GET / HTTP/1.0\r\n\r\n").unwrap(),
     );
     put(
         &mut t,
         1_000_000,
-        &s.data(End::Server, b"HTTP/1.0 200 OK\r\n\r\n").unwrap(),
+        s.data(End::Server, b"HTTP/1.0 200 OK\r\n\r\n").unwrap(),
     );
-    put(&mut t, 1_000_000, &s.ack(End::Client).unwrap());
+    put(&mut t, 1_000_000, s.ack(End::Client).unwrap());
     for _ in 0..rounds {
         put(
             &mut t,
             30 * S,
-            &s.probe(End::Client, &[0u8; 1][..probe_len]).unwrap(),
+            s.probe(End::Client, &[0u8; 1][..probe_len]).unwrap(),
         );
         between(&mut s);
         put(
             &mut t,
             2_000_000,
-            &s.probe_ack(End::Server, probe_len == 1).unwrap(),
+            s.probe_ack(End::Server, probe_len == 1).unwrap(),
         );
     }
     out.finish().unwrap();
