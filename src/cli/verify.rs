@@ -9,7 +9,7 @@ use crate::decode::decode;
 use crate::report::{json, text};
 use crate::units::format_duration;
 use clap::Args;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -275,10 +275,13 @@ fn human_file(
         );
     }
     writeln!(out, "{line}")?;
+    // Colour only on a terminal, and never when NO_COLOR is set (no-color.org).
+    let color = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     if !args.quiet && !reports.is_empty() {
         text::flow_table(out, &reports)?;
         for (r, c) in &reports {
-            text::timeline(out, r, c)?;
+            text::timeline(out, r, c, color)?;
         }
     }
     if let Some(e) = &args.expect {

@@ -1,7 +1,7 @@
 //! Human output: a table of flows with keepalive activity, then each flow's
 //! keepalive timeline with absolute and relative sequence numbers.
 
-use crate::analyze::{Connection, FlowReport, SegmentEvent, MAX_TIMELINE};
+use crate::analyze::{Connection, FlowReport, Kind, SegmentEvent, MAX_TIMELINE};
 use crate::flow::Side;
 use crate::units::format_duration;
 use std::io::{self, Write};
@@ -74,7 +74,12 @@ pub fn flow_table(out: &mut impl Write, flows: &[(FlowReport, &Connection)]) -> 
 }
 
 /// One flow's keepalive events, probes to answers.
-pub fn timeline(out: &mut impl Write, r: &FlowReport, c: &Connection) -> io::Result<()> {
+pub fn timeline(
+    out: &mut impl Write,
+    r: &FlowReport,
+    c: &Connection,
+    color: bool,
+) -> io::Result<()> {
     writeln!(
         out,
         "\nflow {}: {}{}",
@@ -146,14 +151,14 @@ pub fn timeline(out: &mut impl Write, r: &FlowReport, c: &Connection) -> io::Res
     for ev in &c.timeline {
         writeln!(
             out,
-            "  {:>7}  {:>10}  {:<6}  {:<17}  {:>21}  {:>21}  {:>3}  {}",
+            "  {:>7}  {:>10}  {:<6}  {}  {:>21}  {:>21}  {:>3}  {}",
             ev.frame,
             format!(
                 "+{:.3}s",
                 (ev.time.saturating_sub(c.first_time)) as f64 / 1e9
             ),
             roles[ev.side.idx()],
-            ev.kind.as_str(),
+            paint(color, ev.kind, &format!("{:<17}", ev.kind.as_str())),
             with_rel(ev.seq.0, ev.rel_seq),
             if ev.flags.ack() {
                 with_rel(ev.ack.0, ev.rel_ack)
@@ -186,6 +191,23 @@ pub fn timeline(out: &mut impl Write, r: &FlowReport, c: &Connection) -> io::Res
         )?;
     }
     writeln!(out, "  outcome: {}", r.outcome.as_str())
+}
+
+/// ANSI colour by kind, on a terminal only: answers green, probes cyan,
+/// resets red, look-alikes yellow.
+fn paint(color: bool, kind: Kind, text: &str) -> String {
+    let code = match kind {
+        Kind::KeepaliveProbe => "36",
+        Kind::KeepaliveAck => "32",
+        Kind::KeepaliveRst | Kind::KeepaliveAbort | Kind::Rst => "31",
+        Kind::ZeroWindowProbe | Kind::ZeroWindowAck | Kind::Retransmission => "33",
+        _ => return text.to_string(),
+    };
+    if color {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
 }
 
 fn with_rel(abs: u32, rel: Option<u32>) -> String {
