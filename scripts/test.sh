@@ -18,3 +18,6 @@ mkdir -p target
 cargo test --all-targets 2>&1 | tee target/test-output.log
 # One closing line over every test binary.
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' target/test-output.log
+
+echo "== bench smoke (small capture: kaprobe's counts must equal the generator's)"
+bash scripts/bench.sh --quick

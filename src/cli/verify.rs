@@ -246,8 +246,6 @@ fn add_stats(t: &mut Stats, s: &Stats) {
     t.probes += s.probes;
     t.zero_window_probes += s.zero_window_probes;
     t.retransmissions += s.retransmissions;
-    t.zero_window_probes += s.zero_window_probes;
-    t.retransmissions += s.retransmissions;
 }
 
 fn human_file(
