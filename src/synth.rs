@@ -80,13 +80,7 @@ impl Session {
         let (me, peer) = Self::idx(e);
         self.ends[me].tsval = self.ends[me].tsval.wrapping_add(1);
         let (m, p) = (self.ends[me], self.ends[peer]);
-        let mut spec = SegmentSpec::new(
-            m.addr,
-            p.addr,
-            seq.unwrap_or(m.nxt),
-            ack.unwrap_or(p.nxt),
-            flags,
-        );
+        let mut spec = SegmentSpec::new(m.addr, p.addr, seq.unwrap_or(m.nxt), ack.unwrap_or(p.nxt), flags);
         spec.window = m.window;
         spec.payload = payload;
         spec.vlan = &self.vlan;
@@ -111,15 +105,7 @@ impl Session {
             .to_vec();
         self.ends[0].nxt = self.ends[0].nxt.plus(1);
         let synack = self
-            .emit(
-                End::Server,
-                Flags::SYN | Flags::ACK,
-                None,
-                None,
-                &[],
-                &[],
-                true,
-            )?
+            .emit(End::Server, Flags::SYN | Flags::ACK, None, None, &[], &[], true)?
             .to_vec();
         self.ends[1].nxt = self.ends[1].nxt.plus(1);
         let ack = self
@@ -133,15 +119,7 @@ impl Session {
         let (me, _) = Self::idx(e);
         let seq = self.ends[me].nxt;
         self.ends[me].nxt = seq.plus(payload.len() as u32);
-        self.emit(
-            e,
-            Flags::PSH | Flags::ACK,
-            Some(seq),
-            None,
-            payload,
-            &[],
-            false,
-        )
+        self.emit(e, Flags::PSH | Flags::ACK, Some(seq), None, payload, &[], false)
     }
 
     /// A pure ACK of everything the peer sent.
@@ -158,15 +136,7 @@ impl Session {
     /// Resends the last `n` bytes `e` sent (a retransmission of unacknowledged data).
     pub fn retransmit(&mut self, e: End, payload: &[u8]) -> Result<&[u8], BuildError> {
         let seq = self.next_seq(e).minus(payload.len() as u32);
-        self.emit(
-            e,
-            Flags::PSH | Flags::ACK,
-            Some(seq),
-            None,
-            payload,
-            &[],
-            false,
-        )
+        self.emit(e, Flags::PSH | Flags::ACK, Some(seq), None, payload, &[], false)
     }
 
     /// The answer to a probe from the other end; with `dsack`, the D-SACK block a

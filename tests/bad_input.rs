@@ -59,8 +59,7 @@ fn run<S: AsRef<OsStr>>(args: &[S]) -> Run {
         }
         thread::sleep(Duration::from_millis(5));
     };
-    let text =
-        |h: thread::JoinHandle<Vec<u8>>| String::from_utf8_lossy(&h.join().unwrap()).into_owned();
+    let text = |h: thread::JoinHandle<Vec<u8>>| String::from_utf8_lossy(&h.join().unwrap()).into_owned();
     Run {
         code: status.code(),
         stdout: text(out),
@@ -82,11 +81,7 @@ fn assert_no_panic(r: &Run) {
             r.stderr
         );
     }
-    assert!(
-        r.code.is_some(),
-        "killed by a signal; stderr:\n{}",
-        r.stderr
-    );
+    assert!(r.code.is_some(), "killed by a signal; stderr:\n{}", r.stderr);
 }
 
 /// Exit 2 and exactly one stderr line `kaprobe: ...` naming `path` and each of `want`.
@@ -117,8 +112,7 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(test: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("kaprobe-bad-input-{}-{test}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("kaprobe-bad-input-{}-{test}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("create scratch dir");
         Scratch(dir)
@@ -176,10 +170,7 @@ fn record(ts_s: u32, data: &[u8]) -> Vec<u8> {
 
 /// An Ethernet/IPv4/TCP frame of one client→server flow (or the reverse).
 fn tcp_frame(from_client: bool, seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
-    let (c, s) = (
-        "10.1.0.1:40000".parse().unwrap(),
-        "10.1.0.2:80".parse().unwrap(),
-    );
+    let (c, s) = ("10.1.0.1:40000".parse().unwrap(), "10.1.0.2:80".parse().unwrap());
     let (src, dst) = if from_client { (c, s) } else { (s, c) };
     let mut spec = SegmentSpec::new(src, dst, Seq(seq), Seq(ack), Flags::ACK);
     spec.payload = payload;
@@ -338,10 +329,7 @@ fn two_good_records() -> (Vec<u8>, usize) {
     f.extend(record(1, &fr[0]));
     f.extend(record(2, &fr[1]));
     let off = f.len();
-    assert_eq!(
-        off,
-        GLOBAL_HEADER + 2 * RECORD_HEADER + fr[0].len() + fr[1].len()
-    );
+    assert_eq!(off, GLOBAL_HEADER + 2 * RECORD_HEADER + fr[0].len() + fr[1].len());
     (f, off)
 }
 
@@ -351,11 +339,7 @@ fn last_record_header_cut() {
     let (mut f, off) = two_good_records();
     f.extend(&record(3, &frames()[2])[..7]);
     let p = s.write("cut-header.pcap", &f);
-    assert_unreadable(
-        &verify(&[&p]),
-        &p,
-        &["record 3", &format!("byte offset {off}")],
-    );
+    assert_unreadable(&verify(&[&p]), &p, &["record 3", &format!("byte offset {off}")]);
 }
 
 #[test]
@@ -364,11 +348,7 @@ fn last_record_data_cut() {
     let (mut f, off) = two_good_records();
     f.extend(&record(3, &frames()[2])[..RECORD_HEADER + 20]);
     let p = s.write("cut-data.pcap", &f);
-    assert_unreadable(
-        &verify(&[&p]),
-        &p,
-        &["record 3", &format!("byte offset {off}")],
-    );
+    assert_unreadable(&verify(&[&p]), &p, &["record 3", &format!("byte offset {off}")]);
 }
 
 /// caplen a little over the file's snaplen (but within libpcap's per-link
@@ -409,11 +389,7 @@ fn offset_after_caplen_over_snaplen_is_exact() {
     let off = f.len();
     f.extend(&record(3, &fr[1])[..5]);
     let p = s.write("over-snaplen-cut.pcap", &f);
-    assert_unreadable(
-        &verify(&[&p]),
-        &p,
-        &["record 3", &format!("byte offset {off})")],
-    );
+    assert_unreadable(&verify(&[&p]), &p, &["record 3", &format!("byte offset {off})")]);
 }
 
 #[test]
@@ -503,11 +479,7 @@ fn pcapng_mixed_link_types_cut_mid_block() {
     let (mut f, off) = mixed_pcapng();
     f.extend(&ng_epb(0, 3, &frames()[2])[..30]);
     let p = s.write("mixed-cut.pcapng", &f);
-    assert_unreadable(
-        &verify(&[&p]),
-        &p,
-        &["record 3", &format!("byte offset {off}")],
-    );
+    assert_unreadable(&verify(&[&p]), &p, &["record 3", &format!("byte offset {off}")]);
 }
 
 #[test]
@@ -547,11 +519,7 @@ fn pcapng_mixed_malformed_block_error_is_short() {
     f.extend_from_slice(&0u32.to_le_bytes()); // block total length 0
     f.extend(vec![0u8; 300_000]);
     let p = s.write("mixed-len0.pcapng", &f);
-    let line = assert_unreadable(
-        &verify(&[&p]),
-        &p,
-        &["record 3", &format!("byte offset {off}")],
-    );
+    let line = assert_unreadable(&verify(&[&p]), &p, &["record 3", &format!("byte offset {off}")]);
     assert!(
         line.len() < 400,
         "error line is {} bytes long: {}...",
@@ -568,11 +536,7 @@ fn pcapng_mixed_block_length_absurd() {
     f.extend_from_slice(&0x7fff_fff0u32.to_le_bytes());
     f.extend(vec![0u8; 64]);
     let p = s.write("mixed-huge.pcapng", &f);
-    assert_unreadable(
-        &verify(&[&p]),
-        &p,
-        &["record 3", &format!("byte offset {off}")],
-    );
+    assert_unreadable(&verify(&[&p]), &p, &["record 3", &format!("byte offset {off}")]);
 }
 
 // ---------------------------------------------------------------------------
@@ -595,10 +559,7 @@ fn bad_expect_spec() {
     assert_eq!(r.stdout, "", "nothing analysed on a usage error");
     let line = one_line(&r.stderr);
     assert!(line.starts_with("kaprobe: "), "{line}");
-    assert!(
-        line.contains("idle=soon") && line.contains("--expect"),
-        "{line}"
-    );
+    assert!(line.contains("idle=soon") && line.contains("--expect"), "{line}");
 }
 
 /// Regression: as `bad_expect_spec`.
@@ -617,10 +578,7 @@ fn bad_flow_filter() {
     assert_eq!(r.stdout, "", "nothing analysed on a usage error");
     let line = one_line(&r.stderr);
     assert!(line.starts_with("kaprobe: "), "{line}");
-    assert!(
-        line.contains("10.0.0.1:notaport") && line.contains("--flow"),
-        "{line}"
-    );
+    assert!(line.contains("10.0.0.1:notaport") && line.contains("--flow"), "{line}");
 }
 
 // ---------------------------------------------------------------------------
@@ -645,20 +603,12 @@ fn valid_files_beside_bad_ones_are_analysed() {
     assert_eq!(r.code, Some(2), "stderr:\n{}", r.stderr);
     for g in [&good1, &good2] {
         let want = format!("{}: 4 packets, 1 TCP flows", g.display());
-        assert!(
-            r.stdout.contains(&want),
-            "no {want:?} in stdout:\n{}",
-            r.stdout
-        );
+        assert!(r.stdout.contains(&want), "no {want:?} in stdout:\n{}", r.stdout);
     }
     // The damaged file is analysed up to the damage (its 2 whole records).
     let partial = format!("{}: 2 packets", bad.display());
     assert!(r.stdout.contains(&partial), "{}", r.stdout);
-    assert!(
-        r.stdout.contains("summary: 3 file(s), 10 packets"),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("summary: 3 file(s), 10 packets"), "{}", r.stdout);
     let lines: Vec<&str> = r.stderr.lines().collect();
     assert_eq!(lines.len(), 2, "one line per bad file:\n{}", r.stderr);
     assert!(lines[0].starts_with(&format!("kaprobe: {}: record 3", bad.display())));
@@ -669,11 +619,7 @@ fn valid_files_beside_bad_ones_are_analysed() {
 fn valid_files_beside_bad_ones_are_analysed_json() {
     let s = Scratch::new("valid_beside_bad_json");
     let (good1, bad, missing, good2) = mixed_bag(&s);
-    let mut args: Vec<&OsStr> = vec![
-        OsStr::new("verify"),
-        OsStr::new("--json"),
-        OsStr::new("--all"),
-    ];
+    let mut args: Vec<&OsStr> = vec![OsStr::new("verify"), OsStr::new("--json"), OsStr::new("--all")];
     args.extend([&good1, &bad, &missing, &good2].map(|p| p.as_os_str()));
     let r = run(&args);
     assert_no_panic(&r);
@@ -687,8 +633,7 @@ fn valid_files_beside_bad_ones_are_analysed_json() {
     for g in [&good1, &good2] {
         let name = g.display().to_string();
         assert!(
-            objs.iter()
-                .any(|o| o["type"] == "flow" && o["file"] == name.as_str()),
+            objs.iter().any(|o| o["type"] == "flow" && o["file"] == name.as_str()),
             "no flow for {name}:\n{}",
             r.stdout
         );

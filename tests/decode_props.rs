@@ -122,28 +122,18 @@ fn case() -> impl Strategy<Value = Case> {
         prop::collection::vec(1u16..=4094, 0..=2),
     )
         .prop_map(
-            |(
-                (src, dst),
-                (src_port, dst_port, seq, ack),
+            |((src, dst), (src_port, dst_port, seq, ack), flags, window, payload, timestamp, vlan)| Case {
+                src,
+                dst,
+                src_port,
+                dst_port,
+                seq,
+                ack,
                 flags,
                 window,
                 payload,
                 timestamp,
                 vlan,
-            )| {
-                Case {
-                    src,
-                    dst,
-                    src_port,
-                    dst_port,
-                    seq,
-                    ack,
-                    flags,
-                    window,
-                    payload,
-                    timestamp,
-                    vlan,
-                }
             },
         )
 }

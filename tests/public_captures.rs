@@ -23,16 +23,9 @@ fn classification_of_each_public_capture() {
         // nDPI avast: Windows-style 1-byte probes; two flows' servers give up after 2 probes.
         (
             "ka_ndpi_avast.pcap",
-            &[
-                ("keepalive_probe", 35),
-                ("keepalive_ack", 31),
-                ("keepalive_abort", 2),
-            ],
+            &[("keepalive_probe", 35), ("keepalive_ack", 31), ("keepalive_abort", 2)],
         ),
-        (
-            "ka_ndpi_ocsp.pcapng",
-            &[("keepalive_probe", 97), ("keepalive_ack", 97)],
-        ),
+        ("ka_ndpi_ocsp.pcapng", &[("keepalive_probe", 97), ("keepalive_ack", 97)]),
         (
             "ka_ndpi_anydesk.pcapng",
             &[("keepalive_probe", 8), ("keepalive_ack", 8)],
@@ -51,11 +44,7 @@ fn classification_of_each_public_capture() {
         ),
         (
             "ka_ppa_http_espn_fail.pcapng",
-            &[
-                ("keepalive_probe", 11),
-                ("keepalive_ack", 9),
-                ("keepalive_rst", 1),
-            ],
+            &[("keepalive_probe", 11), ("keepalive_ack", 9), ("keepalive_rst", 1)],
         ),
         // chrissanders/packets: Linux zero-window probes have the keepalive shape.
         (
@@ -96,8 +85,7 @@ fn out_of_order_timestamps_are_reported_not_fatal() {
     let r = kaprobe(&["verify", "-q", path.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
-        r.stderr
-            .contains("timestamped earlier than the record before"),
+        r.stderr.contains("timestamped earlier than the record before"),
         "{}",
         r.stderr
     );
@@ -187,10 +175,7 @@ fn right_where_tshark_is_wrong() {
     let path = capture("linux_retrans_1byte.pcap");
     let v = verify_json(&path, &[]);
     let tshark_says = tshark_frames(&path, "tcp.analysis.keep_alive");
-    assert!(
-        !tshark_says.is_empty(),
-        "tshark's false positive is expected here"
-    );
+    assert!(!tshark_says.is_empty(), "tshark's false positive is expected here");
     assert_eq!(v.frames_of("retransmission"), tshark_says);
     assert!(v.frames_of("keepalive_probe").is_empty());
 
@@ -225,15 +210,9 @@ fn right_where_tshark_is_wrong() {
     );
 
     // And look-alikes tshark flags in the telnet and VLAN samples are nothing here.
-    for file in [
-        "tricky_wsample_telnet-raw.pcap",
-        "tricky_zeek_vlan-collisions.pcap",
-    ] {
+    for file in ["tricky_wsample_telnet-raw.pcap", "tricky_zeek_vlan-collisions.pcap"] {
         let Some(path) = public(file) else { return };
-        assert!(
-            !tshark_frames(&path, "tcp.analysis.keep_alive").is_empty(),
-            "{file}"
-        );
+        assert!(!tshark_frames(&path, "tcp.analysis.keep_alive").is_empty(), "{file}");
         assert_eq!(verify_json(&path, &[]).summary["probes"], 0, "{file}");
     }
 }

@@ -28,12 +28,7 @@ impl Drop for Scratch {
 }
 
 /// Handshake and data, then `rounds` keepalive rounds; `between` runs before each answer.
-fn session(
-    path: &std::path::Path,
-    probe_len: usize,
-    rounds: usize,
-    mut between: impl FnMut(&mut Session),
-) {
+fn session(path: &std::path::Path, probe_len: usize, rounds: usize, mut between: impl FnMut(&mut Session)) {
     let mut s = Session::new(
         "10.0.0.1:40000".parse().unwrap(),
         "10.0.0.2:8080".parse().unwrap(),
@@ -61,17 +56,9 @@ fn session(
     );
     put(&mut t, 1_000_000, s.ack(End::Client).unwrap());
     for _ in 0..rounds {
-        put(
-            &mut t,
-            30 * S,
-            s.probe(End::Client, &[0u8; 1][..probe_len]).unwrap(),
-        );
+        put(&mut t, 30 * S, s.probe(End::Client, &[0u8; 1][..probe_len]).unwrap());
         between(&mut s);
-        put(
-            &mut t,
-            2_000_000,
-            s.probe_ack(End::Server, probe_len == 1).unwrap(),
-        );
+        put(&mut t, 2_000_000, s.probe_ack(End::Server, probe_len == 1).unwrap());
     }
     out.finish().unwrap();
 }

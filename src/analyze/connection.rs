@@ -1,12 +1,15 @@
-//! One TCP connection: both directions' sequence state, each side's keepalive
-//! bookkeeping, violations, and (optionally) a bounded timeline of events.
+//! One TCP connection: both directions' sequence state (hot: touched by every
+//! segment) and, allocated on the first keepalive-related segment, each side's
+//! keepalive bookkeeping, violations and a bounded timeline (cold). Flows that
+//! never probe stay small, and the per-packet path touches few cache lines.
 
 use super::classify::classify;
 use super::event::{SegmentEvent, Violation, ViolationKind};
 use super::kind::Kind;
-use super::prober::Prober;
+use super::prober::{Pending, Prober};
 use crate::flow::{Direction, FlowKey, Side};
 use crate::wire::Segment;
+use std::sync::LazyLock;
 
 /// Violations and timeline events kept per flow; the rest are only counted.
 pub const MAX_VIOLATIONS: usize = 32;
@@ -15,6 +18,19 @@ pub const MAX_TIMELINE: usize = 256;
 /// Probes come after at least a second of idle (the smallest TCP_KEEPIDLE).
 const MIN_IDLE_NS: u64 = 1_000_000_000;
 
+/// What a flow's keepalive did: kept only for flows with keepalive activity.
+#[derive(Clone, Debug, Default)]
+pub struct Keepalive {
+    pub ka: [Prober; 2],
+    pub retransmissions: u32,
+    pub violations: Vec<Violation>,
+    pub violations_total: u32,
+    pub timeline: Vec<SegmentEvent>,
+    pub timeline_dropped: u32,
+}
+
+static QUIET: LazyLock<Keepalive> = LazyLock::new(Keepalive::default);
+
 #[derive(Clone, Debug)]
 pub struct Connection {
     pub id: u64,
@@ -22,17 +38,29 @@ pub struct Connection {
     /// The side that sent the first SYN without ACK, when seen.
     pub client: Option<Side>,
     pub dir: [Direction; 2],
-    pub ka: [Prober; 2],
+    /// Each side's probe waiting for an answer.
+    pub pending: [Option<Pending>; 2],
     pub first_frame: u64,
     pub first_time: u64,
     pub last_time: u64,
-    pub retransmissions: u32,
-    pub violations: Vec<Violation>,
-    pub violations_total: u32,
-    pub timeline: Vec<SegmentEvent>,
-    pub timeline_dropped: u32,
     pub closed_at: Option<u64>,
     pub time_backwards: u32,
+    cold: Option<Box<Keepalive>>,
+}
+
+/// Which segments the caller wants full events for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Events {
+    None,
+    /// Keepalive-related kinds and look-alikes.
+    Notable,
+    All,
+}
+
+/// What `segment` found: the kind always, the full event when asked for.
+pub struct Classified {
+    pub kind: Kind,
+    pub event: Option<SegmentEvent>,
 }
 
 impl Connection {
@@ -42,18 +70,23 @@ impl Connection {
             key,
             client: None,
             dir: Default::default(),
-            ka: Default::default(),
+            pending: [None; 2],
             first_frame: frame,
             first_time: time,
             last_time: time,
-            retransmissions: 0,
-            violations: Vec::new(),
-            violations_total: 0,
-            timeline: Vec::new(),
-            timeline_dropped: 0,
             closed_at: None,
             time_backwards: 0,
+            cold: None,
         }
+    }
+
+    /// The keepalive record (empty for a flow that never probed).
+    pub fn keepalive(&self) -> &Keepalive {
+        self.cold.as_deref().unwrap_or(&QUIET)
+    }
+
+    fn cold(&mut self) -> &mut Keepalive {
+        self.cold.get_or_insert_with(Default::default)
     }
 
     /// Both SYNs carried the window scale option, so the shift applies.
@@ -77,20 +110,20 @@ impl Connection {
 
     /// A SYN without ACK that starts a new connection on this 4-tuple.
     pub fn is_new_connection(&self, side: Side, seg: &Segment) -> bool {
-        seg.flags.syn()
-            && !seg.flags.ack()
-            && self.dir[side.idx()].syn.is_none_or(|s| s.isn != seg.seq)
+        seg.flags.syn() && !seg.flags.ack() && self.dir[side.idx()].syn.is_none_or(|s| s.isn != seg.seq)
     }
 
-    /// Classifies `seg` and updates all state. `keep_timeline` stores notable events.
+    /// Classifies `seg` and updates all state. The full event is built only
+    /// when `want` asks for this kind, or to keep a notable one in the timeline.
     pub fn segment(
         &mut self,
         frame: u64,
         time: u64,
         side: Side,
         seg: &Segment,
+        want: Events,
         keep_timeline: bool,
-    ) -> SegmentEvent {
+    ) -> Classified {
         let (s, o) = (side.idx(), side.other().idx());
         if time < self.last_time {
             self.time_backwards += 1;
@@ -101,14 +134,74 @@ impl Connection {
         }
         // Copies: the state before this segment, while `self` is updated.
         let (from, to) = (self.dir[s], self.dir[o]);
-        let kind = classify(
-            seg,
-            &from,
-            &to,
-            self.ka[s].pending.as_ref(),
-            self.ka[o].pending.as_ref(),
-        );
-        let mut ev = SegmentEvent {
+        let kind = classify(seg, &from, &to, self.pending[s].as_ref(), self.pending[o].as_ref());
+        // (probe answered, its rtt, D-SACK) for answers.
+        let mut answer: Option<(u64, u64, bool)> = None;
+        match kind {
+            Kind::KeepaliveProbe | Kind::ZeroWindowProbe => {
+                let zero_window = kind == Kind::ZeroWindowProbe;
+                if !zero_window {
+                    self.check_probe(frame, time, side, seg);
+                }
+                let last_received = to.seen.then_some(to.last_time);
+                let cold = self.cold.get_or_insert_with(Default::default);
+                let p = cold.ka[s].probe(&mut self.pending[s], frame, time, seg, zero_window, last_received);
+                if p.rate_limited {
+                    self.violate(ViolationKind::WithinRateLimit, frame, time, side);
+                }
+            }
+            Kind::KeepaliveAck | Kind::ZeroWindowAck => {
+                let cold = self.cold.get_or_insert_with(Default::default);
+                if let Some(p) = cold.ka[o].answer(&mut self.pending[o], time) {
+                    let dsack = seg
+                        .options
+                        .sack_blocks()
+                        .first()
+                        .is_some_and(|b| b.0 == p.seq && !b.1.after(seg.ack));
+                    answer = Some((p.frame, time.saturating_sub(p.time), dsack));
+                }
+            }
+            Kind::KeepaliveRst => {
+                let cold = self.cold.get_or_insert_with(Default::default);
+                if let Some(p) = cold.ka[o].reset(&mut self.pending[o]) {
+                    answer = Some((p.frame, time.saturating_sub(p.time), false));
+                }
+            }
+            Kind::KeepaliveAbort => {
+                let cold = self.cold.get_or_insert_with(Default::default);
+                cold.ka[s].abort(&mut self.pending[s]);
+            }
+            Kind::Retransmission => self.cold().retransmissions += 1,
+            Kind::Handshake | Kind::Data | Kind::Ack | Kind::Fin | Kind::Rst => {
+                if kind == Kind::Data
+                    && seg.payload_len >= 2
+                    && to.acked == Some(seg.seq.plus(1))
+                    && to.seen
+                    && time.saturating_sub(to.last_time) >= MIN_IDLE_NS
+                {
+                    self.violate(ViolationKind::PayloadTooLong, frame, time, side);
+                }
+                // The side is alive: the other side's keepalive starts over.
+                if let Some(cold) = self.cold.as_deref_mut() {
+                    cold.ka[o].peer_spoke(&mut self.pending[o]);
+                }
+            }
+        }
+        let wshift = self.wshift(side);
+        self.dir[s].update(seg, frame, time, wshift);
+        if seg.flags.rst() || (self.dir[0].fin && self.dir[1].fin) {
+            self.closed_at.get_or_insert(time);
+        }
+        let timeline = keep_timeline && kind.is_notable();
+        let wanted = match want {
+            Events::None => false,
+            Events::Notable => kind.is_notable(),
+            Events::All => true,
+        };
+        if !(wanted || timeline) {
+            return Classified { kind, event: None };
+        }
+        let ev = SegmentEvent {
             frame,
             time,
             flow_id: self.id,
@@ -120,84 +213,27 @@ impl Connection {
             ack: seg.ack,
             len: seg.payload_len,
             flags: seg.flags,
-            window: (seg.window as u32)
-                << if seg.flags.syn() {
-                    0
-                } else {
-                    self.wshift(side)
-                },
+            window: (seg.window as u32) << if seg.flags.syn() { 0 } else { wshift },
             rel_seq: from.relative(seg.seq),
-            rel_ack: if seg.flags.ack() {
-                to.relative(seg.ack)
-            } else {
-                None
-            },
-            answers: None,
-            rtt: None,
-            dsack: false,
+            rel_ack: if seg.flags.ack() { to.relative(seg.ack) } else { None },
+            answers: answer.map(|a| a.0),
+            rtt: answer.map(|a| a.1),
+            dsack: answer.is_some_and(|a| a.2),
             next_seq: from.seen.then_some(from.next_seq),
             peer_acked: to.acked,
             peer_acked_frame: to.acked.map(|_| to.acked_frame),
             peer_window: to.window,
             timestamp: seg.options.timestamp,
         };
-        match kind {
-            Kind::KeepaliveProbe | Kind::ZeroWindowProbe => {
-                let zero_window = kind == Kind::ZeroWindowProbe;
-                if !zero_window {
-                    self.check_probe(frame, time, side, seg);
-                }
-                let last_received = to.seen.then_some(to.last_time);
-                let p = self.ka[s].probe(frame, time, seg, zero_window, last_received);
-                if p.rate_limited {
-                    self.violate(ViolationKind::WithinRateLimit, frame, time, side);
-                }
-            }
-            Kind::KeepaliveAck | Kind::ZeroWindowAck => {
-                if let Some(p) = self.ka[o].answer(time) {
-                    ev.answers = Some(p.frame);
-                    ev.rtt = Some(time.saturating_sub(p.time));
-                    ev.dsack = seg
-                        .options
-                        .sack_blocks()
-                        .first()
-                        .is_some_and(|b| b.0 == p.seq && !b.1.after(seg.ack));
-                }
-            }
-            Kind::KeepaliveRst => {
-                if let Some(p) = self.ka[o].reset() {
-                    ev.answers = Some(p.frame);
-                    ev.rtt = Some(time.saturating_sub(p.time));
-                }
-            }
-            Kind::KeepaliveAbort => self.ka[s].abort(),
-            Kind::Retransmission => self.retransmissions += 1,
-            Kind::Handshake | Kind::Data | Kind::Ack | Kind::Fin | Kind::Rst => {
-                if kind == Kind::Data
-                    && seg.payload_len >= 2
-                    && to.acked == Some(seg.seq.plus(1))
-                    && to.seen
-                    && time.saturating_sub(to.last_time) >= MIN_IDLE_NS
-                {
-                    self.violate(ViolationKind::PayloadTooLong, frame, time, side);
-                }
-                // The side is alive: the other side's keepalive starts over.
-                self.ka[o].peer_spoke();
-            }
-        }
-        let wshift = self.wshift(side);
-        self.dir[s].update(seg, frame, time, wshift);
-        if seg.flags.rst() || (self.dir[0].fin && self.dir[1].fin) {
-            self.closed_at.get_or_insert(time);
-        }
-        if keep_timeline && kind.is_notable() {
-            if self.timeline.len() < MAX_TIMELINE {
-                self.timeline.push(ev);
+        if timeline {
+            let cold = self.cold();
+            if cold.timeline.len() < MAX_TIMELINE {
+                cold.timeline.push(ev);
             } else {
-                self.timeline_dropped += 1;
+                cold.timeline_dropped += 1;
             }
         }
-        ev
+        Classified { kind, event: Some(ev) }
     }
 
     /// Format checks on a keepalive probe, against state before it.
@@ -221,9 +257,10 @@ impl Connection {
     }
 
     fn violate(&mut self, kind: ViolationKind, frame: u64, time: u64, side: Side) {
-        self.violations_total += 1;
-        if self.violations.len() < MAX_VIOLATIONS {
-            self.violations.push(Violation {
+        let cold = self.cold();
+        cold.violations_total += 1;
+        if cold.violations.len() < MAX_VIOLATIONS {
+            cold.violations.push(Violation {
                 kind,
                 frame,
                 time,
@@ -234,13 +271,16 @@ impl Connection {
 
     /// End of capture or eviction: probes still pending were never answered.
     pub fn finish(&mut self) {
-        self.ka.iter_mut().for_each(Prober::finish);
+        if let Some(cold) = self.cold.as_deref_mut() {
+            for (k, p) in cold.ka.iter_mut().zip(self.pending.iter_mut()) {
+                k.finish(p);
+            }
+        }
     }
 
     /// Any keepalive or zero-window activity, or a look-alike worth reporting.
     pub fn is_notable(&self) -> bool {
-        self.ka.iter().any(|k| k.probes > 0 || k.zw_probes > 0)
-            || self.retransmissions > 0
-            || self.violations_total > 0
+        let k = self.keepalive();
+        k.ka.iter().any(|k| k.probes > 0 || k.zw_probes > 0) || k.retransmissions > 0 || k.violations_total > 0
     }
 }

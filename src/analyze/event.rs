@@ -66,11 +66,21 @@ impl ViolationKind {
 
     pub fn meaning(self) -> &'static str {
         match self {
-            ViolationKind::PayloadTooLong => "segment at SND.NXT-1 after idle carries more than 1 byte: the peer takes it as data, not a probe",
-            ViolationKind::ProbeWithUnackedData => "probe sent while data was unacknowledged: retransmission, not keepalive, should be running",
-            ViolationKind::MissingTimestamp => "probe without TSopt although timestamps were negotiated (RFC 7323: the peer should drop it)",
-            ViolationKind::StaleTsval => "probe TSval older than the sender's previous one: current Linux peers drop it (PAWS)",
-            ViolationKind::WithinRateLimit => "probe within 500 ms of the previous one: a Linux peer answers at most one per 500 ms",
+            ViolationKind::PayloadTooLong => {
+                "segment at SND.NXT-1 after idle carries more than 1 byte: the peer takes it as data, not a probe"
+            }
+            ViolationKind::ProbeWithUnackedData => {
+                "probe sent while data was unacknowledged: retransmission, not keepalive, should be running"
+            }
+            ViolationKind::MissingTimestamp => {
+                "probe without TSopt although timestamps were negotiated (RFC 7323: the peer should drop it)"
+            }
+            ViolationKind::StaleTsval => {
+                "probe TSval older than the sender's previous one: current Linux peers drop it (PAWS)"
+            }
+            ViolationKind::WithinRateLimit => {
+                "probe within 500 ms of the previous one: a Linux peer answers at most one per 500 ms"
+            }
         }
     }
 }

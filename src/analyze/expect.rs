@@ -73,16 +73,12 @@ impl Expectations {
                 },
                 other => {
                     return Err(format!(
-                    "unknown expectation '{other}' (use idle, interval, count, outcome, tolerance)"
-                ))
+                        "unknown expectation '{other}' (use idle, interval, count, outcome, tolerance)"
+                    ))
                 }
             }
         }
-        if e.idle_ns.is_none()
-            && e.interval_ns.is_none()
-            && e.count.is_none()
-            && e.outcome.is_none()
-        {
+        if e.idle_ns.is_none() && e.interval_ns.is_none() && e.count.is_none() && e.outcome.is_none() {
             return Err("nothing to expect (use idle=, interval=, count=, outcome=)".into());
         }
         Ok(e)
@@ -97,29 +93,19 @@ impl Expectations {
     pub fn check(&self, r: &FlowReport) -> Vec<String> {
         let mut out = Vec::new();
         let keepalive = r.probes > 0;
-        if !keepalive
-            && (self.idle_ns.is_some() || self.interval_ns.is_some() || self.count.is_some())
-        {
+        if !keepalive && (self.idle_ns.is_some() || self.interval_ns.is_some() || self.count.is_some()) {
             out.push("no keepalive probes in this flow".to_string());
         }
-        let mut duration =
-            |name: &str, want: Option<u64>, got: Option<f64>, unseen: &str| match (want, got) {
-                (Some(w), Some(g)) if !self.close_enough(g, w) => out.push(format!(
-                    "{name}: expected {}, measured {}",
-                    format_duration(w),
-                    format_duration((g * 1e9) as u64)
-                )),
-                (Some(_), None) if keepalive => {
-                    out.push(format!("{name}: not observed ({unseen})"))
-                }
-                _ => {}
-            };
-        duration(
-            "idle",
-            self.idle_ns,
-            r.idle_s,
-            "no probe followed a received segment",
-        );
+        let mut duration = |name: &str, want: Option<u64>, got: Option<f64>, unseen: &str| match (want, got) {
+            (Some(w), Some(g)) if !self.close_enough(g, w) => out.push(format!(
+                "{name}: expected {}, measured {}",
+                format_duration(w),
+                format_duration((g * 1e9) as u64)
+            )),
+            (Some(_), None) if keepalive => out.push(format!("{name}: not observed ({unseen})")),
+            _ => {}
+        };
+        duration("idle", self.idle_ns, r.idle_s, "no probe followed a received segment");
         duration(
             "interval",
             self.interval_ns,
@@ -127,17 +113,18 @@ impl Expectations {
             "no unanswered probe was followed by another",
         );
         if let (Some(want), true) = (self.count, keepalive) {
-            let least = r
-                .directions
-                .iter()
-                .map(|d| d.count_at_least)
-                .max()
-                .unwrap_or(0);
+            let least = r.directions.iter().map(|d| d.count_at_least).max().unwrap_or(0);
             match r.count {
-                Some(got) if got != want => out.push(format!("count: expected {want}, measured {got} unanswered probes before the abort")),
+                Some(got) if got != want => out.push(format!(
+                    "count: expected {want}, measured {got} unanswered probes before the abort"
+                )),
                 Some(_) => {}
-                None if least > want => out.push(format!("count: expected {want}, but {least} probes went unanswered without an abort")),
-                None => out.push(format!("count: not observed (no abort after unanswered probes; longest unanswered run {least})")),
+                None if least > want => out.push(format!(
+                    "count: expected {want}, but {least} probes went unanswered without an abort"
+                )),
+                None => out.push(format!(
+                    "count: not observed (no abort after unanswered probes; longest unanswered run {least})"
+                )),
             }
         }
         if let Some(want) = self.outcome {
@@ -167,14 +154,7 @@ mod tests {
         let e = Expectations::parse("outcome=alive,tolerance=5%").unwrap();
         assert_eq!(e.outcome, Some(Outcome::Alive));
         assert!((e.rel_tolerance - 0.05).abs() < 1e-9);
-        for bad in [
-            "",
-            "idle",
-            "idle=soon",
-            "count=x",
-            "color=red",
-            "outcome=maybe",
-        ] {
+        for bad in ["", "idle", "idle=soon", "count=x", "color=red", "outcome=maybe"] {
             assert!(Expectations::parse(bad).is_err(), "{bad}");
         }
     }

@@ -19,10 +19,7 @@ impl EndpointPattern {
     fn parse(s: &str) -> Result<EndpointPattern, String> {
         let s = s.trim();
         let bad = || format!("'{s}' is not HOST, HOST:PORT, :PORT or [IPv6]:PORT");
-        let port = |p: &str| {
-            p.parse::<u16>()
-                .map_err(|_| format!("'{p}' is not a port number"))
-        };
+        let port = |p: &str| p.parse::<u16>().map_err(|_| format!("'{p}' is not a port number"));
         if let Some(rest) = s.strip_prefix('[') {
             let (host, tail) = rest.split_once(']').ok_or_else(bad)?;
             let addr = Some(host.parse().map_err(|_| bad())?);
@@ -74,9 +71,7 @@ impl FlowFilter {
     pub fn matches(&self, k: &FlowKey) -> bool {
         match self.patterns.as_slice() {
             [p] => p.matches(&k.lo) || p.matches(&k.hi),
-            [p, q] => {
-                (p.matches(&k.lo) && q.matches(&k.hi)) || (p.matches(&k.hi) && q.matches(&k.lo))
-            }
+            [p, q] => (p.matches(&k.lo) && q.matches(&k.hi)) || (p.matches(&k.hi) && q.matches(&k.lo)),
             _ => false,
         }
     }

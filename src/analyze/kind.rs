@@ -26,10 +26,7 @@ pub enum Kind {
 impl Kind {
     /// Kinds that `verify` reports by default.
     pub fn is_notable(self) -> bool {
-        !matches!(
-            self,
-            Kind::Handshake | Kind::Data | Kind::Ack | Kind::Fin | Kind::Rst
-        )
+        !matches!(self, Kind::Handshake | Kind::Data | Kind::Ack | Kind::Fin | Kind::Rst)
     }
 
     pub fn as_str(self) -> &'static str {

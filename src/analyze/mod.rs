@@ -11,7 +11,7 @@ mod prober;
 mod report;
 mod samples;
 
-pub use connection::{Connection, MAX_TIMELINE};
+pub use connection::{Connection, Events, Keepalive, MAX_TIMELINE};
 pub use event::{SegmentEvent, Violation, ViolationKind};
 pub use expect::Expectations;
 pub use filter::FlowFilter;
@@ -20,7 +20,9 @@ pub use prober::PEER_RATE_LIMIT_NS;
 pub use report::{secs, Estimate, FlowReport, Outcome, ProberReport};
 
 use crate::decode::{Packet, Skip};
-use crate::flow::{FlowKey, FlowTable};
+use crate::flow::{FlowKey, FlowTable, Side};
+use crate::wire::Segment;
+use std::collections::VecDeque;
 
 /// Receives the analyzer's output as it is produced.
 pub trait Sink {
@@ -33,8 +35,8 @@ pub trait Sink {
 pub struct Config {
     /// Keep a bounded timeline of notable events per flow (for human output).
     pub keep_timeline: bool,
-    /// Report every segment, not only keepalive-related ones.
-    pub all_segments: bool,
+    /// Which segments the sink receives.
+    pub events: Events,
     /// Only flows matching this.
     pub filter: Option<FlowFilter>,
     /// A flow quiet this long is reported and forgotten. Longer than the
@@ -48,7 +50,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             keep_timeline: false,
-            all_segments: false,
+            events: Events::Notable,
             filter: None,
             idle_evict_ns: 10 * 3600 * 1_000_000_000,
             closed_evict_ns: 300 * 1_000_000_000,
@@ -77,8 +79,21 @@ pub struct Stats {
     pub retransmissions: u64,
 }
 
+/// Packets decoded ahead of processing, so their flows' cache lines are
+/// loading while earlier packets are processed.
+const LOOKAHEAD: usize = 8;
+
+struct Queued {
+    frame: u64,
+    time: u64,
+    seg: Segment,
+    key: FlowKey,
+    side: Side,
+}
+
 pub struct Analyzer {
     cfg: Config,
+    queue: VecDeque<Queued>,
     table: FlowTable<Connection>,
     next_id: u64,
     /// Latest record time so far; eviction runs on it so time going back cannot stall it.
@@ -91,6 +106,7 @@ impl Analyzer {
     pub fn new(cfg: Config) -> Self {
         Analyzer {
             cfg,
+            queue: VecDeque::with_capacity(LOOKAHEAD + 1),
             table: FlowTable::default(),
             next_id: 1,
             now: 0,
@@ -118,10 +134,10 @@ impl Analyzer {
             }
         }
         self.prev_time = Some(time);
-        self.now = self.now.max(time);
     }
 
     /// One decoded TCP segment; `frame` is its 1-based record number.
+    /// Processed `LOOKAHEAD` packets later, once its flow is in the cache.
     pub fn packet(&mut self, frame: u64, time: u64, pkt: &Packet, sink: &mut impl Sink) {
         self.tick(time);
         self.stats.tcp_packets += 1;
@@ -130,32 +146,58 @@ impl Analyzer {
         if self.cfg.filter.as_ref().is_some_and(|f| !f.matches(&key)) {
             return;
         }
-        let fresh = match self.table.get_mut(&key) {
-            Some(c) if c.is_new_connection(side, &pkt.tcp) => {
-                let old = self.table.remove(&key);
-                old.into_iter().for_each(|c| Self::done(c, sink));
-                true
+        self.table.prefetch(&key);
+        self.queue.push_back(Queued {
+            frame,
+            time,
+            seg: pkt.tcp,
+            key,
+            side,
+        });
+        if self.queue.len() > LOOKAHEAD {
+            if let Some(q) = self.queue.pop_front() {
+                self.process(q, sink);
             }
-            Some(_) => false,
-            None => true,
-        };
-        if fresh {
-            self.table
-                .insert(key, Connection::new(self.next_id, key, frame, time));
+        }
+    }
+
+    /// Processes the packets still waiting in the lookahead queue.
+    pub fn flush(&mut self, sink: &mut impl Sink) {
+        while let Some(q) = self.queue.pop_front() {
+            self.process(q, sink);
+        }
+    }
+
+    fn process(&mut self, q: Queued, sink: &mut impl Sink) {
+        let Queued {
+            frame,
+            time,
+            seg,
+            key,
+            side,
+        } = q;
+        // Eviction runs on processed time, not on the lookahead's.
+        self.now = self.now.max(time);
+        let stale = self.table.get_mut(&key).map(|c| c.is_new_connection(side, &seg));
+        if stale != Some(false) {
+            if stale == Some(true) {
+                self.table.remove(&key).into_iter().for_each(|c| Self::done(c, sink));
+            }
+            self.table.insert(key, Connection::new(self.next_id, key, frame, time));
             self.next_id += 1;
             self.stats.flows += 1;
         }
         let Some(conn) = self.table.get_mut(&key) else {
             return;
         };
-        let ev = conn.segment(frame, time, side, &pkt.tcp, self.cfg.keep_timeline);
-        match ev.kind {
+        let got = conn.segment(frame, time, side, &seg, self.cfg.events, self.cfg.keep_timeline);
+        match got.kind {
             Kind::KeepaliveProbe => self.stats.probes += 1,
             Kind::ZeroWindowProbe => self.stats.zero_window_probes += 1,
             Kind::Retransmission => self.stats.retransmissions += 1,
             _ => {}
         }
-        if self.cfg.all_segments || ev.kind.is_notable() {
+        if let Some(ev) = got.event.filter(|_| self.cfg.events != Events::None) {
             sink.segment(&ev);
         }
         if self.table.sweep_due(self.now) {
@@ -169,8 +211,7 @@ impl Analyzer {
             now,
             |c| {
                 let quiet = now.saturating_sub(c.last_time);
-                quiet >= cfg.idle_evict_ns
-                    || (c.closed_at.is_some() && quiet >= cfg.closed_evict_ns)
+                quiet >= cfg.idle_evict_ns || (c.closed_at.is_some() && quiet >= cfg.closed_evict_ns)
             },
             |c| Self::done(c, sink),
         );
@@ -183,9 +224,8 @@ impl Analyzer {
 
     /// End of input: every remaining flow is reported, in order of first appearance.
     pub fn finish(&mut self, sink: &mut impl Sink) {
-        let mut rest: Vec<Connection> = self.table.drain().collect();
-        rest.sort_unstable_by_key(|c| c.id);
-        rest.into_iter().for_each(|c| Self::done(c, sink));
+        self.flush(sink);
+        self.table.drain_by_key(|c| c.id, |c| Self::done(c, sink));
     }
 }
 

@@ -1,5 +1,6 @@
 //! Keepalive bookkeeping for one direction of a flow: the probes it sent,
-//! which were answered, and the idle/interval/count they reveal.
+//! which were answered, and the idle/interval/count they reveal. The probe
+//! awaiting an answer lives with the connection's hot state and is passed in.
 
 use super::samples::Samples;
 use crate::wire::{Segment, Seq};
@@ -43,7 +44,6 @@ pub struct Prober {
     pub resets: u32,
     pub zw_probes: u32,
     pub zw_answered: u32,
-    pub pending: Option<Pending>,
     /// Unanswered probes in the current run (not counting `pending`).
     pub run: u32,
     /// Longest run of unanswered probes: a lower bound on the count setting.
@@ -63,6 +63,7 @@ impl Prober {
     /// when this side last received a segment, which Linux's idle clock counts from.
     pub fn probe(
         &mut self,
+        pending: &mut Option<Pending>,
         frame: u64,
         time: u64,
         seg: &Segment,
@@ -81,7 +82,7 @@ impl Prober {
             self.probes += 1;
             self.one_byte += (len == 1) as u32;
             self.first_probe_frame.get_or_insert(frame);
-            match self.pending.filter(|p| !p.zero_window) {
+            match pending.filter(|p| !p.zero_window) {
                 Some(prev) => {
                     self.note_unanswered(&prev);
                     self.interval.push(time.saturating_sub(prev.time));
@@ -103,7 +104,7 @@ impl Prober {
             zero_window,
             rate_limited,
         };
-        self.pending = Some(p);
+        *pending = Some(p);
         p
     }
 
@@ -116,8 +117,8 @@ impl Prober {
     }
 
     /// The peer acknowledged the pending probe: returns it, for the RTT.
-    pub fn answer(&mut self, time: u64) -> Option<Pending> {
-        let p = self.pending.take()?;
+    pub fn answer(&mut self, pending: &mut Option<Pending>, time: u64) -> Option<Pending> {
+        let p = pending.take()?;
         if p.zero_window {
             self.zw_answered += 1;
         } else {
@@ -130,8 +131,8 @@ impl Prober {
     }
 
     /// The peer answered the pending probe with a RST.
-    pub fn reset(&mut self) -> Option<Pending> {
-        let p = self.pending.take()?;
+    pub fn reset(&mut self, pending: &mut Option<Pending>) -> Option<Pending> {
+        let p = pending.take()?;
         self.resets += 1;
         self.last = Last::Reset;
         self.run = 0;
@@ -139,8 +140,8 @@ impl Prober {
     }
 
     /// This side gave up: its RST after unanswered probes.
-    pub fn abort(&mut self) {
-        if let Some(p) = self.pending.take() {
+    pub fn abort(&mut self, pending: &mut Option<Pending>) {
+        if let Some(p) = pending.take() {
             self.note_unanswered(&p);
             self.count = Some(self.run);
         }
@@ -150,16 +151,16 @@ impl Prober {
 
     /// The peer sent something other than an answer: it is alive, and the
     /// kernel's keepalive timer starts over.
-    pub fn peer_spoke(&mut self) {
-        if self.pending.take().is_some_and(|p| !p.zero_window) {
+    pub fn peer_spoke(&mut self, pending: &mut Option<Pending>) {
+        if pending.take().is_some_and(|p| !p.zero_window) {
             self.last = Last::Answered;
         }
         self.run = 0;
     }
 
     /// End of the flow: a probe still pending was never answered.
-    pub fn finish(&mut self) {
-        if let Some(p) = self.pending.take().filter(|p| !p.zero_window) {
+    pub fn finish(&mut self, pending: &mut Option<Pending>) {
+        if let Some(p) = pending.take().filter(|p| !p.zero_window) {
             self.note_unanswered(&p);
         }
     }

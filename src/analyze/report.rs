@@ -131,6 +131,7 @@ pub struct FlowReport {
 
 impl FlowReport {
     pub fn of(c: &Connection) -> FlowReport {
+        let k = c.keepalive();
         let roles = roles(c);
         let order = match c.client {
             Some(Side::Hi) => [Side::Hi, Side::Lo],
@@ -138,16 +139,16 @@ impl FlowReport {
         };
         let directions: Vec<ProberReport> = order
             .iter()
-            .filter(|s| c.ka[s.idx()].probes > 0 || c.ka[s.idx()].zw_probes > 0)
+            .filter(|s| k.ka[s.idx()].probes > 0 || k.ka[s.idx()].zw_probes > 0)
             .map(|&s| prober_report(c, s, roles[s.idx()]))
             .collect();
-        let probing: Vec<&Prober> = c.ka.iter().filter(|k| k.probes > 0).collect();
+        let probing: Vec<&Prober> = k.ka.iter().filter(|k| k.probes > 0).collect();
         let main = order
             .iter()
-            .map(|s| &c.ka[s.idx()])
+            .map(|s| &k.ka[s.idx()])
             .max_by_key(|k| k.probes)
             .filter(|k| k.probes > 0);
-        let sum = |f: fn(&Prober) -> u32| c.ka.iter().map(f).sum::<u32>();
+        let sum = |f: fn(&Prober) -> u32| k.ka.iter().map(f).sum::<u32>();
         let ep = |s: Side| c.key.endpoint(s).to_string();
         FlowReport {
             flow_id: c.id,
@@ -161,7 +162,7 @@ impl FlowReport {
             packets: c.dir[0].packets + c.dir[1].packets,
             prober: match probing.len() {
                 0 => "none",
-                1 => roles[c.ka.iter().position(|k| k.probes > 0).unwrap_or(0)],
+                1 => roles[k.ka.iter().position(|k| k.probes > 0).unwrap_or(0)],
                 _ => "both",
             },
             probes: sum(|k| k.probes),
@@ -169,17 +170,13 @@ impl FlowReport {
             unanswered: sum(|k| k.unanswered),
             resets: sum(|k| k.resets),
             zero_window_probes: sum(|k| k.zw_probes),
-            retransmissions: c.retransmissions,
+            retransmissions: k.retransmissions,
             idle_s: main.and_then(|k| k.idle.median()).map(secs),
             interval_s: main.and_then(|k| k.interval.median()).map(secs),
             count: main.and_then(|k| k.count),
             outcome: outcome(c),
-            violations: c
-                .violations
-                .iter()
-                .map(|v| violation_report(c, v))
-                .collect(),
-            violations_total: c.violations_total,
+            violations: k.violations.iter().map(|v| violation_report(c, v)).collect(),
+            violations_total: k.violations_total,
             directions,
             timestamps_out_of_order: c.time_backwards,
         }
@@ -195,7 +192,7 @@ fn roles(c: &Connection) -> [&'static str; 2] {
 }
 
 fn prober_report(c: &Connection, s: Side, role: &'static str) -> ProberReport {
-    let k = &c.ka[s.idx()];
+    let k = &c.keepalive().ka[s.idx()];
     ProberReport {
         from: c.key.endpoint(s).to_string(),
         role,
@@ -232,13 +229,14 @@ fn violation_report(c: &Connection, v: &Violation) -> ViolationReport {
 }
 
 fn outcome(c: &Connection) -> Outcome {
-    if c.ka.iter().any(|k| k.last == Last::Aborted) {
+    let k = c.keepalive();
+    if k.ka.iter().any(|k| k.last == Last::Aborted) {
         Outcome::TimedOut
     } else if c.dir.iter().any(|d| d.rst) {
         Outcome::Reset
     } else if c.dir.iter().any(|d| d.fin) {
         Outcome::Closed
-    } else if c.ka.iter().any(|k| k.last == Last::Answered) {
+    } else if k.ka.iter().any(|k| k.last == Last::Answered) {
         Outcome::Alive
     } else {
         Outcome::Unknown

@@ -37,12 +37,7 @@ impl Run {
     }
 
     fn with_isns(c: u32, s: u32) -> Run {
-        let s = Session::new(
-            "10.0.0.1:40000".parse().unwrap(),
-            "10.0.0.2:80".parse().unwrap(),
-            c,
-            s,
-        );
+        let s = Session::new("10.0.0.1:40000".parse().unwrap(), "10.0.0.2:80".parse().unwrap(), c, s);
         Run {
             s,
             an: Analyzer::new(Config {
@@ -115,10 +110,7 @@ fn answered_zero_byte_probes() {
     assert_eq!(segs[1].answers, Some(segs[0].frame));
     assert_eq!(segs[1].rtt, Some(2 * MS));
     let f = &flows[0];
-    assert_eq!(
-        (f.prober, f.probes, f.answered, f.unanswered),
-        ("client", 3, 3, 0)
-    );
+    assert_eq!((f.prober, f.probes, f.answered, f.unanswered), ("client", 3, 3, 0));
     assert_eq!(f.outcome, Outcome::Alive);
     // Idle counts from the last segment received: the previous answer.
     assert_eq!(f.idle_s, Some(30.0));
@@ -134,20 +126,9 @@ fn blackholed_peer_gets_count_probes_then_abort() {
     r.probe(2 * S, Client, 0);
     r.step(2 * S, |s| s.abort(Client).unwrap().to_vec());
     let (kinds, _, flows) = r.finish();
-    assert_eq!(
-        kinds,
-        [
-            KeepaliveProbe,
-            KeepaliveProbe,
-            KeepaliveProbe,
-            KeepaliveAbort
-        ]
-    );
+    assert_eq!(kinds, [KeepaliveProbe, KeepaliveProbe, KeepaliveProbe, KeepaliveAbort]);
     let f = &flows[0];
-    assert_eq!(
-        (f.probes, f.answered, f.unanswered, f.count),
-        (3, 0, 3, Some(3))
-    );
+    assert_eq!((f.probes, f.answered, f.unanswered, f.count), (3, 0, 3, Some(3)));
     // The client last received the server's data, 1 ms before its own ACK.
     assert_eq!(f.idle_s, Some(10.001));
     assert_eq!(f.interval_s, Some(2.0));
@@ -263,10 +244,7 @@ fn probe_faults_are_reported() {
     r.probe(S, Client, 0); // no TSopt although negotiated
     let (_, _, flows) = r.finish();
     let kinds: Vec<&str> = flows[0].violations.iter().map(|v| v.kind).collect();
-    assert_eq!(
-        kinds,
-        ["probe_within_rate_limit", "probe_without_timestamp"]
-    );
+    assert_eq!(kinds, ["probe_within_rate_limit", "probe_without_timestamp"]);
     assert_eq!(flows[0].directions[0].unanswered_rate_limited, 1);
 }
 
@@ -326,18 +304,30 @@ fn capture_starting_mid_flow_still_finds_probes() {
 fn idle_flows_are_evicted_and_reported_while_streaming() {
     let mut r = Run::new();
     r.open();
-    let other = Session::new(
-        "10.0.0.9:1".parse().unwrap(),
-        "10.0.0.2:80".parse().unwrap(),
-        1,
-        1,
-    );
+    let other = Session::new("10.0.0.9:1".parse().unwrap(), "10.0.0.2:80".parse().unwrap(), 1, 1);
     r.s = other;
     r.feed(11 * 3600 * S, &r.s.clone().handshake().unwrap()[0]);
     r.feed(61 * S, &r.s.clone().handshake().unwrap()[0]);
-    assert_eq!(
-        r.out.flows.len(),
-        1,
-        "the first flow is reported before the end"
-    );
+    r.an.flush(&mut r.out);
+    assert_eq!(r.out.flows.len(), 1, "the first flow is reported before the end");
+}
+
+#[test]
+fn later_timestamps_in_the_lookahead_do_not_evict_a_live_flow() {
+    // Packets stamped 11 h later arrive right after a probe and its answer.
+    // While the probe waits in the lookahead queue, eviction must go by the
+    // time of the packet being processed, not by the newest time read.
+    let mut r = Run::new();
+    r.open();
+    r.probe(10 * S, Client, 0);
+    r.answer(MS, Server);
+    let mut other = Session::new("10.0.0.9:1".parse().unwrap(), "10.0.0.2:80".parse().unwrap(), 1, 1);
+    let syn = other.handshake().unwrap()[0].clone();
+    r.feed(11 * 3600 * S, &syn);
+    for _ in 0..8 {
+        r.feed(MS, &syn);
+    }
+    let (kinds, _, flows) = r.finish();
+    assert_eq!(kinds, [KeepaliveProbe, KeepaliveAck]);
+    assert_eq!(flows[0].answered, 1);
 }

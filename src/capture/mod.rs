@@ -1,9 +1,6 @@
-//! Reading capture files (the I/O edge). libpcap reads pcap and pcapng;
-//! pcapng files whose interfaces have different link types, which libpcap
-//! refuses, are read from the point of refusal by `pcapng`.
+//! Reading capture files (the I/O edge): pcap and pcapng, streamed.
 
-mod libpcap;
-mod pcapng;
+mod reader;
 
 use crate::decode::LinkType;
 use std::path::Path;
@@ -43,8 +40,6 @@ pub struct ReadSummary {
     pub records: u64,
     /// Frames on interfaces of a link type kaprobe does not decode.
     pub unknown_link: u64,
-    /// The pcapng fallback read part of the file.
-    pub used_fallback: bool,
 }
 
 /// Reads every record of `path` in order, handing each to `each`.
@@ -61,7 +56,7 @@ pub fn read_file(path: &Path, each: impl FnMut(&Record)) -> Result<ReadSummary, 
     if meta.len() == 0 {
         return Err(open("empty file, not a capture".into()));
     }
-    libpcap::read(path, &name, each)
+    reader::read(path, &name, each)
 }
 
 fn io_reason(e: &std::io::Error) -> String {

@@ -2,7 +2,7 @@
 
 use super::exit;
 use crate::analyze::{
-    Analyzer, Config, Connection, Expectations, FlowFilter, FlowReport, SegmentEvent, Sink, Stats,
+    Analyzer, Config, Connection, Events, Expectations, FlowFilter, FlowReport, SegmentEvent, Sink, Stats,
 };
 use crate::capture::{read_file, CaptureError, ReadSummary};
 use crate::decode::decode;
@@ -93,9 +93,9 @@ impl<W: Write> Sink for Collector<'_, W> {
     }
 
     fn flow(&mut self, c: Connection) {
-        let keepalive = c.ka.iter().any(|k| k.probes > 0);
+        let keepalive = c.keepalive().ka.iter().any(|k| k.probes > 0);
         self.totals.keepalive_flows += keepalive as u64;
-        self.totals.violations += c.violations_total as u64;
+        self.totals.violations += c.keepalive().violations_total as u64;
         if !self.shows(&c) {
             return;
         }
@@ -158,7 +158,11 @@ fn verify_file(
 ) -> Result<(), FileError> {
     let cfg = Config {
         keep_timeline: !args.json && !args.quiet,
-        all_segments: args.all,
+        events: match (args.json, args.all) {
+            (false, _) => Events::None,
+            (true, false) => Events::Notable,
+            (true, true) => Events::All,
+        },
         filter: args.flow.clone(),
         ..Config::default()
     };
@@ -201,7 +205,10 @@ fn verify_file(
     } = sink;
     let st = an.stats;
     if read.unknown_link > 0 {
-        eprintln!("kaprobe: warning: {name}: {} records on an interface of a link type kaprobe does not decode", read.unknown_link);
+        eprintln!(
+            "kaprobe: warning: {name}: {} records on an interface of a link type kaprobe does not decode",
+            read.unknown_link
+        );
     }
     if st.time_backwards > 0 {
         eprintln!(
@@ -256,8 +263,7 @@ fn human_file(
     flows: Vec<Connection>,
     nothing_checked: bool,
 ) -> io::Result<()> {
-    let reports: Vec<(FlowReport, &Connection)> =
-        flows.iter().map(|c| (FlowReport::of(c), c)).collect();
+    let reports: Vec<(FlowReport, &Connection)> = flows.iter().map(|c| (FlowReport::of(c), c)).collect();
     let ka = reports.iter().filter(|(r, _)| r.probes > 0).count();
     let mut line = format!(
         "{name}: {} packets, {} TCP flows, {ka} with keepalive probes",
@@ -267,15 +273,11 @@ fn human_file(
         line += &format!(", {} zero-window probes", st.zero_window_probes);
     }
     if st.retransmissions > 0 {
-        line += &format!(
-            ", {} probe-shaped 1-byte retransmissions",
-            st.retransmissions
-        );
+        line += &format!(", {} probe-shaped 1-byte retransmissions", st.retransmissions);
     }
     writeln!(out, "{line}")?;
     // Colour only on a terminal, and never when NO_COLOR is set (no-color.org).
-    let color = std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     if !args.quiet && !reports.is_empty() {
         text::flow_table(out, &reports)?;
         for (r, c) in &reports {
@@ -293,10 +295,7 @@ fn human_file(
             }
         }
         if nothing_checked {
-            writeln!(
-                out,
-                "expect: FAILED no flow with keepalive probes in {name}"
-            )?;
+            writeln!(out, "expect: FAILED no flow with keepalive probes in {name}")?;
         }
     }
     Ok(())
@@ -344,7 +343,11 @@ fn summary(args: &VerifyArgs, out: &mut impl Write, t: &Totals, elapsed: f64) ->
         t.keepalive_flows,
         st.probes,
         t.violations,
-        if args.expect.is_some() { format!(", {} expectation failures", t.expectation_failures) } else { String::new() },
+        if args.expect.is_some() {
+            format!(", {} expectation failures", t.expectation_failures)
+        } else {
+            String::new()
+        },
         elapsed
     )
 }

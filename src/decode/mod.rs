@@ -2,14 +2,13 @@
 //! as it goes, and the TCP payload length comes from the IP header, not from
 //! what was captured.
 
+mod fast;
 mod link;
 
 pub use link::LinkType;
 
 use crate::wire::{Flags, Segment, Seq, TcpOptions};
-use etherparse::{
-    EtherType, LaxIpPayloadSlice, LaxLinkExtSlice, LaxNetSlice, LaxSlicedPacket, TransportSlice,
-};
+use etherparse::{EtherType, LaxIpPayloadSlice, LaxLinkExtSlice, LaxNetSlice, LaxSlicedPacket, TransportSlice};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A decoded TCP segment with the addresses and VLAN tags that carried it.
@@ -43,8 +42,15 @@ const NULL_HEADER_LEN: usize = 4;
 /// declares are believed beyond what was captured. Otherwise the captured
 /// bytes are the packet, and an IP length that claims more is wrong.
 pub fn decode(link: LinkType, frame: &[u8], snapped: bool) -> Result<Packet, Skip> {
+    if let Some(p) = fast::decode(link, frame) {
+        return Ok(p);
+    }
     let sliced = match link {
-        LinkType::Ethernet => LaxSlicedPacket::from_ethernet(frame).map_err(|_| Skip::Truncated)?,
+        // A match, not map_err: the sliced packet is large, and map_err copies it.
+        LinkType::Ethernet => match LaxSlicedPacket::from_ethernet(frame) {
+            Ok(p) => p,
+            Err(_) => return Err(Skip::Truncated),
+        },
         LinkType::LinuxSll => {
             // Protocol type at offset 14; the payload follows the 16-byte header.
             let proto = be16(frame, 14).ok_or(Skip::Truncated)?;
@@ -90,9 +96,7 @@ fn to_packet(p: &LaxSlicedPacket, snapped: bool) -> Result<Packet, Skip> {
             let h = ip.header();
             let declared = declared_len(ip.payload(), snapped, || {
                 let total = h.total_len() as usize;
-                total.saturating_sub(
-                    h.slice().len() + ip.extensions().auth.map_or(0, |a| a.slice().len()),
-                )
+                total.saturating_sub(h.slice().len() + ip.extensions().auth.map_or(0, |a| a.slice().len()))
             });
             (
                 IpAddr::V4(Ipv4Addr::from(h.source())),
@@ -151,11 +155,7 @@ fn to_packet(p: &LaxSlicedPacket, snapped: bool) -> Result<Packet, Skip> {
 
 /// The IP payload length the header declares when the capture cut it short;
 /// otherwise what was captured (which also covers TSO's zero length field).
-fn declared_len(
-    payload: &LaxIpPayloadSlice,
-    snapped: bool,
-    from_header: impl Fn() -> usize,
-) -> usize {
+fn declared_len(payload: &LaxIpPayloadSlice, snapped: bool, from_header: impl Fn() -> usize) -> usize {
     if payload.incomplete && snapped {
         from_header().max(payload.payload.len())
     } else {

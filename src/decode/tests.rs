@@ -77,9 +77,7 @@ fn linux_cooked_v1_and_v2() {
     sll.extend_from_slice(ip);
     check_probe(&decode(LinkType::LinuxSll, &sll, false).unwrap());
     // SLL2: protocol, reserved, ifindex, ARPHRD, packet type, addr len, 8-byte addr.
-    let mut sll2 = vec![
-        0x08, 0x00, 0, 0, 0, 0, 0, 3, 0, 1, 4, 6, 2, 0, 0, 0, 0, 1, 0, 0,
-    ];
+    let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 3, 0, 1, 4, 6, 2, 0, 0, 0, 0, 1, 0, 0];
     sll2.extend_from_slice(ip);
     check_probe(&decode(LinkType::LinuxSll2, &sll2, false).unwrap());
 }
@@ -100,13 +98,7 @@ fn raw_ip_and_loopback() {
 
 #[test]
 fn snaplen_truncation_keeps_declared_length() {
-    let mut spec = SegmentSpec::new(
-        addr("10.0.0.1:1"),
-        addr("10.0.0.2:2"),
-        Seq(1),
-        Seq(1),
-        Flags::ACK,
-    );
+    let mut spec = SegmentSpec::new(addr("10.0.0.1:1"), addr("10.0.0.2:2"), Seq(1), Seq(1), Flags::ACK);
     let data = [7u8; 500];
     spec.payload = &data;
     let mut f = Vec::new();
@@ -134,22 +126,13 @@ fn cut_inside_tcp_header_is_skipped() {
         decode(LinkType::Ethernet, &f[..ETH_HEADER + 20 + 8], false),
         Err(Skip::Truncated)
     );
-    assert_eq!(
-        decode(LinkType::Ethernet, &f[..3], false),
-        Err(Skip::Truncated)
-    );
-    assert_eq!(
-        decode(LinkType::LinuxSll2, &[0x08], false),
-        Err(Skip::Truncated)
-    );
+    assert_eq!(decode(LinkType::Ethernet, &f[..3], false), Err(Skip::Truncated));
+    assert_eq!(decode(LinkType::LinuxSll2, &[0x08], false), Err(Skip::Truncated));
 }
 
 #[test]
 fn non_tcp_is_skipped() {
-    assert_eq!(
-        decode(LinkType::RawIp, &[0x50, 0, 0], false),
-        Err(Skip::NotTcp)
-    );
+    assert_eq!(decode(LinkType::RawIp, &[0x50, 0, 0], false), Err(Skip::NotTcp));
     // ARP over Ethernet.
     let mut arp = vec![0u8; 12];
     arp.extend_from_slice(&[0x08, 0x06]);

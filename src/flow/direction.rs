@@ -52,11 +52,7 @@ impl Direction {
             });
         }
         let end = seg.end();
-        self.next_seq = if self.seen {
-            self.next_seq.max(end)
-        } else {
-            end
-        };
+        self.next_seq = if self.seen { self.next_seq.max(end) } else { end };
         // A RST's ACK and window say nothing about the connection's state (a
         // Linux RST advertises window 0; it is not a zero window).
         if f.rst() {

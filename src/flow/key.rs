@@ -62,14 +62,7 @@ impl FlowKey {
         } else {
             (dst, src, Side::Hi)
         };
-        (
-            FlowKey {
-                lo,
-                hi,
-                vlan: p.vlan,
-            },
-            side,
-        )
+        (FlowKey { lo, hi, vlan: p.vlan }, side)
     }
 
     pub fn endpoint(&self, side: Side) -> Endpoint {

@@ -83,12 +83,7 @@ struct FlowLine<'a> {
     expectation_failures: Option<&'a [String]>,
 }
 
-pub fn flow(
-    out: &mut impl Write,
-    file: &str,
-    report: &FlowReport,
-    failures: Option<&[String]>,
-) -> io::Result<()> {
+pub fn flow(out: &mut impl Write, file: &str, report: &FlowReport, failures: Option<&[String]>) -> io::Result<()> {
     serde_json::to_writer(
         &mut *out,
         &FlowLine {

@@ -23,17 +23,10 @@ impl PcapOut {
             path: dest.display().to_string(),
             why,
         };
-        let name = dest
-            .file_name()
-            .ok_or_else(|| err("not a file name".into()))?;
-        let tmp = dest.with_file_name(format!(
-            ".{}.partial-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        let dead =
-            pcap::Capture::dead_with_precision(pcap::Linktype::ETHERNET, pcap::Precision::Nano)
-                .map_err(|e| err(e.to_string()))?;
+        let name = dest.file_name().ok_or_else(|| err("not a file name".into()))?;
+        let tmp = dest.with_file_name(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
+        let dead = pcap::Capture::dead_with_precision(pcap::Linktype::ETHERNET, pcap::Precision::Nano)
+            .map_err(|e| err(e.to_string()))?;
         let file = dead.savefile(&tmp).map_err(|e| err(e.to_string()))?;
         Ok(PcapOut {
             file: Some(file),
@@ -98,18 +91,11 @@ mod tests {
         read_file(&dest, |r| got.push((r.frame, r.time, r.data.len()))).unwrap();
         assert_eq!(
             got,
-            [
-                (1, 1_700_000_000_123_456_789, 60),
-                (2, 1_700_000_001_000_000_001, 54)
-            ]
+            [(1, 1_700_000_000_123_456_789, 60), (2, 1_700_000_001_000_000_001, 54)]
         );
         let dropped = dir.join("dropped.pcap");
         drop(PcapOut::create(&dropped).unwrap());
-        assert_eq!(
-            std::fs::read_dir(&dir).unwrap().count(),
-            1,
-            "no partial file left"
-        );
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no partial file left");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

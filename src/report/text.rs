@@ -74,12 +74,7 @@ pub fn flow_table(out: &mut impl Write, flows: &[(FlowReport, &Connection)]) -> 
 }
 
 /// One flow's keepalive events, probes to answers.
-pub fn timeline(
-    out: &mut impl Write,
-    r: &FlowReport,
-    c: &Connection,
-    color: bool,
-) -> io::Result<()> {
+pub fn timeline(out: &mut impl Write, r: &FlowReport, c: &Connection, color: bool) -> io::Result<()> {
     writeln!(
         out,
         "\nflow {}: {}{}",
@@ -93,10 +88,7 @@ pub fn timeline(
     )?;
     for d in &r.directions {
         let rtt = d.rtt_ms.map_or(String::new(), |x| {
-            format!(
-                ", rtt {:.3}/{:.3}/{:.3} ms min/avg/max",
-                x.min, x.avg, x.max
-            )
+            format!(", rtt {:.3}/{:.3}/{:.3} ms min/avg/max", x.min, x.avg, x.max)
         });
         let est = |name: &str, e: Option<crate::analyze::Estimate>| {
             e.map_or(String::new(), |e| {
@@ -141,22 +133,19 @@ pub fn timeline(
         Some(Side::Hi) => ["server", "client"],
         None => ["a", "b"],
     };
-    if !c.timeline.is_empty() {
+    if !c.keepalive().timeline.is_empty() {
         writeln!(
             out,
             "  {:>7}  {:>10}  {:<6}  {:<17}  {:>21}  {:>21}  {:>3}  note",
             "frame", "time", "from", "kind", "seq (rel)", "ack (rel)", "len"
         )?;
     }
-    for ev in &c.timeline {
+    for ev in &c.keepalive().timeline {
         writeln!(
             out,
             "  {:>7}  {:>10}  {:<6}  {}  {:>21}  {:>21}  {:>3}  {}",
             ev.frame,
-            format!(
-                "+{:.3}s",
-                (ev.time.saturating_sub(c.first_time)) as f64 / 1e9
-            ),
+            format!("+{:.3}s", (ev.time.saturating_sub(c.first_time)) as f64 / 1e9),
             roles[ev.side.idx()],
             paint(color, ev.kind, &format!("{:<17}", ev.kind.as_str())),
             with_rel(ev.seq.0, ev.rel_seq),
@@ -169,11 +158,11 @@ pub fn timeline(
             note(ev)
         )?;
     }
-    if c.timeline_dropped > 0 {
+    if c.keepalive().timeline_dropped > 0 {
         writeln!(
             out,
             "  … {} more events not shown (first {MAX_TIMELINE} kept)",
-            c.timeline_dropped
+            c.keepalive().timeline_dropped
         )?;
     }
     for v in &r.violations {
@@ -226,11 +215,7 @@ fn note(ev: &SegmentEvent) -> String {
         s += "1-byte probe";
     }
     if ev.timestamp.is_none() && matches!(ev.kind, crate::analyze::Kind::KeepaliveProbe) {
-        s += if s.is_empty() {
-            "no TSopt"
-        } else {
-            ", no TSopt"
-        };
+        s += if s.is_empty() { "no TSopt" } else { ", no TSopt" };
     }
     s
 }

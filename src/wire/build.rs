@@ -71,9 +71,7 @@ pub fn ethernet_frame(spec: &SegmentSpec, out: &mut Vec<u8>) -> Result<(), Build
     let step = match *spec.vlan {
         [] => eth.ip(ip_headers(spec)?),
         [one] => eth.single_vlan(vid(one)?).ip(ip_headers(spec)?),
-        [outer, inner] => eth
-            .double_vlan(vid(outer)?, vid(inner)?)
-            .ip(ip_headers(spec)?),
+        [outer, inner] => eth.double_vlan(vid(outer)?, vid(inner)?).ip(ip_headers(spec)?),
         _ => return Err(BuildError::TooManyVlans),
     };
     step.tcp_header(header)
@@ -110,14 +108,8 @@ fn tcp_header(spec: &SegmentSpec) -> Result<TcpHeader, BuildError> {
     let mut h = TcpHeader::new(spec.src.port(), spec.dst.port(), spec.seq.0, spec.window);
     h.acknowledgment_number = spec.ack.0;
     let f = spec.flags;
-    (h.fin, h.syn, h.rst, h.psh, h.ack, h.urg) = (
-        f.fin(),
-        f.syn(),
-        f.rst(),
-        f.has(Flags::PSH),
-        f.ack(),
-        f.has(Flags::URG),
-    );
+    (h.fin, h.syn, h.rst, h.psh, h.ack, h.urg) =
+        (f.fin(), f.syn(), f.rst(), f.has(Flags::PSH), f.ack(), f.has(Flags::URG));
     let mut opts: Vec<TcpOptionElement> = Vec::with_capacity(8);
     if let Some(mss) = spec.mss {
         opts.push(TcpOptionElement::MaximumSegmentSize(mss));
@@ -144,7 +136,6 @@ fn tcp_header(spec: &SegmentSpec) -> Result<TcpHeader, BuildError> {
             more,
         ));
     }
-    h.set_options(&opts)
-        .map_err(|e| BuildError::Options(e.to_string()))?;
+    h.set_options(&opts).map_err(|e| BuildError::Options(e.to_string()))?;
     Ok(h)
 }

@@ -49,10 +49,7 @@ impl Flags {
             (0, "none"),
         ];
         let core = self.0 & 0x3f;
-        NAMES
-            .iter()
-            .find(|(bits, _)| *bits == core)
-            .map_or("other", |(_, n)| n)
+        NAMES.iter().find(|(bits, _)| *bits == core).map_or("other", |(_, n)| n)
     }
 }
 
@@ -76,6 +73,15 @@ pub struct TcpOptions {
 impl TcpOptions {
     pub fn parse(raw: &[u8]) -> TcpOptions {
         let mut o = TcpOptions::default();
+        // What nearly every Linux segment carries: NOP, NOP, timestamp.
+        if let [1, 1, 8, 10, v @ ..] = raw {
+            if v.len() == 8 {
+                let val = u32::from_be_bytes([v[0], v[1], v[2], v[3]]);
+                let ecr = u32::from_be_bytes([v[4], v[5], v[6], v[7]]);
+                o.timestamp = Some((val, ecr));
+                return o;
+            }
+        }
         for el in TcpOptionsIterator::from_slice(raw) {
             match el {
                 Ok(TcpOptionElement::MaximumSegmentSize(v)) => o.mss = Some(v),
@@ -143,15 +149,20 @@ mod tests {
     #[test]
     fn parses_syn_options() {
         // MSS 1460, SACK-permitted, TS 100/0, NOP, WS 7 — a Linux SYN.
-        let raw = [
-            2, 4, 5, 180, 4, 2, 8, 10, 0, 0, 0, 100, 0, 0, 0, 0, 1, 3, 3, 7,
-        ];
+        let raw = [2, 4, 5, 180, 4, 2, 8, 10, 0, 0, 0, 100, 0, 0, 0, 0, 1, 3, 3, 7];
         let o = TcpOptions::parse(&raw);
         assert_eq!(o.mss, Some(1460));
         assert!(o.sack_permitted);
         assert_eq!(o.timestamp, Some((100, 0)));
         assert_eq!(o.wscale, Some(7));
         assert!(!o.malformed);
+    }
+
+    #[test]
+    fn parses_the_common_timestamp_layout() {
+        let o = TcpOptions::parse(&[1, 1, 8, 10, 0, 0, 1, 0, 0, 0, 0, 9]);
+        assert_eq!(o.timestamp, Some((256, 9)));
+        assert_eq!(o.sack_len, 0);
     }
 
     #[test]

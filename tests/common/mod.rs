@@ -54,12 +54,7 @@ pub fn verify_json(path: &Path, extra: &[&str]) -> Verified {
     args.extend_from_slice(extra);
     args.push(p);
     let r = kaprobe(&args);
-    assert!(
-        r.code == 0 || r.code == 1,
-        "{p}: exit {} stderr {}",
-        r.code,
-        r.stderr
-    );
+    assert!(r.code == 0 || r.code == 1, "{p}: exit {} stderr {}", r.code, r.stderr);
     let mut v = Verified {
         code: r.code,
         segments: vec![],
@@ -67,8 +62,7 @@ pub fn verify_json(path: &Path, extra: &[&str]) -> Verified {
         summary: Value::Null,
     };
     for line in r.stdout.lines() {
-        let o: Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("{p}: bad JSON line {line}: {e}"));
+        let o: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{p}: bad JSON line {line}: {e}"));
         match o["type"].as_str() {
             Some("segment") => v.segments.push(o),
             Some("flow") => v.flows.push(o),
@@ -93,8 +87,7 @@ impl Verified {
     pub fn kind_counts(&self) -> BTreeMap<String, usize> {
         let mut m = BTreeMap::new();
         for s in &self.segments {
-            *m.entry(s["kind"].as_str().unwrap().to_string())
-                .or_insert(0) += 1;
+            *m.entry(s["kind"].as_str().unwrap().to_string()).or_insert(0) += 1;
         }
         m
     }
