@@ -283,10 +283,7 @@ impl Flow {
             } else {
                 self.rng.range(60, MSS as u64) as u16
             };
-            self.push(
-                if k == 0 { t } else { 15 * US },
-                Act::Data(End::Server, len),
-            );
+            self.push(if k == 0 { t } else { 15 * US }, Act::Data(End::Server, len));
         }
         let a = if segs >= 2 { 30 * US } else { self.delack() };
         self.push(a, Act::Ack(End::Client));
@@ -550,12 +547,7 @@ fn main() -> std::io::Result<()> {
         last = last.max(t);
         if f.steps.is_empty() && !f.plan_cycle() {
             // Done: free the frame buffer and state.
-            f.s = Session::new(
-                "0.0.0.0:0".parse().unwrap(),
-                "0.0.0.0:0".parse().unwrap(),
-                0,
-                0,
-            );
+            f.s = Session::new("0.0.0.0:0".parse().unwrap(), "0.0.0.0:0".parse().unwrap(), 0, 0);
             f.steps = VecDeque::new();
             continue;
         }
