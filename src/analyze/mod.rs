@@ -178,16 +178,21 @@ impl Analyzer {
         } = q;
         // Eviction runs on processed time, not on the lookahead's.
         self.now = self.now.max(time);
-        let stale = self.table.get_mut(&key).map(|c| c.is_new_connection(side, &seg));
-        if stale != Some(false) {
-            if stale == Some(true) {
-                self.table.remove(&key).into_iter().for_each(|c| Self::done(c, sink));
+        let found = self.table.find(&key);
+        let current = found.filter(|&i| self.table.at_mut(i).is_some_and(|c| !c.is_new_connection(side, &seg)));
+        let slot = match current {
+            Some(i) => i,
+            None => {
+                let (i, replaced) = self
+                    .table
+                    .insert_at(key, Connection::new(self.next_id, key, frame, time));
+                replaced.into_iter().for_each(|c| Self::done(c, sink));
+                self.next_id += 1;
+                self.stats.flows += 1;
+                i
             }
-            self.table.insert(key, Connection::new(self.next_id, key, frame, time));
-            self.next_id += 1;
-            self.stats.flows += 1;
-        }
-        let Some(conn) = self.table.get_mut(&key) else {
+        };
+        let Some(conn) = self.table.at_mut(slot) else {
             return;
         };
         let got = conn.segment(frame, time, side, &seg, self.cfg.events, self.cfg.keep_timeline);

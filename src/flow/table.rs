@@ -54,8 +54,19 @@ impl<T> FlowTable<T> {
         }
     }
 
-    /// Inserts a flow under `key`, returning the one it replaces.
-    pub fn insert(&mut self, key: FlowKey, value: T) -> Option<T> {
+    /// The slot of `key`'s flow, for `at_mut`: one hash lookup serves both a
+    /// check and the update that follows.
+    pub fn find(&self, key: &FlowKey) -> Option<u32> {
+        self.map.get(key).copied()
+    }
+
+    /// The flow in a slot `find` or `insert` returned.
+    pub fn at_mut(&mut self, slot: u32) -> Option<&mut T> {
+        self.slots.get_mut(slot as usize)?.as_mut()
+    }
+
+    /// Inserts a flow under `key`, returning its slot and the flow it replaces.
+    pub fn insert_at(&mut self, key: FlowKey, value: T) -> (u32, Option<T>) {
         let old = self.remove(&key);
         let i = match self.free.pop() {
             Some(i) => {
@@ -68,7 +79,12 @@ impl<T> FlowTable<T> {
             }
         };
         self.map.insert(key, i);
-        old
+        (i, old)
+    }
+
+    /// Inserts a flow under `key`, returning the one it replaces.
+    pub fn insert(&mut self, key: FlowKey, value: T) -> Option<T> {
+        self.insert_at(key, value).1
     }
 
     pub fn remove(&mut self, key: &FlowKey) -> Option<T> {
