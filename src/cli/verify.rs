@@ -44,8 +44,11 @@ struct Collector<'a, W: Write> {
     args: &'a VerifyArgs,
     file: &'a str,
     out: &'a mut W,
-    /// Flows to show as text, or to check after the file.
-    flows: Vec<Connection>,
+    /// Flows to show as text, with their reports.
+    shown: Vec<(FlowReport, Connection)>,
+    /// `--expect` verdicts, one line each, for text output.
+    expect_lines: Vec<String>,
+    keepalive_flows: u64,
     error: Option<io::Error>,
     totals: &'a mut Totals,
     /// Flows checked against `--expect`.
@@ -94,7 +97,7 @@ impl<W: Write> Sink for Collector<'_, W> {
 
     fn flow(&mut self, c: Connection) {
         let keepalive = c.keepalive().ka.iter().any(|k| k.probes > 0);
-        self.totals.keepalive_flows += keepalive as u64;
+        self.keepalive_flows += keepalive as u64;
         self.totals.violations += c.keepalive().violations_total as u64;
         if !self.shows(&c) {
             return;
@@ -108,8 +111,20 @@ impl<W: Write> Sink for Collector<'_, W> {
                     self.error = Some(e);
                 }
             }
-        } else {
-            self.flows.push(c);
+            return;
+        }
+        if let Some(fails) = failures {
+            let who = format!("expect: flow {} ({})", report.flow_id, report.flow);
+            match fails.is_empty() {
+                true => self.expect_lines.push(format!("{who}: ok")),
+                false => self
+                    .expect_lines
+                    .extend(fails.iter().map(|f| format!("{who}: FAILED {f}"))),
+            }
+        }
+        // -q shows no tables: keep nothing per flow, so memory stays with open flows.
+        if !self.args.quiet {
+            self.shown.push((report, c));
         }
     }
 }
@@ -171,7 +186,9 @@ fn verify_file(
         args,
         file: name,
         out,
-        flows: Vec::new(),
+        shown: Vec::new(),
+        expect_lines: Vec::new(),
+        keepalive_flows: 0,
         error: None,
         totals,
         checked: 0,
@@ -197,12 +214,15 @@ fn verify_file(
         return Err(FileError::Output(e));
     }
     let Collector {
-        flows,
+        shown,
+        expect_lines,
+        keepalive_flows,
         out,
         totals,
         checked,
         ..
     } = sink;
+    totals.keepalive_flows += keepalive_flows;
     let st = an.stats;
     if read.unknown_link > 0 {
         eprintln!(
@@ -232,7 +252,15 @@ fn verify_file(
             .map_err(FileError::Output)?;
         }
     } else {
-        human_file(args, out, name, &st, flows, nothing_checked).map_err(FileError::Output)?;
+        let file = FileResult {
+            name,
+            stats: &st,
+            keepalive_flows,
+            shown,
+            expect_lines,
+            nothing_checked,
+        };
+        human_file(out, file).map_err(FileError::Output)?;
     }
     match damaged {
         Some(msg) => Err(FileError::Input(msg)),
@@ -255,19 +283,21 @@ fn add_stats(t: &mut Stats, s: &Stats) {
     t.retransmissions += s.retransmissions;
 }
 
-fn human_file(
-    args: &VerifyArgs,
-    out: &mut impl Write,
-    name: &str,
-    st: &Stats,
-    flows: Vec<Connection>,
+/// What one file yielded, for the text report.
+struct FileResult<'a> {
+    name: &'a str,
+    stats: &'a Stats,
+    keepalive_flows: u64,
+    shown: Vec<(FlowReport, Connection)>,
+    expect_lines: Vec<String>,
     nothing_checked: bool,
-) -> io::Result<()> {
-    let reports: Vec<(FlowReport, &Connection)> = flows.iter().map(|c| (FlowReport::of(c), c)).collect();
-    let ka = reports.iter().filter(|(r, _)| r.probes > 0).count();
+}
+
+fn human_file(out: &mut impl Write, f: FileResult) -> io::Result<()> {
+    let st = f.stats;
     let mut line = format!(
-        "{name}: {} packets, {} TCP flows, {ka} with keepalive probes",
-        st.packets, st.flows
+        "{}: {} packets, {} TCP flows, {} with keepalive probes",
+        f.name, st.packets, st.flows, f.keepalive_flows
     );
     if st.zero_window_probes > 0 {
         line += &format!(", {} zero-window probes", st.zero_window_probes);
@@ -278,25 +308,17 @@ fn human_file(
     writeln!(out, "{line}")?;
     // Colour only on a terminal, and never when NO_COLOR is set (no-color.org).
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    if !args.quiet && !reports.is_empty() {
-        text::flow_table(out, &reports)?;
-        for (r, c) in &reports {
+    if !f.shown.is_empty() {
+        text::flow_table(out, &f.shown)?;
+        for (r, c) in &f.shown {
             text::timeline(out, r, c, color)?;
         }
     }
-    if let Some(e) = &args.expect {
-        for (r, _) in reports.iter().filter(|(r, _)| expectation_applies(args, r)) {
-            let fails = e.check(r);
-            if fails.is_empty() {
-                writeln!(out, "expect: flow {} ({}): ok", r.flow_id, r.flow)?;
-            }
-            for f in fails {
-                writeln!(out, "expect: flow {} ({}): FAILED {f}", r.flow_id, r.flow)?;
-            }
-        }
-        if nothing_checked {
-            writeln!(out, "expect: FAILED no flow with keepalive probes in {name}")?;
-        }
+    for l in &f.expect_lines {
+        writeln!(out, "{l}")?;
+    }
+    if f.nothing_checked {
+        writeln!(out, "expect: FAILED no flow with keepalive probes in {}", f.name)?;
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ fn opt_dur(s: Option<f64>) -> String {
 }
 
 /// The per-file table, one row per reported flow.
-pub fn flow_table(out: &mut impl Write, flows: &[(FlowReport, &Connection)]) -> io::Result<()> {
+pub fn flow_table(out: &mut impl Write, flows: &[(FlowReport, Connection)]) -> io::Result<()> {
     let rows: Vec<[String; 11]> = flows
         .iter()
         .map(|(r, _)| {
