@@ -1,23 +1,81 @@
 #!/usr/bin/env bash
-# The main job, end to end: build kaprobe and verify the captures recorded from
-# real Linux kernels in captures/ — keepalive answered, a blackholed peer timed
-# out, a rebooted peer's RST, and the look-alikes Wireshark mistakes for probes.
+# The main job, end to end, against a live lab (root): bring up a namespace lab (client -
+# middlebox - a real Linux TCP server), open a connection with keepalive idle 1 s, interval
+# 1 s, count 3 and watch its probes and answers on the wire as they happen; verify the
+# capture with kaprobe; break the peer (blackhole) and let kaprobe give the verdict the
+# socket options predict; tear the lab down. About 10 s after the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 cargo build --release --quiet
 kaprobe=target/release/kaprobe
+lab=scripts/lab.sh
+name=demo$$
+work=$(mktemp -d "${TMPDIR:-/tmp}/kaprobe-demo.XXXXXX")
+tail_pid=""
+client_pid=""
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@" || echo "(exit $?)"; }
+if [[ -t 1 && -z ${NO_COLOR:-} ]]; then bold=$'\033[1m' off=$'\033[0m'; else bold="" off=""; fi
+say() { printf '\n%s== %s%s\n' "$bold" "$*" "$off"; }
+step() {
+    printf '%s$ %s%s\n' "$bold" "$*" "$off"
+    "$@" || echo "(exit $?)"
+}
 
-step "$kaprobe" verify captures/linux_ka_answered_v4.pcap
-step "$kaprobe" verify --expect idle=1s,interval=1s,count=3 captures/linux_ka_blackhole_abort.pcap
-step "$kaprobe" verify captures/linux_ka_reboot_rst.pcap
-step "$kaprobe" verify -q captures/linux_retrans_1byte.pcap captures/linux_zero_window.pcap
-if command -v tshark >/dev/null; then
-  printf '\nWireshark calls these Keep-Alive (kaprobe: retransmissions and zero-window probes):\n'
-  for f in captures/linux_retrans_1byte.pcap captures/linux_zero_window.pcap; do
-    printf '  %s: %s frames\n' "$f" "$(tshark -n -r "$f" -Y tcp.analysis.keep_alive 2>/dev/null | wc -l)"
-  done
-fi
+finish() {
+    local rc=$?
+    trap - EXIT INT TERM
+    [[ -z $tail_pid ]] || kill "$tail_pid" 2>/dev/null || true
+    [[ -z $client_pid ]] || kill "$client_pid" 2>/dev/null || true
+    if bash "$lab" list 2>/dev/null | awk '{ print $1 }' | grep -qx "$name"; then
+        bash "$lab" down "$name" || rc=1
+    fi
+    rm -rf "$work"
+    exit "$rc"
+}
+trap finish EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+say "1. A lab: client - middlebox - server, each in its own network namespace"
+step bash "$lab" up "$name" --owner $$
+eval "$(bash "$lab" env "$name" | grep -E '^LAB_(STATE|S4)=')"
+
+say "2. A connection with keepalive idle 1s, interval 1s, count 3; tcpdump on the client's wire, live"
+id=$(bash "$lab" capture "$name" start "$work/demo.pcap")
+# (tail ends with tcpdump)
+tail -n +1 -f --pid="$(cat "$LAB_STATE/capture.$id.pid")" "$LAB_STATE/capture.$id.txt" | sed -u 's/^/   wire| /' &
+tail_pid=$!
+bash "$lab" client "$name" --idle 1 --intvl 1 --cnt 3 --send 100 --echo --timeout 30 \
+    --status "$work/client.jsonl" >"$work/client.json" &
+client_pid=$!
+for _ in $(seq 250); do
+    grep -q '"event":"exchanged"' "$work/client.jsonl" 2>/dev/null && break
+    sleep 0.02
+done
+sleep 3.4 # three probes, each answered at once
+
+say "3. kaprobe on the capture so far: every probe answered"
+cp "$work/demo.pcap" "$work/healthy.pcap"
+step "$kaprobe" verify "$work/healthy.pcap"
+
+say "4. Break the peer: the server drops everything (a crashed host)"
+step bash "$lab" fault "$name" blackhole
+wait "$client_pid" || true
+client_pid=""
+bash "$lab" capture "$name" stop
+kill "$tail_pid" 2>/dev/null || true
+wait "$tail_pid" 2>/dev/null || true
+tail_pid=""
+
+say "5. The verdict: the socket options predicted it, kaprobe confirms it"
+step "$kaprobe" verify --expect idle=1s,interval=1s,count=3,outcome=timed_out "$work/demo.pcap"
+echo
+echo "What the client application saw (peer.py, epoll + SO_ERROR):"
+cat "$work/client.json"
+
+say "6. Tear down"
+step bash "$lab" down "$name"
+left=$(ip netns list | grep -c -- "-$name-" || true)
+echo "namespaces of lab $name left: $left"

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # scripts/record-captures.sh — record real Linux TCP keepalive captures into captures/.
 #
-# Every scenario runs in its own fresh two-namespace lab (scripts/lib/lab.sh), talks only
-# between those namespaces (10.77.N.0/24, fd77:0:0:N::/64), is captured with tcpdump
+# Every scenario runs in its own fresh lab (scripts/lib/lab.sh: two namespaces joined by a
+# veth, or client - middlebox - server for the middlebox, delay and outage scenarios), talks
+# only between those namespaces (10.77.x.0/24, fd77:0:0:x::/64), is captured with tcpdump
 # (--immediate-mode -s 200 -U), checked, and only then moved into captures/ (overwriting).
 # A scenario that does not produce what it should makes the script exit non-zero.
 #
 #   sudo scripts/record-captures.sh              # all scenarios
-#   sudo scripts/record-captures.sh blackhole    # only some (see --list)
+#   sudo scripts/record-captures.sh blackhole_abort   # only some (see --list)
 #   sudo scripts/record-captures.sh --cleanup    # remove labs left by killed runs
 #
 # Environment: KAPROBE_CAPTURES (output directory, default <repo>/captures), PYTHON.
@@ -24,7 +25,8 @@ PORT=7077  # no Wireshark dissector on 7077 (7000 is Gryphon)
 source "$HERE/lib/lab.sh"
 
 SCENARIOS=(answered_v4 answered_v6 blackhole_abort reboot_rst server_sll2 nots_nosack
-    retrans_1byte zero_window many_flows mixed_linktypes)
+    retrans_1byte zero_window many_flows mixed_linktypes
+    middlebox_idle_drop middlebox_idle_alive middlebox_idle_reset delay_50ms outage_recovered)
 
 say() { printf '==> %s\n' "$*" >&2; }
 fail() {
@@ -445,6 +447,164 @@ sc_mixed_linktypes() {
     install_files "$f"
 }
 
+# --------------------------------------------------------------------------- through a middlebox
+# These run in a routed lab: client 10.77.N.1 - middlebox - server 10.77.(N+100).2
+# (lab_create_routed), captured on the client's veth.
+
+# nft_counter NS NAME — packets counted by the named nft counter in NS
+nft_counter() {
+    lab_exec "$1" nft list counters 2>/dev/null |
+        awk -v n="$2" '$1 == "counter" { c = $2 } c == n && $1 == "packets" { print $2; exit }'
+}
+
+# The middlebox (NAT) forgets flows idle > 2 s and drops their packets. Client keepalive
+# idle 4 s: the first probe meets a middlebox without state, 3 probes vanish, the client
+# kernel aborts (its RST vanishes too). The server never sees a probe.
+sc_middlebox_idle_drop() {
+    local name=middlebox_idle_drop f=linux_ka_middlebox_idle_drop.pcap cap_c err_c
+    lab_create_routed idledrop nat
+    lab_idle_timeout "$LAB_NS_M" 2 drop
+    lab_capture_start "$LAB_NS_S" "$LAB_IF_S" "$WORK/$name.server.pcap" tcp
+    cap_c=$LAB_CAPTURE_PID err_c=$LAB_CAPTURE_ERR
+    lab_capture_start "$LAB_NS_C" "$LAB_IF_C" "$WORK/$f" tcp
+    srv_start "$name" "$LAB_NS_S" --addr "$LAB_S4" --conns 1
+    cli_start "$name" "$LAB_NS_C" --addr "$LAB_S4" --bind-port 40001 --idle 4 --intvl 1 --cnt 3 \
+        --send 100 --echo --timeout 20
+    cli_wait "$name"
+    lab_capture_stop
+    lab_capture_stop "$cap_c" "$err_c"
+    srv_stop
+    expect_client "$name" error ETIMEDOUT "EPOLLIN|EPOLLERR|EPOLLHUP"
+    analyse "$WORK/$f"
+    expect "$name" "keepalive probes c>s" "$(count "$WORK/$f" 'c>s:keepalive_probe')" -eq 3
+    expect "$name" "keepalive ACKs" "$(count "$WORK/$f" 's>c:keepalive_ack')" -eq 0
+    expect "$name" "keepalive_abort RSTs" "$(count "$WORK/$f" 'c>s:keepalive_abort')" -eq 1
+    expect "$name" "packets the middlebox dropped as unknown" "$(nft_counter "$LAB_NS_M" forgotten)" -eq 4
+    analyse "$WORK/$name.server.pcap"
+    expect "$name" "probes that reached the server" "$(count "$WORK/$name.server.pcap" 'c>s:keepalive_probe')" -eq 0
+    expect "$name" "RSTs that reached the server" "$(tshark_count "$WORK/$name.server.pcap" tcp.flags.reset==1)" -eq 0
+    record_result "$f"
+    install_files "$f"
+}
+
+# The same middlebox, client keepalive idle 1 s < the 2 s timeout: every probe refreshes the
+# middlebox's state, the flow outlives the timeout several times over (closed after 5.5 s).
+sc_middlebox_idle_alive() {
+    local name=middlebox_idle_alive f=linux_ka_middlebox_idle_alive.pcap cap_c err_c n
+    lab_create_routed idlealive nat
+    lab_idle_timeout "$LAB_NS_M" 2 drop
+    lab_capture_start "$LAB_NS_S" "$LAB_IF_S" "$WORK/$name.server.pcap" tcp
+    cap_c=$LAB_CAPTURE_PID err_c=$LAB_CAPTURE_ERR
+    lab_capture_start "$LAB_NS_C" "$LAB_IF_C" "$WORK/$f" tcp
+    srv_start "$name" "$LAB_NS_S" --addr "$LAB_S4" --conns 1
+    cli_start "$name" "$LAB_NS_C" --addr "$LAB_S4" --bind-port 40001 --idle 1 --intvl 1 --cnt 3 \
+        --send 100 --echo --close-after 5.5 --timeout 20
+    cli_wait "$name"
+    srv_stop
+    lab_capture_stop
+    lab_capture_stop "$cap_c" "$err_c"
+    expect_client "$name" closed none
+    analyse "$WORK/$f"
+    n=$(count "$WORK/$f" 'c>s:keepalive_probe')
+    expect "$name" "keepalive probes c>s" "$n" -ge 4
+    expect "$name" "keepalive ACKs s>c" "$(count "$WORK/$f" 's>c:keepalive_ack')" -eq "$n"
+    expect "$name" "FINs" "$(($(count "$WORK/$f" c\>s:fin) + $(count "$WORK/$f" s\>c:fin)))" -eq 2
+    expect "$name" "RSTs" "$(tshark_count "$WORK/$f" tcp.flags.reset==1)" -eq 0
+    expect "$name" "packets the middlebox dropped as unknown" "$(nft_counter "$LAB_NS_M" forgotten)" -eq 0
+    analyse "$WORK/$name.server.pcap"
+    expect "$name" "probes that reached the server" "$(count "$WORK/$name.server.pcap" 'c>s:keepalive_probe')" -eq "$n"
+    record_result "$f"
+    install_files "$f"
+}
+
+# The middlebox forgets the flow after 2 s and answers what it no longer knows with a RST
+# (nft `reject with tcp reset`), spoofing the server: seq = the probe's ack, no ACK flag —
+# the shape of a rebooted peer's RST, but with TTL 64 where the server's own segments,
+# routed through the middlebox, arrive with TTL 63.
+sc_middlebox_idle_reset() {
+    local name=middlebox_idle_reset f=linux_ka_middlebox_idle_reset.pcap
+    lab_create_routed idlereset nat
+    lab_idle_timeout "$LAB_NS_M" 2 reset
+    lab_capture_start "$LAB_NS_C" "$LAB_IF_C" "$WORK/$f" tcp
+    srv_start "$name" "$LAB_NS_S" --addr "$LAB_S4" --conns 1
+    cli_start "$name" "$LAB_NS_C" --addr "$LAB_S4" --bind-port 40001 --idle 4 --intvl 1 --cnt 3 \
+        --send 100 --echo --timeout 20
+    cli_wait "$name"
+    lab_capture_stop
+    srv_stop
+    expect_client "$name" error ECONNRESET "EPOLLIN|EPOLLERR|EPOLLHUP"
+    analyse "$WORK/$f"
+    expect "$name" "keepalive probes c>s" "$(count "$WORK/$f" 'c>s:keepalive_probe')" -eq 1
+    expect "$name" "keepalive RSTs s>c" "$(count "$WORK/$f" 's>c:keepalive_rst')" -eq 1
+    expect "$name" "RSTs with ACK flag" "$(tshark_count "$WORK/$f" 'tcp.flags.reset==1 and tcp.flags.ack==1')" -eq 0
+    expect "$name" "RSTs with TTL 64 (made by the middlebox)" "$(tshark_count "$WORK/$f" 'tcp.flags.reset==1 and ip.ttl==64')" -eq 1
+    expect "$name" "server segments with TTL 63 (routed)" \
+        "$(tshark_count "$WORK/$f" "ip.src==$LAB_S4 and tcp.flags.reset==0 and ip.ttl==63")" -ge 3
+    record_result "$f"
+    install_files "$f"
+}
+
+# The middlebox delays everything towards the server by 50 ms (tc netem, or the userspace
+# delayer where the kernel has no sch_netem): probes answered, each answer >= 50 ms later.
+sc_delay_50ms() {
+    local name=delay_50ms f=linux_ka_delay_50ms.pcap n short
+    lab_create_routed delay
+    lab_delay "$LAB_NS_M" "$LAB_IF_MS" 50ms "$WORK/delay"
+    lab_capture_start "$LAB_NS_C" "$LAB_IF_C" "$WORK/$f" tcp
+    srv_start "$name" "$LAB_NS_S" --addr "$LAB_S4" --conns 1
+    cli_start "$name" "$LAB_NS_C" --addr "$LAB_S4" --bind-port 40001 --idle 1 --intvl 1 --cnt 3 \
+        --send 100 --echo --close-after 3.6 --timeout 20
+    cli_wait "$name"
+    srv_stop
+    lab_capture_stop
+    lab_delay_off "$LAB_NS_M" "$LAB_IF_MS" "$WORK/delay"
+    expect_client "$name" closed none
+    analyse "$WORK/$f"
+    n=$(count "$WORK/$f" 'c>s:keepalive_probe')
+    expect "$name" "keepalive probes c>s" "$n" -ge 3
+    expect "$name" "keepalive ACKs s>c" "$(count "$WORK/$f" 's>c:keepalive_ack')" -eq "$n"
+    expect "$name" "RSTs" "$(tshark_count "$WORK/$f" tcp.flags.reset==1)" -eq 0
+    # probe -> answer gaps, from the classifier's frames and tshark's times
+    short=$(join -t $'\t' <(awk -F'\t' '$3 ~ /^keepalive_(probe|ack)$/ { print $1 "\t" $3 }' "$WORK/$f.classified" | sort) \
+        <(tshark -r "$WORK/$f" -T fields -e frame.number -e frame.time_relative 2>/dev/null | sort) |
+        sort -n | awk -F'\t' '$2 == "keepalive_probe" { t = $3 } $2 == "keepalive_ack" && $3 - t < 0.050 { n++ } END { print n + 0 }')
+    expect "$name" "answers faster than 50 ms" "$short" -eq 0
+    record_result "$f"
+    install_files "$f"
+}
+
+# A temporary outage: the middlebox drops 100 % for 2.5 s right after the data, then
+# forwards again. Keepalive idle 1 / intvl 1 / cnt 5: two probes go unanswered, the third
+# is answered and the connection lives on (closed normally after 5 s).
+sc_outage_recovered() {
+    local name=outage_recovered f=linux_ka_outage_recovered.pcap p a
+    lab_create_routed outage
+    lab_capture_start "$LAB_NS_C" "$LAB_IF_C" "$WORK/$f" tcp
+    srv_start "$name" "$LAB_NS_S" --addr "$LAB_S4" --conns 1
+    cli_start "$name" "$LAB_NS_C" --addr "$LAB_S4" --bind-port 40001 --idle 1 --intvl 1 --cnt 5 \
+        --send 100 --echo --close-after 5 --timeout 20
+    wait_event "$CLI_ST" exchanged
+    lab_loss "$LAB_NS_M" 100%
+    sleep 2.5
+    lab_loss_off "$LAB_NS_M"
+    cli_wait "$name"
+    srv_stop
+    lab_capture_stop
+    expect_client "$name" closed none
+    analyse "$WORK/$f"
+    p=$(count "$WORK/$f" 'c>s:keepalive_probe')
+    a=$(count "$WORK/$f" 's>c:keepalive_ack')
+    expect "$name" "keepalive probes c>s" "$p" -ge 4
+    expect "$name" "keepalive ACKs s>c" "$a" -ge 2
+    expect "$name" "unanswered probes" "$((p - a))" -ge 1
+    expect "$name" "first two segments are unanswered probes" \
+        "$(awk -F'\t' '$1 != "count" { printf "%s ", $3 }' "$WORK/$f.classified" | cut -d' ' -f1-2)" == \
+        "keepalive_probe keepalive_probe"
+    expect "$name" "RSTs" "$(tshark_count "$WORK/$f" tcp.flags.reset==1)" -eq 0
+    record_result "$f"
+    install_files "$f"
+}
+
 # --------------------------------------------------------------------------- main
 
 linktype_names() { # linktype_names FILE — Wireshark encapsulations in use, by name
@@ -503,7 +663,8 @@ main() {
         case $s in
         answered_v4) WRITTEN+=(linux_ka_answered_v4.pcap linux_ka_answered_v4_nano.pcap linux_ka_answered_v4.pcapng) ;;
         mixed_linktypes) WRITTEN+=(mixed_linktypes.pcapng) ;;
-        answered_v6 | blackhole_abort | reboot_rst | server_sll2 | nots_nosack | many_flows)
+        answered_v6 | blackhole_abort | reboot_rst | server_sll2 | nots_nosack | many_flows | \
+            middlebox_idle_drop | middlebox_idle_alive | middlebox_idle_reset | delay_50ms | outage_recovered)
             WRITTEN+=("linux_ka_$s.pcap") ;;
         *) WRITTEN+=("linux_$s.pcap") ;;
         esac

@@ -5,7 +5,7 @@ set -euo pipefail
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
-for p in libpcap-dev tcpdump tshark iproute2 nftables ethtool python3 time; do
+for p in libpcap-dev tcpdump tshark iproute2 nftables iptables ethtool python3 time; do
   have_pkg "$p" || need+=("$p")
 done
 

@@ -30,17 +30,10 @@ fn answered_three_times(file: &str, prober: &str) {
     assert_eq!(v.kinds_of(id), [PROBE, ACK].repeat(3), "{file}");
     assert_eq!(f["prober"], prober, "{file}");
     assert_eq!(
-        (
-            f["probes"].as_u64(),
-            f["answered"].as_u64(),
-            f["unanswered"].as_u64()
-        ),
+        (f["probes"].as_u64(), f["answered"].as_u64(), f["unanswered"].as_u64()),
         (Some(3), Some(3), Some(0))
     );
-    assert_eq!(
-        f["outcome"], "closed",
-        "{file}: keepalive answered, then FIN"
-    );
+    assert_eq!(f["outcome"], "closed", "{file}: keepalive answered, then FIN");
     about_one_second(&f["idle_s"]);
     assert_eq!(
         f["violations"].as_array().unwrap().len(),
@@ -110,12 +103,7 @@ fn blackholed_peer_three_probes_then_abort() {
     // The expectation the socket options set holds; a wrong one fails with exit 1.
     let path = capture("linux_ka_blackhole_abort.pcap");
     let p = path.to_str().unwrap();
-    let ok = kaprobe(&[
-        "verify",
-        "--expect",
-        "idle=1s,interval=1s,count=3,outcome=timed_out",
-        p,
-    ]);
+    let ok = kaprobe(&["verify", "--expect", "idle=1s,interval=1s,count=3,outcome=timed_out", p]);
     assert_eq!(ok.code, 0, "{}", ok.stdout);
     assert!(
         ok.stdout.contains("expect: flow 1") && ok.stdout.contains(": ok"),
@@ -124,11 +112,7 @@ fn blackholed_peer_three_probes_then_abort() {
     );
     let bad = kaprobe(&["verify", "--expect", "idle=5s,count=9", p]);
     assert_eq!(bad.code, 1);
-    assert!(
-        bad.stdout.contains("FAILED idle: expected 5s"),
-        "{}",
-        bad.stdout
-    );
+    assert!(bad.stdout.contains("FAILED idle: expected 5s"), "{}", bad.stdout);
     assert!(
         bad.stdout.contains("FAILED count: expected 9, measured 3"),
         "{}",
@@ -141,18 +125,11 @@ fn rebooted_peer_answers_probe_with_rst() {
     let v = verify_json(&capture("linux_ka_reboot_rst.pcap"), &[]);
     let f = only_flow(&v);
     let kinds = v.kinds_of(f["flow_id"].as_u64().unwrap());
-    assert_eq!(
-        kinds.last().map(String::as_str),
-        Some("keepalive_rst"),
-        "{kinds:?}"
-    );
+    assert_eq!(kinds.last().map(String::as_str), Some("keepalive_rst"), "{kinds:?}");
     // Answered rounds while the peer was up, then the probe the RST answers.
     let n = kinds.len();
     assert!(n >= 2 && kinds[n - 2] == PROBE, "{kinds:?}");
-    assert!(
-        kinds[..n - 2].chunks(2).all(|p| p == [PROBE, ACK]),
-        "{kinds:?}"
-    );
+    assert!(kinds[..n - 2].chunks(2).all(|p| p == [PROBE, ACK]), "{kinds:?}");
     let rst = v.segments.last().unwrap();
     let probe = &v.segments[v.segments.len() - 2];
     assert_eq!(rst["answers"], probe["frame"]);
@@ -174,10 +151,7 @@ fn one_byte_retransmissions_are_not_keepalive() {
 fn zero_window_probes_are_not_keepalive() {
     let v = verify_json(&capture("linux_zero_window.pcap"), &[]);
     let c = v.kind_counts();
-    assert!(
-        c.get("zero_window_probe").copied().unwrap_or(0) >= 2,
-        "{c:?}"
-    );
+    assert!(c.get("zero_window_probe").copied().unwrap_or(0) >= 2, "{c:?}");
     assert!(c.keys().all(|k| k.starts_with("zero_window_")), "{c:?}");
     assert_eq!(v.summary["probes"], 0);
 }
@@ -187,10 +161,7 @@ fn many_concurrent_flows_each_answered_twice() {
     let v = verify_json(&capture("linux_ka_many_flows.pcap"), &[]);
     assert_eq!(v.flows.len(), 20);
     for f in &v.flows {
-        assert_eq!(
-            v.kinds_of(f["flow_id"].as_u64().unwrap()),
-            [PROBE, ACK].repeat(2)
-        );
+        assert_eq!(v.kinds_of(f["flow_id"].as_u64().unwrap()), [PROBE, ACK].repeat(2));
         assert_eq!(f["outcome"], "closed");
     }
 }
@@ -200,10 +171,7 @@ fn pcapng_with_two_link_types_is_read_whole() {
     let v = verify_json(&capture("mixed_linktypes.pcapng"), &[]);
     assert_eq!(v.flows.len(), 2, "one flow per interface");
     for f in &v.flows {
-        assert_eq!(
-            v.kinds_of(f["flow_id"].as_u64().unwrap()),
-            [PROBE, ACK].repeat(2)
-        );
+        assert_eq!(v.kinds_of(f["flow_id"].as_u64().unwrap()), [PROBE, ACK].repeat(2));
     }
     let total = v.summary["packets"].as_u64().unwrap();
     let tcp = v.summary["tcp_packets"].as_u64().unwrap();
@@ -222,10 +190,7 @@ fn flow_filter_selects_one_flow() {
 
 #[test]
 fn human_output_shows_table_and_timeline() {
-    let r = kaprobe(&[
-        "verify",
-        capture("linux_ka_blackhole_abort.pcap").to_str().unwrap(),
-    ]);
+    let r = kaprobe(&["verify", capture("linux_ka_blackhole_abort.pcap").to_str().unwrap()]);
     assert_eq!(r.code, 0);
     for needle in [
         "prober",
@@ -237,4 +202,114 @@ fn human_output_shows_table_and_timeline() {
     ] {
         assert!(r.stdout.contains(needle), "missing {needle}:\n{}", r.stdout);
     }
+}
+
+/// What the lab's client application saw for a capture (captures/app-results.jsonl).
+fn app_result(file: &str) -> serde_json::Value {
+    let all = std::fs::read_to_string(capture("app-results.jsonl")).unwrap();
+    all.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["file"] == file)
+        .unwrap_or_else(|| panic!("no app result for {file}"))["client"]
+        .clone()
+}
+
+fn answered_rounds(kinds: &[String], min: usize, file: &str) {
+    assert!(
+        kinds.len() >= 2 * min && kinds.len().is_multiple_of(2) && kinds.chunks(2).all(|p| p == [PROBE, ACK]),
+        "{file}: expected >= {min} answered rounds, got {kinds:?}"
+    );
+}
+
+#[test]
+fn middlebox_idle_timeout_drops_the_flow_probes_vanish_then_abort() {
+    let file = "linux_ka_middlebox_idle_drop.pcap";
+    let v = verify_json(&capture(file), &[]);
+    let f = only_flow(&v);
+    assert_eq!(
+        v.kinds_of(f["flow_id"].as_u64().unwrap()),
+        [PROBE, PROBE, PROBE, "keepalive_abort"]
+    );
+    assert_eq!(f["count"], 3);
+    assert_eq!(f["outcome"], "timed_out");
+    about_one_second(&f["interval_s"]);
+    let idle = secs(&f["idle_s"]);
+    assert!((3.95..4.6).contains(&idle), "idle {idle}, keepalive idle was 4 s");
+    let p = capture(file);
+    let ok = kaprobe(&[
+        "verify",
+        "--expect",
+        "idle=4s,interval=1s,count=3,outcome=timed_out",
+        p.to_str().unwrap(),
+    ]);
+    assert_eq!(ok.code, 0, "{}", ok.stdout);
+    let app = app_result(file);
+    assert_eq!(app["so_error"], "ETIMEDOUT");
+    assert_eq!(app["epoll"], "EPOLLIN|EPOLLERR|EPOLLHUP");
+}
+
+#[test]
+fn middlebox_idle_timeout_kept_alive_by_shorter_keepalive() {
+    let file = "linux_ka_middlebox_idle_alive.pcap";
+    let v = verify_json(&capture(file), &[]);
+    let f = only_flow(&v);
+    let kinds = v.kinds_of(f["flow_id"].as_u64().unwrap());
+    answered_rounds(&kinds, 4, file);
+    assert_eq!(f["outcome"], "closed");
+    about_one_second(&f["idle_s"]);
+    // Alive through the 2 s idle timeout more than twice over.
+    let last_ack = v.segments.last().unwrap()["time"].as_f64().unwrap();
+    let first = f["first_time"].as_f64().unwrap();
+    assert!(last_ack - first > 4.0, "flow alive for {} s", last_ack - first);
+    assert_eq!(v.code, 0);
+    assert_eq!(app_result(file)["outcome"], "closed");
+}
+
+#[test]
+fn middlebox_idle_timeout_reset_looks_like_a_rebooted_peer() {
+    let file = "linux_ka_middlebox_idle_reset.pcap";
+    let v = verify_json(&capture(file), &[]);
+    let f = only_flow(&v);
+    assert_eq!(v.kinds_of(f["flow_id"].as_u64().unwrap()), [PROBE, "keepalive_rst"]);
+    let (probe, rst) = (&v.segments[0], &v.segments[1]);
+    assert_eq!(rst["answers"], probe["frame"]);
+    assert_eq!(rst["seq"], probe["ack"], "RST seq = the probe's ACK field");
+    assert_eq!(rst["flags"], "R", "ACK flag clear");
+    assert_eq!(f["outcome"], "reset");
+    let idle = secs(&f["idle_s"]);
+    assert!((3.95..4.6).contains(&idle), "idle {idle}, keepalive idle was 4 s");
+    let app = app_result(file);
+    assert_eq!(app["so_error"], "ECONNRESET");
+    assert_eq!(app["epoll"], "EPOLLIN|EPOLLERR|EPOLLHUP");
+}
+
+#[test]
+fn delayed_path_answers_come_at_least_50ms_later() {
+    let file = "linux_ka_delay_50ms.pcap";
+    let v = verify_json(&capture(file), &[]);
+    let f = only_flow(&v);
+    answered_rounds(&v.kinds_of(f["flow_id"].as_u64().unwrap()), 3, file);
+    for s in v.segments.iter().filter(|s| s["kind"] == ACK) {
+        let rtt = s["rtt_ms"].as_f64().unwrap();
+        assert!(rtt >= 50.0, "{file}: rtt {rtt} ms: {s}");
+    }
+    assert!(f["directions"][0]["rtt_ms"]["min"].as_f64().unwrap() >= 50.0);
+    assert_eq!(f["outcome"], "closed");
+    about_one_second(&f["idle_s"]);
+}
+
+#[test]
+fn outage_unanswered_probes_then_answered_connection_survives() {
+    let file = "linux_ka_outage_recovered.pcap";
+    let v = verify_json(&capture(file), &[]);
+    let f = only_flow(&v);
+    let kinds = v.kinds_of(f["flow_id"].as_u64().unwrap());
+    // Unanswered probes during the outage, then answered rounds.
+    let unanswered = kinds.iter().take_while(|k| *k == PROBE).count() - 1;
+    assert!(unanswered >= 1, "{kinds:?}");
+    answered_rounds(&kinds[unanswered..], 2, file);
+    assert_eq!(f["unanswered"].as_u64(), Some(unanswered as u64));
+    assert_eq!(f["outcome"], "closed", "not timed out: cnt 5 was never reached");
+    assert!(!kinds.iter().any(|k| k == "keepalive_abort"));
+    assert_eq!(app_result(file)["outcome"], "closed");
 }

@@ -166,7 +166,8 @@ class ServerConn:
 
 def run_server(args):
     st = Status(args.status, "server", args.verbose)
-    backstop(args.lifetime)
+    if args.lifetime > 0:
+        backstop(args.lifetime)
     flags = {"vanish": False, "read": False, "stop": False}
     signal.signal(signal.SIGUSR1, lambda *_: flags.__setitem__("vanish", True))
     signal.signal(signal.SIGUSR2, lambda *_: flags.__setitem__("read", True))
@@ -228,7 +229,7 @@ def run_server(args):
         if flags["stop"]:
             st.event("stopping")
             break
-        if t - t_start > args.lifetime:
+        if 0 < args.lifetime < t - t_start:
             st.event("lifetime_over")
             break
         if flags["vanish"] or (args.vanish_after is not None and conns and
@@ -586,7 +587,7 @@ def main(argv=None):
     s.add_argument("--vanish-after", type=float,
                    help="S seconds after accept: abort every connection, close the listener, exit")
     s.add_argument("--conns", type=int, default=0, help="exit once N connections were accepted and closed")
-    s.add_argument("--lifetime", type=float, default=60.0, help="exit after S seconds regardless (default 60)")
+    s.add_argument("--lifetime", type=float, default=60.0, help="exit after S seconds regardless (default 60; 0: run until signalled)")
 
     c = sub.add_parser("client", help="connect, exchange data, wait for the connection to end")
     add_common(c)

@@ -24,6 +24,7 @@
 #   lab_capture_stop                     stop the last capture cleanly (SIGINT, wait)
 #   lab_wait_grep FILE REGEX TIMEOUT     wait until a line matching REGEX is in FILE
 #   lab_wait_pid PID TIMEOUT             wait for a process we started; kill it on timeout
+#   lab_alive PID / lab_wait_gone PID TIMEOUT   any process (zombies count as gone)
 #   lab_teardown [NS...]                 kill what runs in the namespaces, delete them
 #   lab_leftovers [PREFIX]               list abandoned labs (creator pid gone)
 #   lab_remove_leftovers [PREFIX]        delete them
@@ -32,6 +33,14 @@
 # The ready-made two-namespace lab:
 #   lab_create NAME [key=value sysctl...]   sets LAB_NS_C LAB_NS_S LAB_IF_C LAB_IF_S
 #                                           LAB_C4 LAB_S4 LAB_C6 LAB_S6 (addresses without /len)
+# The routed lab, client - middlebox - server (what scripts/lab.sh runs):
+#   lab_create_routed NAME [nat] [sysctl...] also sets LAB_NS_M LAB_IF_MC LAB_IF_MS and the
+#                                           middlebox addresses LAB_MC4 LAB_MS4 LAB_MC6 LAB_MS6
+#   lab_routed_vars PREFIX NET / lab_routed_build [nat] [sysctl...]   the same in two steps
+# Middlebox faults (each with an _off that undoes it):
+#   lab_idle_timeout NS_M SECONDS [drop|reset]   conntrack forgets idle flows, then drop/RST
+#   lab_loss NS_M PERCENT                        drop a share of forwarded packets (nft numgen)
+#   lab_delay NS_M IF DURATION STATE_PREFIX      delay out of IF (tc netem, else delayq.py)
 #
 # Addresses are 10.77.<net>.0/24 and fd77:0:0:<net>::/64, used only inside our namespaces.
 
@@ -45,6 +54,8 @@ LAB_CAPTURE_ERR=
 LAB_TMPFILES=()
 # IPv4 third octet / IPv6 fourth group of the next network lab_create hands out.
 LAB_NEXT_NET=${LAB_NEXT_NET:-1}
+# This file's directory (scripts/lib); the helper programs are in scripts/lab.
+LAB_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 lab_log() { printf 'lab: %s\n' "$*" >&2; }
 lab_die() { printf 'lab: error: %s\n' "$*" >&2; return 1; }
@@ -158,6 +169,221 @@ lab_create() {
     lab_veth "$LAB_NS_C" "$LAB_IF_C" "$LAB_NS_S" "$LAB_IF_S" || return 1
     lab_addr "$LAB_NS_C" "$LAB_IF_C" "$LAB_C4/24" "$LAB_C6/64"
     lab_addr "$LAB_NS_S" "$LAB_IF_S" "$LAB_S4/24" "$LAB_S6/64"
+}
+
+# lab_routed_vars PREFIX NET — names and addresses of a routed lab (creates nothing):
+#   client LAB_NS_C (LAB_IF_C) — (LAB_IF_MC) middlebox LAB_NS_M (LAB_IF_MS) — (LAB_IF_S) server LAB_NS_S
+#   client side 10.77.NET.0/24, fd77:0:0:NET::/64 (client .1 / ::1, middlebox .254 / ::254)
+#   server side 10.77.NET+100.0/24, fd77:0:0:NET+100::/64 (server .2 / ::2, middlebox .254 / ::254)
+lab_routed_vars() {
+    local prefix=$1 net=$2 snet=$(($2 + 100))
+    LAB_NS_C=${prefix}c
+    LAB_NS_M=${prefix}m
+    LAB_NS_S=${prefix}s
+    LAB_IF_C=veth-c
+    LAB_IF_MC=veth-mc
+    LAB_IF_MS=veth-ms
+    LAB_IF_S=veth-s
+    LAB_C4=10.77.$net.1
+    LAB_MC4=10.77.$net.254
+    LAB_MS4=10.77.$snet.254
+    LAB_S4=10.77.$snet.2
+    LAB_C6=fd77:0:0:$net::1
+    LAB_MC6=fd77:0:0:$net::254
+    LAB_MS6=fd77:0:0:$snet::254
+    LAB_S6=fd77:0:0:$snet::2
+}
+
+# lab_routed_build [nat] [sysctl key=value...] — create the lab lab_routed_vars described:
+# three namespaces, two veth pairs (offloads off), IPv4 + IPv6, default routes via the
+# middlebox, forwarding on. The middlebox always tracks connections (table inet kaplab_ct,
+# which also counts what it forwards), so an idle timeout added later knows every flow
+# from its SYN. With `nat` it masquerades everything leaving towards the server. The sysctls
+# go to the client and server namespaces.
+lab_routed_build() {
+    local nat=0 ns
+    if [[ ${1:-} == nat ]]; then
+        nat=1
+        shift
+    fi
+    for ns in "$LAB_NS_C" "$LAB_NS_M" "$LAB_NS_S"; do
+        lab_ns_add "$ns" || return 1
+    done
+    if (($# > 0)); then
+        lab_sysctl "$LAB_NS_C" "$@" || return 1
+        lab_sysctl "$LAB_NS_S" "$@" || return 1
+    fi
+    lab_sysctl "$LAB_NS_M" net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 || return 1
+    lab_veth "$LAB_NS_C" "$LAB_IF_C" "$LAB_NS_M" "$LAB_IF_MC" || return 1
+    lab_veth "$LAB_NS_M" "$LAB_IF_MS" "$LAB_NS_S" "$LAB_IF_S" || return 1
+    lab_addr "$LAB_NS_C" "$LAB_IF_C" "$LAB_C4/24" "$LAB_C6/64" || return 1
+    lab_addr "$LAB_NS_M" "$LAB_IF_MC" "$LAB_MC4/24" "$LAB_MC6/64" || return 1
+    lab_addr "$LAB_NS_M" "$LAB_IF_MS" "$LAB_MS4/24" "$LAB_MS6/64" || return 1
+    lab_addr "$LAB_NS_S" "$LAB_IF_S" "$LAB_S4/24" "$LAB_S6/64" || return 1
+    ip -n "$LAB_NS_C" route add default via "$LAB_MC4" || return 1
+    ip -n "$LAB_NS_C" -6 route add default via "$LAB_MC6" || return 1
+    ip -n "$LAB_NS_S" route add default via "$LAB_MS4" || return 1
+    ip -n "$LAB_NS_S" -6 route add default via "$LAB_MS6" || return 1
+    lab_exec "$LAB_NS_M" nft -f - <<'NFT' || { lab_die "nft (conntrack table) failed in $LAB_NS_M"; return 1; }
+table inet kaplab_ct {
+  counter fwd_new {}
+  counter fwd_established {}
+  counter fwd_invalid {}
+  chain forward {
+    type filter hook forward priority 10; policy accept;
+    ct state new counter name "fwd_new"
+    ct state established counter name "fwd_established"
+    ct state invalid counter name "fwd_invalid"
+  }
+}
+NFT
+    if ((nat)); then
+        printf 'table inet kaplab_nat {\n  chain post {\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname "%s" masquerade\n  }\n}\n' \
+            "$LAB_IF_MS" | lab_exec "$LAB_NS_M" nft -f - || { lab_die "nft (nat) failed in $LAB_NS_M"; return 1; }
+    fi
+}
+
+# lab_create_routed NAME [nat] [sysctl...] — client - middlebox - server, with this shell's
+# prefix and the next free NET (like lab_create).
+lab_create_routed() {
+    local name=$1
+    shift
+    lab_routed_vars "$(lab_prefix "$name")" "$LAB_NEXT_NET"
+    LAB_NEXT_NET=$((LAB_NEXT_NET + 1))
+    lab_routed_build "$@"
+}
+
+# lab_idle_timeout NS_M SECONDS [drop|reset] — the middlebox forgets a TCP flow that was idle
+# longer than SECONDS (conntrack's established timeout) and then drops every packet of it
+# that is not a SYN (or, with `reset`, answers it with a RST as some load balancers do).
+# A new timeout applies to a flow from its next packet on: set it before the connection.
+lab_idle_timeout() {
+    local ns=$1 t=$2 mode=${3:-drop} verdict
+    [[ $t =~ ^[1-9][0-9]*$ ]] || { lab_die "idle timeout must be whole seconds >= 1, not '$t'"; return 1; }
+    case $mode in
+    drop) verdict=drop ;;
+    reset) verdict="reject with tcp reset" ;;
+    *) lab_die "idle-timeout mode must be drop or reset, not '$mode'"; return 1 ;;
+    esac
+    lab_idle_timeout_off "$ns"
+    lab_sysctl "$ns" "net.netfilter.nf_conntrack_tcp_timeout_established=$t" || return 1
+    lab_exec "$ns" nft -f - <<NFT || { lab_die "nft (idle timeout) failed in $ns"; return 1; }
+table inet kaplab_idle {
+  counter forgotten {}
+  chain forward {
+    type filter hook forward priority 0; policy accept;
+    meta l4proto tcp ct state invalid counter name "forgotten" $verdict
+    meta l4proto tcp ct state new tcp flags & (syn | ack) != syn counter name "forgotten" $verdict
+  }
+}
+NFT
+}
+
+lab_idle_timeout_off() {
+    lab_exec "$1" nft delete table inet kaplab_idle 2>/dev/null || true
+    # back to the kernel default, 5 days
+    lab_exec "$1" sysctl -q -w net.netfilter.nf_conntrack_tcp_timeout_established=432000 >/dev/null 2>&1 || true
+}
+
+# lab_loss NS_M PERCENT — the middlebox drops PERCENT % of the packets it forwards, each
+# direction independently (nft numgen; 0.1 % steps).
+lab_loss() {
+    local ns=$1 p=${2%\%} permille
+    [[ $p =~ ^[0-9]+(\.[0-9])?$ ]] || { lab_die "loss must be a percentage like 10% or 2.5%, not '$2'"; return 1; }
+    permille=$(awk -v p="$p" 'BEGIN { printf "%d", p * 10 + 0.5 }')
+    ((permille <= 1000)) || { lab_die "loss above 100%"; return 1; }
+    local match="numgen random mod 1000 < $permille "
+    ((permille < 1000)) || match=""
+    lab_loss_off "$ns"
+    lab_exec "$ns" nft -f - <<NFT || { lab_die "nft (loss) failed in $ns"; return 1; }
+table inet kaplab_loss {
+  counter lost {}
+  chain forward {
+    type filter hook forward priority -5; policy accept;
+    ${match}counter name "lost" drop
+  }
+}
+NFT
+}
+
+lab_loss_off() {
+    lab_exec "$1" nft delete table inet kaplab_loss 2>/dev/null || true
+}
+
+# lab_ms DURATION — print DURATION (50ms, 1.5s, or plain seconds) in whole milliseconds.
+lab_ms() {
+    awk -v d="$1" 'BEGIN {
+        if (d ~ /^[0-9]+(\.[0-9]+)?ms$/) { sub(/ms$/, "", d); v = d }
+        else if (d ~ /^[0-9]+(\.[0-9]+)?s?$/) { sub(/s$/, "", d); v = d * 1000 }
+        else exit 1
+        printf "%d\n", v + 0.5 }'
+}
+
+# lab_delay NS_M IF DURATION STATE_PREFIX — every packet the middlebox sends out of IF waits
+# DURATION first (the round trip through IF grows by DURATION). tc netem when the kernel has
+# sch_netem; otherwise scripts/lab/delayq.py holds the packets (iptables NFQUEUE, queue 7).
+# Files STATE_PREFIX.{impl,pid,jsonl,err} remember what was done, for lab_delay_off.
+lab_delay() {
+    local ns=$1 ifname=$2 ms st=$4 ipt
+    ms=$(lab_ms "$3") || { lab_die "delay must look like 50ms or 1s, not '$3'"; return 1; }
+    lab_delay_off "$ns" "$ifname" "$st"
+    if lab_exec "$ns" tc qdisc replace dev "$ifname" root netem delay "${ms}ms" 2>/dev/null; then
+        echo netem >"$st.impl"
+        return 0
+    fi
+    # No sch_netem in this kernel: the userspace delayer.
+    lab_require_tools iptables ip6tables || return 1
+    rm -f "$st.jsonl"
+    lab_spawn "$ns" /dev/null "$st.err" "${PYTHON:-python3}" "$LAB_LIB_DIR/../lab/delayq.py" \
+        --queue 7 --delay-ms "$ms" --status "$st.jsonl"
+    echo "$LAB_SPAWN_PID" >"$st.pid"
+    if ! lab_wait_grep "$st.jsonl" '"event":"ready"' 10; then
+        cat "$st.err" >&2
+        lab_die "delayq.py did not start in $ns"
+        return 1
+    fi
+    echo nfqueue >"$st.impl"
+    for ipt in iptables ip6tables; do
+        lab_exec "$ns" "$ipt" -w -t mangle -A FORWARD -o "$ifname" -j NFQUEUE --queue-num 7 ||
+            { lab_die "$ipt NFQUEUE rule failed in $ns"; return 1; }
+    done
+}
+
+lab_delay_off() {
+    local ns=$1 ifname=$2 st=$3 ipt pid
+    case $(cat "$st.impl" 2>/dev/null) in
+    netem) lab_exec "$ns" tc qdisc del dev "$ifname" root 2>/dev/null || true ;;
+    nfqueue)
+        for ipt in iptables ip6tables; do
+            lab_exec "$ns" "$ipt" -w -t mangle -D FORWARD -o "$ifname" -j NFQUEUE --queue-num 7 2>/dev/null || true
+        done
+        pid=$(cat "$st.pid" 2>/dev/null || true)
+        if [[ -n $pid ]] && lab_alive "$pid"; then
+            kill -TERM "$pid" 2>/dev/null || true
+            lab_wait_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true
+        fi
+        ;;
+    esac
+    rm -f "$st.impl" "$st.pid"
+}
+
+# lab_alive PID — the process exists and is not a zombie (an orphan that exited stays a
+# zombie until whatever adopted it reaps it, which can take a while).
+lab_alive() {
+    local st
+    kill -0 "$1" 2>/dev/null || return 1
+    st=$(awk '{ sub(/^.*\) /, ""); print substr($0, 1, 1) }' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n $st && $st != Z && $st != X ]]
+}
+
+# lab_wait_gone PID TIMEOUT_S — wait for a process (not necessarily our child) to exit.
+lab_wait_gone() {
+    local pid=$1 i
+    for ((i = 0; i < $2 * 50; i++)); do
+        lab_alive "$pid" || return 0
+        sleep 0.02
+    done
+    return 1
 }
 
 # lab_blackhole NS [in|out|both] — drop every packet entering and/or leaving NS.
@@ -285,7 +511,7 @@ lab_leftovers() {
         pid=${ns#"$base"}
         pid=${pid%%-*}
         [[ $pid =~ ^[0-9]+$ ]] || continue
-        kill -0 "$pid" 2>/dev/null && continue
+        lab_alive "$pid" && continue
         printf '%s\n' "$ns"
     done < <(ip netns list 2>/dev/null)
 }
