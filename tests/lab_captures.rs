@@ -136,6 +136,8 @@ fn rebooted_peer_answers_probe_with_rst() {
     assert_eq!(rst["seq"], probe["ack"], "RST seq = the probe's ACK field");
     assert_eq!(rst["flags"], "R", "ACK flag clear");
     assert_eq!(f["outcome"], "reset");
+    // The RST comes from the server's own kernel: same TTL as its other segments.
+    assert_eq!(f["reset_by"], "peer");
 }
 
 #[test]
@@ -276,6 +278,9 @@ fn middlebox_idle_timeout_reset_looks_like_a_rebooted_peer() {
     assert_eq!(rst["seq"], probe["ack"], "RST seq = the probe's ACK field");
     assert_eq!(rst["flags"], "R", "ACK flag clear");
     assert_eq!(f["outcome"], "reset");
+    // Same shape as a rebooted peer's RST, but one hop closer: the TTL tells.
+    assert_eq!(f["reset_by"], "path");
+    assert_eq!(f["reset_ttl"], serde_json::json!([64, 63]));
     let idle = secs(&f["idle_s"]);
     assert!((3.95..4.6).contains(&idle), "idle {idle}, keepalive idle was 4 s");
     let app = app_result(file);

@@ -27,6 +27,8 @@ pub struct Keepalive {
     pub violations_total: u32,
     pub timeline: Vec<SegmentEvent>,
     pub timeline_dropped: u32,
+    /// A RST answered a probe: its TTL and the TTL of the peer's earlier segments.
+    pub reset_ttl: Option<(u8, u8)>,
 }
 
 static QUIET: LazyLock<Keepalive> = LazyLock::new(Keepalive::default);
@@ -115,12 +117,14 @@ impl Connection {
 
     /// Classifies `seg` and updates all state. The full event is built only
     /// when `want` asks for this kind, or to keep a notable one in the timeline.
+    #[allow(clippy::too_many_arguments)]
     pub fn segment(
         &mut self,
         frame: u64,
         time: u64,
         side: Side,
         seg: &Segment,
+        ttl: u8,
         want: Events,
         keep_timeline: bool,
     ) -> Classified {
@@ -163,6 +167,7 @@ impl Connection {
             }
             Kind::KeepaliveRst => {
                 let cold = self.cold.get_or_insert_with(Default::default);
+                cold.reset_ttl = from.ttl.map(|usual| (ttl, usual));
                 if let Some(p) = cold.ka[o].reset(&mut self.pending[o]) {
                     answer = Some((p.frame, time.saturating_sub(p.time), false));
                 }
@@ -189,6 +194,9 @@ impl Connection {
         }
         let wshift = self.wshift(side);
         self.dir[s].update(seg, frame, time, wshift);
+        if !seg.flags.rst() {
+            self.dir[s].ttl = Some(ttl);
+        }
         if seg.flags.rst() || (self.dir[0].fin && self.dir[1].fin) {
             self.closed_at.get_or_insert(time);
         }
@@ -224,6 +232,8 @@ impl Connection {
             peer_acked_frame: to.acked.map(|_| to.acked_frame),
             peer_window: to.window,
             timestamp: seg.options.timestamp,
+            ttl,
+            usual_ttl: from.ttl,
         };
         if timeline {
             let cold = self.cold();

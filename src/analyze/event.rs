@@ -36,6 +36,9 @@ pub struct SegmentEvent {
     pub peer_acked_frame: Option<u64>,
     pub peer_window: Option<u32>,
     pub timestamp: Option<(u32, u32)>,
+    /// IP TTL (hop limit) of this segment, and of the sender's previous non-RST one.
+    pub ttl: u8,
+    pub usual_ttl: Option<u8>,
 }
 
 /// A fault in how keepalive was done on a flow.

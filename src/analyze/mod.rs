@@ -86,6 +86,7 @@ const LOOKAHEAD: usize = 8;
 struct Queued {
     frame: u64,
     time: u64,
+    ttl: u8,
     seg: Segment,
     key: FlowKey,
     side: Side,
@@ -150,6 +151,7 @@ impl Analyzer {
         self.queue.push_back(Queued {
             frame,
             time,
+            ttl: pkt.ttl,
             seg: pkt.tcp,
             key,
             side,
@@ -172,6 +174,7 @@ impl Analyzer {
         let Queued {
             frame,
             time,
+            ttl,
             seg,
             key,
             side,
@@ -195,7 +198,7 @@ impl Analyzer {
         let Some(conn) = self.table.at_mut(slot) else {
             return;
         };
-        let got = conn.segment(frame, time, side, &seg, self.cfg.events, self.cfg.keep_timeline);
+        let got = conn.segment(frame, time, side, &seg, ttl, self.cfg.events, self.cfg.keep_timeline);
         match got.kind {
             Kind::KeepaliveProbe => self.stats.probes += 1,
             Kind::ZeroWindowProbe => self.stats.zero_window_probes += 1,

@@ -127,6 +127,14 @@ pub struct FlowReport {
     pub violations_total: u32,
     pub directions: Vec<ProberReport>,
     pub timestamps_out_of_order: u32,
+    /// Who sent the RST that answered a probe: "peer" when its TTL matches the
+    /// peer's other segments, "path" when it differs (a middlebox, such as a
+    /// load balancer or NAT that forgot the flow, answered in the peer's name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reset_by: Option<&'static str>,
+    /// (RST's TTL, the peer's usual TTL) when a RST answered a probe.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reset_ttl: Option<(u8, u8)>,
 }
 
 impl FlowReport {
@@ -179,6 +187,10 @@ impl FlowReport {
             violations_total: k.violations_total,
             directions,
             timestamps_out_of_order: c.time_backwards,
+            reset_by: k
+                .reset_ttl
+                .map(|(rst, usual)| if rst == usual { "peer" } else { "path" }),
+            reset_ttl: k.reset_ttl,
         }
     }
 }

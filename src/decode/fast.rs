@@ -21,7 +21,7 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Option<Packet> {
         LinkType::RawIp | LinkType::Ipv4 | LinkType::Ipv6 => frame,
         _ => return None,
     };
-    let (src, dst, tcp) = match ip.first()? >> 4 {
+    let (src, dst, tcp, ttl) = match ip.first()? >> 4 {
         4 => {
             let h = Ipv4HeaderSlice::from_slice(ip).ok()?;
             let total = h.total_len() as usize;
@@ -34,7 +34,7 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Option<Packet> {
             }
             let src = IpAddr::V4(Ipv4Addr::from(h.source()));
             let dst = IpAddr::V4(Ipv4Addr::from(h.destination()));
-            (src, dst, &ip[h.slice().len()..total])
+            (src, dst, &ip[h.slice().len()..total], h.ttl())
         }
         6 => {
             let h = Ipv6HeaderSlice::from_slice(ip).ok()?;
@@ -44,7 +44,7 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Option<Packet> {
             }
             let src = IpAddr::V6(Ipv6Addr::from(h.source()));
             let dst = IpAddr::V6(Ipv6Addr::from(h.destination()));
-            (src, dst, &ip[IPV6_HEADER..total])
+            (src, dst, &ip[IPV6_HEADER..total], h.hop_limit())
         }
         _ => return None,
     };
@@ -66,5 +66,6 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Option<Packet> {
             options: TcpOptions::parse(t.options()),
         },
         truncated: false,
+        ttl,
     })
 }

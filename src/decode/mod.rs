@@ -21,6 +21,9 @@ pub struct Packet {
     pub tcp: Segment,
     /// The capture holds fewer bytes than the IP header declares.
     pub truncated: bool,
+    /// IPv4 TTL or IPv6 hop limit: a RST whose TTL differs from the peer's
+    /// other segments was made by something else on the path.
+    pub ttl: u8,
 }
 
 /// Why a frame yields no TCP segment. Not errors: captures hold all kinds of traffic.
@@ -91,7 +94,7 @@ fn to_packet(p: &LaxSlicedPacket, snapped: bool) -> Result<Packet, Skip> {
     vlan[0] = tags.next().unwrap_or(0);
     vlan[1] = tags.next().unwrap_or(0);
 
-    let (src, dst, payload, declared) = match &p.net {
+    let (src, dst, payload, declared, ttl) = match &p.net {
         Some(LaxNetSlice::Ipv4(ip)) => {
             let h = ip.header();
             let declared = declared_len(ip.payload(), snapped, || {
@@ -103,6 +106,7 @@ fn to_packet(p: &LaxSlicedPacket, snapped: bool) -> Result<Packet, Skip> {
                 IpAddr::V4(Ipv4Addr::from(h.destination())),
                 ip.payload(),
                 declared,
+                h.ttl(),
             )
         }
         Some(LaxNetSlice::Ipv6(ip)) => {
@@ -115,6 +119,7 @@ fn to_packet(p: &LaxSlicedPacket, snapped: bool) -> Result<Packet, Skip> {
                 IpAddr::V6(Ipv6Addr::from(h.destination())),
                 ip.payload(),
                 declared,
+                h.hop_limit(),
             )
         }
         // Cut inside the IP header (a small snaplen), or not IP at all.
@@ -150,6 +155,7 @@ fn to_packet(p: &LaxSlicedPacket, snapped: bool) -> Result<Packet, Skip> {
         dst,
         tcp: seg,
         truncated: payload.incomplete && snapped,
+        ttl,
     })
 }
 

@@ -27,6 +27,7 @@ fn check_probe(p: &Packet) {
     assert_eq!(p.tcp.first_byte, Some(0));
     assert_eq!(p.tcp.options.timestamp, Some((42, 7)));
     assert!(p.tcp.flags.ack());
+    assert_eq!(p.ttl, 64, "TTL / hop limit as built");
 }
 
 #[test]

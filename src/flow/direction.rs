@@ -31,6 +31,8 @@ pub struct Direction {
     pub ts: Option<(u32, u32)>,
     pub fin: bool,
     pub rst: bool,
+    /// TTL (hop limit) of this direction's last non-RST segment.
+    pub ttl: Option<u8>,
     /// Capture time of the last segment sent in this direction.
     pub last_time: u64,
     pub packets: u64,

@@ -104,6 +104,7 @@ mod tests {
                 ..Segment::default()
             },
             truncated: false,
+            ttl: 64,
         }
     }
 

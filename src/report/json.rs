@@ -45,6 +45,7 @@ struct SegmentLine<'a> {
     rtt_ms: Option<f64>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     dsack: bool,
+    ttl: u8,
 }
 
 pub fn segment(out: &mut impl Write, file: &str, ev: &SegmentEvent) -> io::Result<()> {
@@ -67,6 +68,7 @@ pub fn segment(out: &mut impl Write, file: &str, ev: &SegmentEvent) -> io::Resul
         answers: ev.answers,
         rtt_ms: ev.rtt.map(|r| r as f64 / 1e6),
         dsack: ev.dsack,
+        ttl: ev.ttl,
     };
     serde_json::to_writer(&mut *out, &line)?;
     out.write_all(b"\n")

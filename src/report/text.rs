@@ -208,6 +208,11 @@ fn note(ev: &SegmentEvent) -> String {
     if let (Some(f), Some(rtt)) = (ev.answers, ev.rtt) {
         s += &format!("answers {f}, rtt {}", format_duration(rtt));
     }
+    if let (Kind::KeepaliveRst, Some(usual)) = (ev.kind, ev.usual_ttl) {
+        if usual != ev.ttl {
+            s += &format!(", TTL {} but the peer's segments {usual}: sent by a middlebox?", ev.ttl);
+        }
+    }
     if ev.dsack {
         s += ", D-SACK";
     }
