@@ -131,17 +131,7 @@ fn agrees_with_tshark_where_tshark_is_right() {
     ];
     for file in agree {
         let Some(path) = public(file) else { return };
-        let v = verify_json(&path, &[]);
-        assert_eq!(
-            v.frames_of("keepalive_probe"),
-            tshark_frames(&path, "tcp.analysis.keep_alive"),
-            "{file}: probes"
-        );
-        assert_eq!(
-            v.frames_of("keepalive_ack"),
-            tshark_frames(&path, "tcp.analysis.keep_alive_ack"),
-            "{file}: answers"
-        );
+        assert_agrees_with_tshark(&path, &verify_json(&path, &[]));
     }
     for file in [
         "linux_ka_answered_v4.pcap",
@@ -150,17 +140,7 @@ fn agrees_with_tshark_where_tshark_is_right() {
         "linux_ka_many_flows.pcap",
     ] {
         let path = capture(file);
-        let v = verify_json(&path, &[]);
-        assert_eq!(
-            v.frames_of("keepalive_probe"),
-            tshark_frames(&path, "tcp.analysis.keep_alive"),
-            "{file}: probes"
-        );
-        assert_eq!(
-            v.frames_of("keepalive_ack"),
-            tshark_frames(&path, "tcp.analysis.keep_alive_ack"),
-            "{file}: answers"
-        );
+        assert_agrees_with_tshark(&path, &verify_json(&path, &[]));
     }
 }
 

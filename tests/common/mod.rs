@@ -141,3 +141,12 @@ pub fn tshark_frames(path: &Path, filter: &str) -> Vec<u64> {
         .filter_map(|l| l.trim().parse().ok())
         .collect()
 }
+
+/// kaprobe's keepalive probes and answers are exactly the frames tshark flags.
+pub fn assert_agrees_with_tshark(path: &Path, v: &Verified) {
+    let name = path.display();
+    let probes = tshark_frames(path, "tcp.analysis.keep_alive");
+    assert_eq!(v.frames_of("keepalive_probe"), probes, "{name}: probes");
+    let answers = tshark_frames(path, "tcp.analysis.keep_alive_ack");
+    assert_eq!(v.frames_of("keepalive_ack"), answers, "{name}: answers");
+}
