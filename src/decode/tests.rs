@@ -140,3 +140,10 @@ fn non_tcp_is_skipped() {
     arp.extend_from_slice(&[0u8; 28]);
     assert_eq!(decode(LinkType::Ethernet, &arp, false), Err(Skip::NotTcp));
 }
+
+#[test]
+fn built_segments_carry_linux_option_layout() {
+    let f = probe_frame("10.0.0.1:1", "10.0.0.2:2", &[]);
+    // Ethernet 14 + IPv4 20 + TCP fixed 20: options start with NOP, NOP, TS.
+    assert_eq!(&f[ETH_HEADER + 40..ETH_HEADER + 44], &[1, 1, 8, 10]);
+}

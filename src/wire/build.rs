@@ -118,6 +118,11 @@ fn tcp_header(spec: &SegmentSpec) -> Result<TcpHeader, BuildError> {
         opts.push(TcpOptionElement::SelectiveAcknowledgementPermitted);
     }
     if let Some((val, ecr)) = spec.timestamp {
+        // Linux's layout: on a SYN after MSS and SACK-permitted, elsewhere
+        // NOP, NOP, TS so that the timestamp is 4-byte aligned.
+        if !spec.flags.syn() {
+            opts.extend([TcpOptionElement::Noop, TcpOptionElement::Noop]);
+        }
         opts.push(TcpOptionElement::Timestamp(val, ecr));
     }
     if let Some(ws) = spec.wscale {
