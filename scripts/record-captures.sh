@@ -11,7 +11,8 @@
 #   sudo scripts/record-captures.sh blackhole_abort   # only some (see --list)
 #   sudo scripts/record-captures.sh --cleanup    # remove labs left by killed runs
 #
-# Environment: KAPROBE_CAPTURES (output directory, default <repo>/captures), PYTHON.
+# Environment: KAPROBE_CAPTURES (output directory, default <repo>/captures), PYTHON,
+# KAPROBE (the kaprobe binary for the scenarios it drives; default: built with cargo).
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
@@ -26,7 +27,8 @@ source "$HERE/lib/lab.sh"
 
 SCENARIOS=(answered_v4 answered_v6 blackhole_abort reboot_rst server_sll2 nots_nosack
     retrans_1byte zero_window many_flows mixed_linktypes
-    middlebox_idle_drop middlebox_idle_alive middlebox_idle_reset delay_50ms outage_recovered)
+    middlebox_idle_drop middlebox_idle_alive middlebox_idle_reset delay_50ms outage_recovered
+    windows_style_probe_dsack)
 
 say() { printf '==> %s\n' "$*" >&2; }
 fail() {
@@ -605,6 +607,48 @@ sc_outage_recovered() {
     install_files "$f"
 }
 
+# --------------------------------------------------------------------------- kaprobe's own probes
+
+# kaprobe_bin — the kaprobe binary (KAPROBE, or a fresh debug build).
+kaprobe_bin() {
+    if [[ -n ${KAPROBE:-} ]]; then
+        printf '%s\n' "$KAPROBE"
+        return
+    fi
+    (cd "$ROOT" && cargo build --quiet --bin kaprobe) || fail "cargo build failed"
+    printf '%s\n' "$ROOT/target/debug/kaprobe"
+}
+
+# kaprobe's userspace keepalive (`kaprobe probe --style windows`: 1 byte 0x00 at SND.NXT − 1)
+# against a Linux peer with SACK: each probe answered at once with a D-SACK block for the
+# probe's byte. Client side: kaprobe's kernel socket (kernel keepalive off), 100 bytes
+# echoed, idle 1 s, 3 answered rounds, then kaprobe closes (FIN).
+sc_windows_style_probe_dsack() {
+    local name=windows_style_probe_dsack f=windows_style_probe_dsack.pcap kp out
+    kp=$(kaprobe_bin)
+    lab_create winstyle
+    lab_capture_start "$LAB_NS_C" "$LAB_IF_C" "$WORK/$f" tcp
+    srv_start "$name" "$LAB_NS_S" --addr "$LAB_S4" --conns 1
+    head -c 100 /dev/zero | tr '\0' x >"$WORK/$name.data"
+    out=$WORK/$name.kaprobe.jsonl
+    lab_exec "$LAB_NS_C" "$kp" probe --connect "$LAB_S4:$PORT" --bind-port 40001 --send-file "$WORK/$name.data" \
+        --style windows --idle 1s --interval 1s --count 3 --rounds 3 --json >"$out" 2>"$WORK/$name.kaprobe.err" ||
+        { cat "$WORK/$name.kaprobe.err" >&2; fail "$name: kaprobe probe failed"; }
+    srv_stop
+    lab_capture_stop
+    grep -q '"type":"verdict","outcome":"alive"' "$out" || fail "$name: kaprobe's verdict: $(tail -1 "$out")"
+    expect "$name" "kaprobe's D-SACK answers" "$(grep -c '"type":"probe_acked".*"dsack":true' "$out")" -eq 3
+    analyse "$WORK/$f"
+    expect "$name" "keepalive probes c>s" "$(count "$WORK/$f" 'c>s:keepalive_probe')" -eq 3
+    expect "$name" "keepalive ACKs s>c" "$(count "$WORK/$f" 's>c:keepalive_ack')" -eq 3
+    expect "$name" "1-byte probes" "$(tshark_count "$WORK/$f" 'tcp.analysis.keep_alive and tcp.len==1')" -eq 3
+    expect "$name" "answers with a SACK block" "$(tshark_count "$WORK/$f" 'tcp.analysis.keep_alive_ack and tcp.options.sack_le')" -eq 3
+    expect "$name" "tshark keep_alive" "$(tshark_count "$WORK/$f" tcp.analysis.keep_alive)" -eq 3
+    expect "$name" "FINs" "$(($(count "$WORK/$f" c\>s:fin) + $(count "$WORK/$f" s\>c:fin)))" -eq 2
+    expect "$name" "RSTs" "$(tshark_count "$WORK/$f" tcp.flags.reset==1)" -eq 0
+    install_files "$f"
+}
+
 # --------------------------------------------------------------------------- main
 
 linktype_names() { # linktype_names FILE — Wireshark encapsulations in use, by name
@@ -652,6 +696,7 @@ main() {
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/kaprobe-record.XXXXXX")
     # shellcheck disable=SC2016  # expanded at exit time, by the trap
     lab_install_traps 'rm -rf "$WORK"'
+    : >"$WORK/app-results.jsonl"
     lab_remove_leftovers "$LAB_BASE_PREFIX"
 
     t0=$(date +%s)
@@ -663,6 +708,7 @@ main() {
         case $s in
         answered_v4) WRITTEN+=(linux_ka_answered_v4.pcap linux_ka_answered_v4_nano.pcap linux_ka_answered_v4.pcapng) ;;
         mixed_linktypes) WRITTEN+=(mixed_linktypes.pcapng) ;;
+        windows_style_probe_dsack) WRITTEN+=(windows_style_probe_dsack.pcap) ;;
         answered_v6 | blackhole_abort | reboot_rst | server_sll2 | nots_nosack | many_flows | \
             middlebox_idle_drop | middlebox_idle_alive | middlebox_idle_reset | delay_50ms | outage_recovered)
             WRITTEN+=("linux_ka_$s.pcap") ;;

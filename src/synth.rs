@@ -133,6 +133,12 @@ impl Session {
         self.emit(e, Flags::ACK, Some(seq), None, payload, &[], false)
     }
 
+    /// Any segment from `e` with the given numbers; SND.NXT does not move.
+    /// For probes built other ways (e.g. 4.2BSD's, whose ACK is RCV.NXT − 1).
+    pub fn segment(&mut self, e: End, flags: u8, seq: Seq, ack: Seq, payload: &[u8]) -> Result<&[u8], BuildError> {
+        self.emit(e, flags, Some(seq), Some(ack), payload, &[], false)
+    }
+
     /// Resends the last `n` bytes `e` sent (a retransmission of unacknowledged data).
     pub fn retransmit(&mut self, e: End, payload: &[u8]) -> Result<&[u8], BuildError> {
         let seq = self.next_seq(e).minus(payload.len() as u32);

@@ -318,3 +318,35 @@ fn outage_unanswered_probes_then_answered_connection_survives() {
     assert!(!kinds.iter().any(|k| k == "keepalive_abort"));
     assert_eq!(app_result(file)["outcome"], "closed");
 }
+
+#[test]
+fn kaprobe_windows_style_probes_answered_with_dsack() {
+    let file = "windows_style_probe_dsack.pcap";
+    let v = verify_json(&capture(file), &[]);
+    let f = only_flow(&v);
+    assert_eq!(v.kinds_of(f["flow_id"].as_u64().unwrap()), [PROBE, ACK].repeat(3));
+    assert_eq!(f["prober"], "client");
+    assert_eq!(
+        (f["probes"].as_u64(), f["answered"].as_u64(), f["unanswered"].as_u64()),
+        (Some(3), Some(3), Some(0))
+    );
+    assert_eq!(f["outcome"], "closed", "{file}: answered, then kaprobe's FIN");
+    about_one_second(&f["idle_s"]);
+    assert_eq!(f["violations"].as_array().unwrap().len(), 0, "{}", f["violations"]);
+    for pair in v.segments.chunks(2) {
+        let (probe, ack) = (&pair[0], &pair[1]);
+        assert_eq!(probe["len"], 1, "a 1-byte probe");
+        assert_eq!(
+            (probe["rel_seq"].as_u64(), probe["rel_ack"].as_u64()),
+            (Some(100), Some(101))
+        );
+        assert_eq!(ack["answers"], probe["frame"]);
+        assert_eq!(ack["dsack"], true, "answered with a D-SACK block for the probe's byte");
+        assert_eq!(ack["seq"], probe["ack"]);
+        assert_eq!(
+            ack["ack"].as_u64().unwrap(),
+            (probe["seq"].as_u64().unwrap() + 1) % (1 << 32)
+        );
+    }
+    assert_eq!(v.code, 0);
+}

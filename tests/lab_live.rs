@@ -11,153 +11,16 @@
 //! Assertions are on kinds, counts and order; the only timing bound is RTT >= the delay.
 
 mod common;
+use common::lab::*;
 use common::*;
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::Once;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Child, Command};
 
 const PROBE: &str = "keepalive_probe";
 const ACK: &str = "keepalive_ack";
 const DEATH_MASK: &str = "EPOLLIN|EPOLLERR|EPOLLHUP";
-
-fn lab_sh() -> Command {
-    let mut c = Command::new("bash");
-    c.arg(repo().join("scripts/lab.sh"));
-    c
-}
-
-fn run(mut c: Command) -> Output {
-    c.stdin(Stdio::null()).output().expect("run scripts/lab.sh")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| text(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-struct Lab {
-    name: String,
-    dir: PathBuf,
-}
-
-impl Lab {
-    /// A fresh lab, or None (test skipped) when not root and not in CI.
-    fn up(tag: &str, opts: &[&str]) -> Option<Lab> {
-        if !is_root() {
-            assert!(
-                !in_ci(),
-                "{tag}: CI is set but this is not root: the lab tests need root for network namespaces"
-            );
-            eprintln!("skipped: {tag}: lab tests need root (network namespaces); run as root or in CI");
-            return None;
-        }
-        static CLEANUP: Once = Once::new();
-        CLEANUP.call_once(|| {
-            let mut c = lab_sh();
-            c.arg("cleanup");
-            let out = run(c);
-            assert!(out.status.success(), "lab.sh cleanup: {}", text(&out.stderr));
-        });
-        let pid = std::process::id().to_string();
-        let name = format!("{tag}{pid}");
-        let dir = std::env::temp_dir().join(format!("kaprobe-lab-live-{name}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut c = lab_sh();
-        c.args(["up", &name, "--owner", &pid]).args(opts);
-        let out = run(c);
-        assert!(
-            out.status.success(),
-            "{tag}: could not bring the lab up (root, with ip, nft, tcpdump, ethtool, python3, iptables: scripts/setup.sh):\n{}",
-            text(&out.stderr)
-        );
-        assert_eq!(text(&out.stdout).trim(), name);
-        Some(Lab { name, dir })
-    }
-
-    fn cmd(&self, sub: &str, args: &[&str]) -> Command {
-        let mut c = lab_sh();
-        c.arg(sub).arg(&self.name).args(args);
-        c
-    }
-
-    /// `lab.sh SUB NAME ARGS...`, which must succeed; its stdout.
-    fn ok(&self, sub: &str, args: &[&str]) -> String {
-        let out = run(self.cmd(sub, args));
-        assert!(
-            out.status.success(),
-            "lab.sh {sub} {} {}: {}",
-            self.name,
-            args.join(" "),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.dir.join(file)
-    }
-
-    /// Start tcpdump at `at` (c, mc, ms, s) into FILE in the test's directory.
-    fn capture(&self, file: &str, at: &str) -> PathBuf {
-        let p = self.path(file);
-        self.ok("capture", &["start", p.to_str().unwrap(), "--at", at]);
-        p
-    }
-
-    fn stop_captures(&self) {
-        self.ok("capture", &["stop"]);
-    }
-
-    /// peer.py client in the client namespace, in the background; progress events go to
-    /// STATUS (a file in the test's directory).
-    fn client(&self, status: &str, args: &[&str]) -> Child {
-        let st = self.path(status);
-        self.cmd("client", &[])
-            .args(args)
-            .args(["--status", st.to_str().unwrap()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start lab.sh client")
-    }
-
-    fn server_log(&self) -> Vec<Value> {
-        self.ok("log", &[])
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("server log line {l}: {e}")))
-            .collect()
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let out = run(self.cmd("down", &[]));
-        if !out.status.success() {
-            eprintln!("lab.sh down {}: {}", self.name, text(&out.stderr));
-        }
-        if std::thread::panicking() {
-            eprintln!("{}: captures kept in {}", self.name, self.dir.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
 
 /// What the client application saw: the one JSON line peer.py prints at the end.
 fn app_result(child: Child) -> Value {
@@ -165,21 +28,6 @@ fn app_result(child: Child) -> Value {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "client failed: {}\n{stdout}", text(&out.stderr));
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("client output {stdout:?}: {e}"))
-}
-
-/// Poll until `cond` holds (every 20 ms), at most `secs` seconds.
-fn wait_until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < end, "timed out after {secs} s waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn has_event(status: &Path, event: &str) -> bool {
-    std::fs::read_to_string(status)
-        .map(|s| s.contains(&format!("\"event\":\"{event}\"")))
-        .unwrap_or(false)
 }
 
 fn flow_by_port(v: &Verified, port: u16) -> &Value {

@@ -1,5 +1,7 @@
 //! Command-line interface: clap definitions, one file per subcommand.
 
+pub mod explain;
+pub mod probe;
 pub mod verify;
 
 use clap::{Parser, Subcommand};
@@ -17,13 +19,19 @@ pub enum Command {
     /// Classify keepalive probes, answers, resets and look-alikes in captures,
     /// infer each flow's idle/interval/count, and check expectations.
     Verify(verify::VerifyArgs),
+    /// Probe a live connection with keepalive probes from userspace (raw sockets,
+    /// root or CAP_NET_RAW): connect, listen or attach; see every probe and answer.
+    Probe(Box<probe::ProbeArgs>),
+    /// Learn the wire format: a probe of each stack byte by byte, a capture's frame
+    /// with the classifier's reasoning, timing, ladder diagrams, synthetic scenarios.
+    Explain(explain::ExplainArgs),
 }
 
 /// Exit codes shared by every subcommand.
 pub mod exit {
     /// Everything checked holds.
     pub const OK: u8 = 0;
-    /// A verdict against the user: expectation failed, violations found.
+    /// A verdict against the user: expectation failed, violations found, peer dead or reset.
     pub const VERDICT: u8 = 1;
     /// Usage error or unreadable input.
     pub const USAGE: u8 = 2;

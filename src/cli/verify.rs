@@ -6,6 +6,7 @@ use crate::analyze::{
 };
 use crate::capture::{read_file, CaptureError, ReadSummary};
 use crate::decode::decode;
+use crate::explain::ladder::{self, Ladder};
 use crate::report::{json, text};
 use crate::units::format_duration;
 use clap::Args;
@@ -34,6 +35,12 @@ pub struct VerifyArgs {
     /// Only the summary lines (human output).
     #[arg(short, long)]
     pub quiet: bool,
+    /// Also draw each shown flow as a ladder diagram (human output).
+    #[arg(long, conflicts_with_all = ["json", "quiet"])]
+    pub ladder: bool,
+    /// With --ladder: also write the diagrams as one SVG file.
+    #[arg(long, value_name = "SVG", requires = "ladder")]
+    pub svg: Option<PathBuf>,
     /// pcap or pcapng files (any link type kaprobe decodes).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -53,6 +60,9 @@ struct Collector<'a, W: Write> {
     totals: &'a mut Totals,
     /// Flows checked against `--expect`.
     checked: u64,
+    /// `--ladder`: each flow's events, and the diagrams of the shown flows.
+    ladder: Option<ladder::Collector>,
+    ladders: Vec<Ladder>,
 }
 
 /// Flows the user named are checked even without probes; otherwise only keepalive flows.
@@ -88,6 +98,9 @@ impl<W: Write> Collector<'_, W> {
 
 impl<W: Write> Sink for Collector<'_, W> {
     fn segment(&mut self, ev: &SegmentEvent) {
+        if let Some(l) = self.ladder.as_mut() {
+            l.push(ev);
+        }
         if self.args.json && self.error.is_none() {
             if let Err(e) = json::segment(self.out, self.file, ev) {
                 self.error = Some(e);
@@ -99,8 +112,13 @@ impl<W: Write> Sink for Collector<'_, W> {
         let keepalive = c.keepalive().ka.iter().any(|k| k.probes > 0);
         self.keepalive_flows += keepalive as u64;
         self.totals.violations += c.keepalive().violations_total as u64;
+        let events = self.ladder.as_mut().map(|l| l.take(c.id));
         if !self.shows(&c) {
             return;
+        }
+        if let Some((events, after)) = events {
+            let title = format!("flow {}: {} ({})", c.id, FlowReport::of(&c).flow, self.file);
+            self.ladders.push(Ladder::from_events(title, &events, after));
         }
         let report = FlowReport::of(&c);
         let failures = self.check(&report);
@@ -134,9 +152,10 @@ pub fn run(args: &VerifyArgs) -> u8 {
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut totals = Totals::default();
+    let mut ladders = Vec::new();
     for path in &args.files {
         let name = path.display().to_string();
-        match verify_file(args, path, &name, &mut out, &mut totals) {
+        match verify_file(args, path, &name, &mut out, &mut totals, &mut ladders) {
             Ok(()) => {}
             Err(FileError::Output(e)) => return output_failed(e),
             Err(FileError::Input(msg)) => {
@@ -149,6 +168,12 @@ pub fn run(args: &VerifyArgs) -> u8 {
     let elapsed = started.elapsed().as_secs_f64();
     if let Err(e) = summary(args, &mut out, &totals, elapsed).and_then(|_| out.flush()) {
         return output_failed(e);
+    }
+    if let Some(svg) = &args.svg {
+        if let Err(e) = super::explain::write_svg(svg, &ladders) {
+            eprintln!("kaprobe: {}: {e}", svg.display());
+            return exit::USAGE;
+        }
     }
     if totals.unreadable > 0 {
         exit::USAGE
@@ -170,10 +195,12 @@ fn verify_file(
     name: &str,
     out: &mut impl Write,
     totals: &mut Totals,
+    all_ladders: &mut Vec<Ladder>,
 ) -> Result<(), FileError> {
     let cfg = Config {
         keep_timeline: !args.json && !args.quiet,
         events: match (args.json, args.all) {
+            (false, _) if args.ladder => Events::All,
             (false, _) => Events::None,
             (true, false) => Events::Notable,
             (true, true) => Events::All,
@@ -192,6 +219,8 @@ fn verify_file(
         error: None,
         totals,
         checked: 0,
+        ladder: args.ladder.then(ladder::Collector::default),
+        ladders: Vec::new(),
     };
     let read = read_file(path, |rec| {
         let Some(link) = rec.link else {
@@ -220,6 +249,7 @@ fn verify_file(
         out,
         totals,
         checked,
+        ladders,
         ..
     } = sink;
     totals.keepalive_flows += keepalive_flows;
@@ -259,8 +289,12 @@ fn verify_file(
             shown,
             expect_lines,
             nothing_checked,
+            ladders: &ladders,
         };
         human_file(out, file).map_err(FileError::Output)?;
+        if args.svg.is_some() {
+            all_ladders.extend(ladders);
+        }
     }
     match damaged {
         Some(msg) => Err(FileError::Input(msg)),
@@ -291,6 +325,7 @@ struct FileResult<'a> {
     shown: Vec<(FlowReport, Connection)>,
     expect_lines: Vec<String>,
     nothing_checked: bool,
+    ladders: &'a [Ladder],
 }
 
 fn human_file(out: &mut impl Write, f: FileResult) -> io::Result<()> {
@@ -313,6 +348,9 @@ fn human_file(out: &mut impl Write, f: FileResult) -> io::Result<()> {
         for (r, c) in &f.shown {
             text::timeline(out, r, c, color)?;
         }
+    }
+    for l in f.ladders {
+        write!(out, "\n{}", l.render())?;
     }
     for l in &f.expect_lines {
         writeln!(out, "{l}")?;

@@ -1,4 +1,4 @@
-//! Writing captures (nanosecond pcap, Ethernet) through libpcap. The file
+//! Writing captures (nanosecond pcap, Ethernet or another link type) through libpcap. The file
 //! appears under its name only when complete: frames go to a temporary file
 //! beside it, renamed by `finish`; dropped unfinished, the temporary is removed.
 
@@ -19,13 +19,19 @@ pub struct PcapOut {
 
 impl PcapOut {
     pub fn create(dest: &Path) -> Result<PcapOut, PcapWriteError> {
+        Self::create_with_link(dest, pcap::Linktype::ETHERNET.0)
+    }
+
+    /// A capture of frames of link type `link` (a DLT/LINKTYPE number, e.g. what
+    /// a live capture reports).
+    pub fn create_with_link(dest: &Path, link: i32) -> Result<PcapOut, PcapWriteError> {
         let err = |why: String| PcapWriteError {
             path: dest.display().to_string(),
             why,
         };
         let name = dest.file_name().ok_or_else(|| err("not a file name".into()))?;
         let tmp = dest.with_file_name(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
-        let dead = pcap::Capture::dead_with_precision(pcap::Linktype::ETHERNET, pcap::Precision::Nano)
+        let dead = pcap::Capture::dead_with_precision(pcap::Linktype(link), pcap::Precision::Nano)
             .map_err(|e| err(e.to_string()))?;
         let file = dead.savefile(&tmp).map_err(|e| err(e.to_string()))?;
         Ok(PcapOut {
@@ -35,8 +41,23 @@ impl PcapOut {
         })
     }
 
-    /// Appends one Ethernet frame captured at `time_ns` since the epoch.
+    /// Gives the file (still under its temporary name) to `uid`/`gid`, so a
+    /// process that drops privileges afterwards can still move it into place.
+    pub fn chown(&self, uid: u32, gid: u32) -> Result<(), PcapWriteError> {
+        std::os::unix::fs::chown(&self.tmp, Some(uid), Some(gid)).map_err(|e| PcapWriteError {
+            path: self.dest.display().to_string(),
+            why: e.to_string(),
+        })
+    }
+
+    /// Appends one frame captured at `time_ns` since the epoch.
     pub fn write(&mut self, time_ns: u64, frame: &[u8]) {
+        self.write_snapped(time_ns, frame, frame.len() as u32);
+    }
+
+    /// Appends a frame that was `wire_len` bytes on the wire (more than `frame`
+    /// holds when the capture's snaplen cut it).
+    pub fn write_snapped(&mut self, time_ns: u64, frame: &[u8], wire_len: u32) {
         let header = pcap::PacketHeader {
             ts: libc::timeval {
                 tv_sec: (time_ns / 1_000_000_000) as libc::time_t,
@@ -44,7 +65,7 @@ impl PcapOut {
                 tv_usec: (time_ns % 1_000_000_000) as libc::suseconds_t,
             },
             caplen: frame.len() as u32,
-            len: frame.len() as u32,
+            len: wire_len.max(frame.len() as u32),
         };
         if let Some(f) = self.file.as_mut() {
             f.write(&pcap::Packet::new(&header, frame));

@@ -79,6 +79,30 @@ pub fn ethernet_frame(spec: &SegmentSpec, out: &mut Vec<u8>) -> Result<(), Build
         .map_err(|e| BuildError::Write(e.to_string()))
 }
 
+/// Appends the IP packet (IPv4 or IPv6 header, TCP header, payload) for `spec`:
+/// what a raw IP socket with a hand-made header sends. VLAN tags are ignored.
+pub fn ip_packet(spec: &SegmentSpec, out: &mut Vec<u8>) -> Result<(), BuildError> {
+    PacketBuilder::ip(ip_headers(spec)?)
+        .tcp_header(tcp_header(spec)?)
+        .write(out, spec.payload)
+        .map_err(|e| BuildError::Write(e.to_string()))
+}
+
+/// Appends the TCP segment alone (header with checksum over `spec`'s addresses,
+/// then payload): what a raw socket sends when the kernel writes the IP header.
+pub fn tcp_segment(spec: &SegmentSpec, out: &mut Vec<u8>) -> Result<(), BuildError> {
+    let mut h = tcp_header(spec)?;
+    h.checksum = match (spec.src.ip(), spec.dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => h.calc_checksum_ipv4_raw(s.octets(), d.octets(), spec.payload),
+        (IpAddr::V6(s), IpAddr::V6(d)) => h.calc_checksum_ipv6_raw(s.octets(), d.octets(), spec.payload),
+        _ => return Err(BuildError::MixedFamilies),
+    }
+    .map_err(|e| BuildError::Write(e.to_string()))?;
+    h.write(out).map_err(|e| BuildError::Write(e.to_string()))?;
+    out.extend_from_slice(spec.payload);
+    Ok(())
+}
+
 fn ip_headers(spec: &SegmentSpec) -> Result<etherparse::IpHeaders, BuildError> {
     use etherparse::{IpHeaders, IpNumber, Ipv4Header, Ipv6Header};
     match (spec.src.ip(), spec.dst.ip()) {

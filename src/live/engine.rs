@@ -1,0 +1,708 @@
+//! The engine loop: captured frames → `Tracker` (session state, answers) →
+//! `Keepalive` (when to probe, when to give up) → probes on the raw socket,
+//! events to a `Sink`. The only clock read is here (`wall_ns`, the clock
+//! libpcap stamps frames with).
+
+use super::capture::{Frame, LiveCapture};
+use super::send::RawSender;
+use super::{socket, wall_ns, LiveError};
+use crate::decode::decode;
+use crate::keepalive::track::PEER_ANSWER_RATE_LIMIT_NS;
+use crate::keepalive::{self, Action, Answer, ProbeShape, Seen, SessionInfo, Style, Tracker};
+use crate::report::pcap::PcapOut;
+use crate::wire::build::SegmentSpec;
+use crate::wire::{Flags, Seq};
+use serde::Serialize;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::Arc;
+use std::time::Duration;
+
+const MS: u64 = 1_000_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Connect,
+    Listen,
+    Attach,
+}
+
+/// Everything a live session needs, set up by the caller.
+pub struct Setup {
+    pub mode: Mode,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// The kernel socket (connect, listen); `None` when attached to another process's.
+    pub socket: Option<TcpStream>,
+    pub capture: LiveCapture,
+    pub sender: RawSender,
+    pub pcap: Option<PcapOut>,
+    pub ka: keepalive::Config,
+    pub style: Style,
+    /// 0 or 1 payload bytes instead of the style's.
+    pub payload: Option<u8>,
+    /// Application data sent first (connect, listen).
+    pub send: Vec<u8>,
+    pub rounds: Option<u64>,
+    /// Stop after this long (nanoseconds).
+    pub duration: Option<u64>,
+    pub no_abort: bool,
+    /// Attach: provoke the peer into revealing its state while nothing is known.
+    pub provoke: bool,
+    /// Set by Ctrl-C.
+    pub interrupted: Arc<AtomicBool>,
+    /// How long to wait for the capture to show the session (connect, listen).
+    pub ready_timeout: u64,
+}
+
+/// A point in time, as JSON wants it: seconds (float) and nanoseconds.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct At {
+    pub time: f64,
+    pub time_ns: u64,
+}
+
+impl At {
+    pub fn of(ns: u64) -> At {
+        At {
+            time: ns as f64 / 1e9,
+            time_ns: ns,
+        }
+    }
+}
+
+fn ms(ns: u64) -> f64 {
+    (ns as f64 / 1e3).round() / 1e3
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The peer answered the last probe.
+    Alive,
+    /// `count` probes (or the user timeout) went unanswered.
+    Dead,
+    /// The peer answered with a RST: it no longer knows the connection.
+    Reset,
+    /// The peer closed the connection (FIN).
+    Closed,
+    /// Stopped before any probe was answered or while the last went unanswered.
+    Unknown,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Alive => "alive",
+            Outcome::Dead => "dead",
+            Outcome::Reset => "reset",
+            Outcome::Closed => "closed",
+            Outcome::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    Rounds,
+    Duration,
+    Interrupted,
+    Count,
+    UserTimeout,
+    Reset,
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct RttStats {
+    pub min: f64,
+    pub avg: f64,
+    pub max: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Verdict {
+    pub outcome: Outcome,
+    pub reason: StopReason,
+    pub local: String,
+    pub remote: String,
+    pub probes: u64,
+    pub answered: u64,
+    pub unanswered: u64,
+    /// Unanswered probes that were sent inside the peer's 500 ms answer rate limit.
+    pub unanswered_rate_limited: u64,
+    /// Probes still waiting for an answer when the session stopped.
+    pub pending: u64,
+    pub resets: u64,
+    pub rtt_ms: Option<RttStats>,
+    pub elapsed_s: f64,
+    #[serde(flatten)]
+    pub at: At,
+}
+
+/// One thing that happened, in order. JSON: `{"type": <variant>, ...}`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Session {
+        #[serde(flatten)]
+        at: At,
+        mode: Mode,
+        interface: String,
+        link: &'static str,
+        #[serde(flatten)]
+        info: SessionInfo,
+        style: &'static str,
+        payload: u8,
+        idle_s: f64,
+        interval_s: f64,
+        count: u32,
+        user_timeout_s: Option<f64>,
+        /// Capture time of the peer's latest segment: idle counts from here.
+        last_received_ns: Option<u64>,
+    },
+    /// The application data sent first, and what came back.
+    Exchanged {
+        #[serde(flatten)]
+        at: At,
+        sent: u64,
+        received: u64,
+    },
+    ProbeSent {
+        #[serde(flatten)]
+        at: At,
+        n: u64,
+        /// 1-based since the last answer (the kernel's `probes_out`).
+        attempt: u32,
+        seq: u32,
+        ack: u32,
+        len: u32,
+        rel_seq: Option<u32>,
+        rel_ack: Option<u32>,
+        tsval: Option<u32>,
+        tsecr: Option<u32>,
+        window: u16,
+        /// Sent within 500 ms of the peer's last answer to a 0-byte probe:
+        /// a Linux peer will not answer it.
+        rate_limited: bool,
+    },
+    ProbeAcked {
+        #[serde(flatten)]
+        at: At,
+        n: u64,
+        seq: u32,
+        ack: u32,
+        window: u16,
+        dsack: bool,
+        rtt_ms: f64,
+        rtt_ns: u64,
+    },
+    ProbeReset {
+        #[serde(flatten)]
+        at: At,
+        n: u64,
+        seq: u32,
+        rtt_ms: f64,
+        rtt_ns: u64,
+    },
+    ProbeUnanswered {
+        #[serde(flatten)]
+        at: At,
+        n: u64,
+        rate_limited: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        note: Option<&'static str>,
+    },
+    /// The timer fired while data was unacknowledged: no probe (Linux's rule).
+    ProbeDeferred {
+        #[serde(flatten)]
+        at: At,
+    },
+    /// A RST from the peer that answers no probe.
+    PeerReset {
+        #[serde(flatten)]
+        at: At,
+        seq: u32,
+    },
+    PeerClosed {
+        #[serde(flatten)]
+        at: At,
+    },
+    /// The kernel socket closed with a RST after the peer was declared dead.
+    Abort {
+        #[serde(flatten)]
+        at: At,
+        seq: u32,
+        ack: u32,
+    },
+    Verdict(Verdict),
+}
+
+/// Receives events as they happen.
+pub trait Sink {
+    fn event(&mut self, ev: &Event);
+}
+
+const RATE_LIMIT_NOTE: &str =
+    "sent within 500 ms of the peer's previous answer: a Linux peer answers at most one 0-byte probe per 500 ms";
+
+struct Engine<'a> {
+    s: Setup,
+    sink: &'a mut dyn Sink,
+    t: Tracker,
+    started: u64,
+    received_bytes: u64,
+    answered: u64,
+    unanswered: u64,
+    unanswered_rl: u64,
+    resets: u64,
+    rtts: Vec<u64>,
+    /// Probe numbers not answered and not yet declared unanswered.
+    open: Vec<u64>,
+    /// Whether the latest resolved probe was answered.
+    last_resolved_answered: Option<bool>,
+    ka: Option<keepalive::Keepalive>,
+    buf: Vec<u8>,
+}
+
+/// Runs a live session to its verdict.
+pub fn run(setup: Setup, sink: &mut dyn Sink) -> Result<Verdict, LiveError> {
+    let t = Tracker::new(setup.local, setup.remote);
+    let mut e = Engine {
+        s: setup,
+        sink,
+        t,
+        started: wall_ns(),
+        received_bytes: 0,
+        answered: 0,
+        unanswered: 0,
+        unanswered_rl: 0,
+        resets: 0,
+        rtts: Vec::new(),
+        open: Vec::new(),
+        last_resolved_answered: None,
+        ka: None,
+        buf: vec![0u8; 65536],
+    };
+    let result = e.session();
+    // Whatever happened: stop capturing, and only a complete pcap appears.
+    if let Some(err) = e.s.capture.stop() {
+        return Err(LiveError::new(format!("capture on {}", e.s.capture.device), err));
+    }
+    let verdict = result?;
+    if let Some(p) = e.s.pcap.take() {
+        p.finish().map_err(|err| LiveError::new(err.path, err.why))?;
+    }
+    e.sink.event(&Event::Verdict(verdict.clone()));
+    Ok(verdict)
+}
+
+enum Step {
+    Continue,
+    Stop(StopReason),
+}
+
+impl Engine<'_> {
+    fn interrupted(&self) -> bool {
+        self.s.interrupted.load(Ordering::Relaxed)
+    }
+
+    fn duration_end(&self) -> Option<u64> {
+        self.s.duration.map(|d| self.started + d)
+    }
+
+    fn session(&mut self) -> Result<Verdict, LiveError> {
+        let data = std::mem::take(&mut self.s.send);
+        if let Some(sock) = self.s.socket.as_mut() {
+            if !data.is_empty() {
+                sock.write_all(&data)
+                    .map_err(|e| LiveError::os(format!("send to {}", self.s.remote), &e))?;
+            }
+            sock.set_nonblocking(true).map_err(|e| LiveError::os("socket", &e))?;
+        }
+        if let Some(stop) = self.wait_ready(data.len() as u64)? {
+            return Ok(self.verdict(stop));
+        }
+        if !data.is_empty() {
+            let ev = Event::Exchanged {
+                at: At::of(wall_ns()),
+                sent: data.len() as u64,
+                received: self.received_bytes,
+            };
+            self.sink.event(&ev);
+        }
+        let info = self.t.info();
+        let ka = self.s.ka;
+        let ev = Event::Session {
+            at: At::of(wall_ns()),
+            mode: self.s.mode,
+            interface: self.s.capture.device.clone(),
+            link: self.s.capture.link.name(),
+            info,
+            style: self.s.style.name(),
+            payload: self.s.payload.unwrap_or(self.s.style.payload_len()),
+            idle_s: ka.idle as f64 / 1e9,
+            interval_s: ka.interval as f64 / 1e9,
+            count: ka.count,
+            user_timeout_s: ka.user_timeout.map(|u| u as f64 / 1e9),
+            last_received_ns: self.t.last_peer_time(),
+        };
+        self.sink.event(&ev);
+        let stop = self.keepalive()?;
+        Ok(self.verdict(stop))
+    }
+
+    /// Until the tracker knows enough to probe and nothing is in flight.
+    fn wait_ready(&mut self, sent: u64) -> Result<Option<StopReason>, LiveError> {
+        let begin = wall_ns();
+        let mut provoked_at: Option<u64> = None;
+        loop {
+            let now = wall_ns();
+            if self.interrupted() {
+                return Ok(Some(StopReason::Interrupted));
+            }
+            if self.duration_end().is_some_and(|d| now >= d) {
+                return Ok(Some(StopReason::Duration));
+            }
+            let settled =
+                self.t.ready() && !self.t.busy() && (sent == 0 || self.received_bytes > 0 || now > begin + 500 * MS);
+            if settled {
+                return Ok(None);
+            }
+            if self.s.mode != Mode::Attach && now > begin + self.s.ready_timeout {
+                return Err(LiveError::new(
+                    format!("capture on {}", self.s.capture.device),
+                    format!(
+                        "saw no handshake of {} > {} (is it the interface the traffic takes?)",
+                        self.s.local, self.s.remote
+                    ),
+                ));
+            }
+            if self.s.mode == Mode::Attach
+                && self.s.provoke
+                && !self.t.ready()
+                && provoked_at.is_none_or(|t| now > t + 1000 * MS)
+            {
+                self.provoke(now)?;
+                provoked_at = Some(now);
+            }
+            if let Some(Step::Stop(r)) = self.pump(now + 20 * MS)? {
+                return Ok(Some(r));
+            }
+        }
+    }
+
+    /// An ACK far outside the peer's window: it answers with a duplicate ACK
+    /// carrying its SND.NXT and RCV.NXT (and, with timestamps, its ts_recent).
+    fn provoke(&mut self, now: u64) -> Result<(), LiveError> {
+        let x = (now as u32).rotate_left(13) ^ 0x9e37_79b9;
+        let (seq, ack) = (Seq(x), Seq(x.rotate_left(16)));
+        self.t.sent_other(seq, ack, Flags::ACK);
+        let spec = SegmentSpec::new(self.s.local, self.s.remote, seq, ack, Flags::ACK);
+        self.s.sender.send(&spec)
+    }
+
+    /// Handles frames (and the socket) until `until`; the step a peer segment asked for.
+    fn pump(&mut self, until: u64) -> Result<Option<Step>, LiveError> {
+        self.drain_socket();
+        let now = wall_ns();
+        let wait = Duration::from_nanos(until.saturating_sub(now).min(50 * MS));
+        let first = match self.s.capture.rx.recv_timeout(wait) {
+            Ok(f) => f,
+            Err(RecvTimeoutError::Timeout) => return Ok(None),
+            Err(RecvTimeoutError::Disconnected) => {
+                let why = self.s.capture.stop().unwrap_or_else(|| "capture ended".into());
+                return Err(LiveError::new(format!("capture on {}", self.s.capture.device), why));
+            }
+        };
+        let mut step = self.frame(first);
+        while let Ok(f) = self.s.capture.rx.try_recv() {
+            let st = self.frame(f);
+            if step.is_none() {
+                step = st;
+            }
+        }
+        Ok(step)
+    }
+
+    fn drain_socket(&mut self) {
+        let Some(sock) = self.s.socket.as_mut() else {
+            return;
+        };
+        loop {
+            match sock.read(&mut self.buf) {
+                Ok(0) => return,
+                Ok(n) => self.received_bytes += n as u64,
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn frame(&mut self, f: Frame) -> Option<Step> {
+        let snapped = (f.data.len() as u32) < f.wire_len;
+        let pkt = decode(self.s.capture.link, &f.data, snapped).ok()?;
+        let seen = self.t.observe(&pkt, f.time);
+        if seen == Seen::Other {
+            return None;
+        }
+        if let Some(p) = self.s.pcap.as_mut() {
+            p.write_snapped(f.time, &f.data, f.wire_len);
+        }
+        let Seen::Peer { answer, rst, fin, .. } = seen else {
+            return None;
+        };
+        Some(self.peer(f.time, answer, rst, fin, pkt.tcp.seq))
+    }
+
+    /// A segment from the peer: an answer, a reset, a close, or just traffic.
+    fn peer(&mut self, t: u64, answer: Option<Answer>, rst: bool, fin: bool, seq: Seq) -> Step {
+        self.ka_received(t);
+        match answer {
+            Some(Answer::Ack {
+                probe,
+                rtt,
+                dsack,
+                window,
+                seq,
+                ack,
+            }) => {
+                self.answered += 1;
+                self.rtts.push(rtt);
+                self.open.retain(|n| *n != probe);
+                self.last_resolved_answered = Some(true);
+                self.sink.event(&Event::ProbeAcked {
+                    at: At::of(t),
+                    n: probe,
+                    seq: seq.0,
+                    ack: ack.0,
+                    window,
+                    dsack,
+                    rtt_ms: ms(rtt),
+                    rtt_ns: rtt,
+                });
+                if self.s.rounds.is_some_and(|r| self.answered >= r) {
+                    return Step::Stop(StopReason::Rounds);
+                }
+            }
+            Some(Answer::Reset { probe, rtt, seq }) => {
+                self.resets += 1;
+                self.open.retain(|n| *n != probe);
+                self.sink.event(&Event::ProbeReset {
+                    at: At::of(t),
+                    n: probe,
+                    seq: seq.0,
+                    rtt_ms: ms(rtt),
+                    rtt_ns: rtt,
+                });
+                return Step::Stop(StopReason::Reset);
+            }
+            None if rst => {
+                self.sink.event(&Event::PeerReset {
+                    at: At::of(t),
+                    seq: seq.0,
+                });
+                return Step::Stop(StopReason::Reset);
+            }
+            None if fin => {
+                self.sink.event(&Event::PeerClosed { at: At::of(t) });
+                return Step::Stop(StopReason::Closed);
+            }
+            None => {}
+        }
+        Step::Continue
+    }
+
+    fn ka_received(&mut self, t: u64) {
+        if let Some(ka) = self.ka.as_mut() {
+            ka.received(t);
+        }
+    }
+}
+
+// The keepalive loop proper.
+impl Engine<'_> {
+    fn keepalive(&mut self) -> Result<StopReason, LiveError> {
+        let now = wall_ns();
+        let last = self.t.last_peer_time().unwrap_or(now);
+        self.ka = Some(keepalive::Keepalive::new(self.s.ka, now, last));
+        let stop = loop {
+            let now = wall_ns();
+            if self.interrupted() {
+                break StopReason::Interrupted;
+            }
+            if self.duration_end().is_some_and(|d| now >= d) {
+                break StopReason::Duration;
+            }
+            let action = self.ka.as_mut().map_or(Action::Wait, |k| k.poll(now, self.t.busy()));
+            match action {
+                Action::Probe { n } => {
+                    if n > 1 {
+                        self.declare_unanswered(now);
+                    }
+                    self.send_probe(now, n)?;
+                }
+                Action::Dead { reason, .. } => {
+                    self.declare_unanswered(now);
+                    break match reason {
+                        keepalive::DeadReason::Count => StopReason::Count,
+                        keepalive::DeadReason::UserTimeout => StopReason::UserTimeout,
+                    };
+                }
+                Action::Deferred => self.sink.event(&Event::ProbeDeferred { at: At::of(now) }),
+                Action::Wait => {}
+            }
+            let next = [self.ka.as_ref().and_then(|k| k.poll_at()), self.duration_end()]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now + 50 * MS);
+            if let Some(Step::Stop(r)) = self.pump(next)? {
+                break r;
+            }
+        };
+        if let Some(k) = self.ka.as_mut() {
+            k.stop();
+        }
+        self.close(stop);
+        Ok(stop)
+    }
+
+    fn declare_unanswered(&mut self, now: u64) {
+        for n in std::mem::take(&mut self.open) {
+            let rate_limited = self.t.probe(n).is_some_and(|p| p.rate_limited);
+            self.unanswered += 1;
+            self.unanswered_rl += rate_limited as u64;
+            self.last_resolved_answered = Some(false);
+            self.sink.event(&Event::ProbeUnanswered {
+                at: At::of(now),
+                n,
+                rate_limited,
+                note: rate_limited.then_some(RATE_LIMIT_NOTE),
+            });
+        }
+    }
+
+    fn send_probe(&mut self, now: u64, attempt: u32) -> Result<(), LiveError> {
+        let inp = self
+            .t
+            .probe_inputs(now)
+            .ok_or_else(|| LiveError::new("probe", "session state unknown"))?;
+        let n = self.t.probes().len() as u64 + 1;
+        let shape = ProbeShape::build(self.s.style, self.s.payload, &inp, n);
+        let byte = shape.payload.map(|b| [b]);
+        let mut spec = SegmentSpec::new(self.s.local, self.s.remote, shape.seq, shape.ack, Flags::ACK);
+        spec.window = shape.window;
+        spec.timestamp = shape.timestamp;
+        spec.payload = byte.as_ref().map_or(&[], |b| &b[..]);
+        self.s.sender.send(&spec)?;
+        let p = self.t.sent(shape, now);
+        self.open.push(p.n);
+        let info = self.t.info();
+        let rel = |v: Seq, isn: Option<u32>| isn.map(|i| v.0.wrapping_sub(i));
+        self.sink.event(&Event::ProbeSent {
+            at: At::of(now),
+            n: p.n,
+            attempt,
+            seq: shape.seq.0,
+            ack: shape.ack.0,
+            len: shape.len(),
+            rel_seq: rel(shape.seq, info.isn_local),
+            rel_ack: rel(shape.ack, info.isn_remote),
+            tsval: shape.timestamp.map(|t| t.0),
+            tsecr: shape.timestamp.map(|t| t.1),
+            window: shape.window,
+            rate_limited: p.rate_limited,
+        });
+        Ok(())
+    }
+
+    /// Ends the kernel socket's life: RST when the peer is dead (unless
+    /// `--no-abort`), a normal close otherwise; then a short wait so the capture
+    /// (and `--pcap`) holds what that put on the wire.
+    fn close(&mut self, stop: StopReason) {
+        let dead = matches!(stop, StopReason::Count | StopReason::UserTimeout);
+        if let Some(sock) = self.s.socket.take() {
+            if dead && !self.s.no_abort {
+                let (seq, ack) = (
+                    self.t.snd_nxt().unwrap_or_default(),
+                    self.t.rcv_nxt().unwrap_or_default(),
+                );
+                socket::abort(sock);
+                self.sink.event(&Event::Abort {
+                    at: At::of(wall_ns()),
+                    seq: seq.0,
+                    ack: ack.0,
+                });
+            } else {
+                let _ = sock.shutdown(std::net::Shutdown::Both);
+                drop(sock);
+            }
+        }
+        let end = wall_ns() + 300 * MS;
+        while wall_ns() < end {
+            match self.s.capture.rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(f) => {
+                    let _ = self.frame_quiet(f);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+    }
+
+    /// A frame after the verdict: recorded, not acted on.
+    fn frame_quiet(&mut self, f: Frame) -> Option<()> {
+        let snapped = (f.data.len() as u32) < f.wire_len;
+        let pkt = decode(self.s.capture.link, &f.data, snapped).ok()?;
+        if self.t.observe(&pkt, f.time) != Seen::Other {
+            if let Some(p) = self.s.pcap.as_mut() {
+                p.write_snapped(f.time, &f.data, f.wire_len);
+            }
+        }
+        Some(())
+    }
+
+    fn verdict(&mut self, reason: StopReason) -> Verdict {
+        let outcome = match reason {
+            StopReason::Count | StopReason::UserTimeout => Outcome::Dead,
+            StopReason::Reset => Outcome::Reset,
+            StopReason::Closed => Outcome::Closed,
+            StopReason::Rounds => Outcome::Alive,
+            StopReason::Duration | StopReason::Interrupted => match self.last_resolved_answered {
+                Some(true) => Outcome::Alive,
+                _ => Outcome::Unknown,
+            },
+        };
+        let rtt_ms = (!self.rtts.is_empty()).then(|| {
+            let sum: u64 = self.rtts.iter().sum();
+            RttStats {
+                min: ms(*self.rtts.iter().min().unwrap_or(&0)),
+                avg: ms(sum / self.rtts.len() as u64),
+                max: ms(*self.rtts.iter().max().unwrap_or(&0)),
+            }
+        });
+        let now = wall_ns();
+        Verdict {
+            outcome,
+            reason,
+            local: keepalive::track::fmt_addr(self.s.local),
+            remote: keepalive::track::fmt_addr(self.s.remote),
+            probes: self.t.probes().len() as u64,
+            answered: self.answered,
+            unanswered: self.unanswered,
+            unanswered_rate_limited: self.unanswered_rl,
+            pending: self.open.len() as u64,
+            resets: self.resets,
+            rtt_ms,
+            elapsed_s: now.saturating_sub(self.started) as f64 / 1e9,
+            at: At::of(now),
+        }
+    }
+}
+
+/// The peer's answer rate limit, for callers that explain it.
+pub const PEER_RATE_LIMIT_NS: u64 = PEER_ANSWER_RATE_LIMIT_NS;

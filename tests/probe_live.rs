@@ -1,0 +1,675 @@
+//! `kaprobe probe` against real Linux TCP peers in the namespace lab (scripts/lab.sh):
+//! kaprobe runs in the client namespace (`ip netns exec`), the lab's peer.py echo server
+//! answers on 10.77.101.2 / fd77:0:0:101::2 port 7077. Every test has its own lab, torn
+//! down by a guard (tests/common/lab.rs); root only (skipped outside CI as a user).
+//!
+//! Assertions are on events, order, counts and sequence numbers; timing only as
+//! generous lower bounds.
+
+mod common;
+use common::lab::*;
+use common::*;
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+const PROBE: &str = "keepalive_probe";
+const ACK: &str = "keepalive_ack";
+const V4: &str = "10.77.101.2:7077";
+const V6: &str = "[fd77:0:0:101::2]:7077";
+
+/// A finished `kaprobe probe --json` run.
+struct Probed {
+    code: i32,
+    events: Vec<Value>,
+    stderr: String,
+}
+
+impl Probed {
+    fn of(code: i32, lines: &[String], stderr: String) -> Probed {
+        let events = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}\nstderr: {stderr}")))
+            .collect();
+        Probed { code, events, stderr }
+    }
+
+    fn run(mut c: Command) -> Probed {
+        let out = c.output().expect("run kaprobe probe");
+        let stdout = text(&out.stdout);
+        let lines: Vec<String> = stdout.lines().map(str::to_string).collect();
+        Probed::of(out.status.code().unwrap_or(-1), &lines, text(&out.stderr))
+    }
+
+    fn of_type(&self, t: &str) -> Vec<&Value> {
+        self.events.iter().filter(|e| e["type"] == t).collect()
+    }
+
+    fn types(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn one(&self, t: &str) -> &Value {
+        let v = self.of_type(t);
+        assert_eq!(v.len(), 1, "expected one {t}: {:?}", self.types());
+        v[0]
+    }
+
+    fn verdict(&self) -> &Value {
+        let last = self
+            .events
+            .last()
+            .unwrap_or_else(|| panic!("no events; stderr: {}", self.stderr));
+        assert_eq!(last["type"], "verdict", "the verdict comes last: {:?}", self.types());
+        last
+    }
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// Every answer acknowledges SND.NXT (= probe seq + 1) with the peer's current seq
+/// (= the probe's ack field), and answers the probe before it.
+fn answers_match_probes(p: &Probed, dsack: bool) {
+    let sent: HashMap<u64, &Value> = p.of_type("probe_sent").into_iter().map(|e| (u(&e["n"]), e)).collect();
+    let acked = p.of_type("probe_acked");
+    assert!(!acked.is_empty(), "{:?}", p.types());
+    for a in acked {
+        let probe = sent[&u(&a["n"])];
+        assert_eq!(u(&a["ack"]), (u(&probe["seq"]) + 1) % (1 << 32), "{a} vs {probe}");
+        assert_eq!(a["seq"], probe["ack"], "{a} vs {probe}");
+        assert_eq!(a["dsack"], dsack, "{a}");
+        assert!(a["rtt_ms"].as_f64().unwrap() >= 0.0);
+    }
+}
+
+/// Kinds of the classified segments in a recording (one flow).
+fn kinds(file: &Path) -> (Verified, Vec<String>) {
+    let v = verify_json(file, &[]);
+    assert_eq!(v.flows.len(), 1, "{}: {:?}", file.display(), v.flows);
+    let k = v.kinds_of(u(&v.flows[0]["flow_id"]));
+    (v, k)
+}
+
+/// tshark (Wireshark's dissector) labels exactly kaprobe's probes "TCP Keep-Alive"
+/// and the answers "TCP Keep-Alive ACK" in the recording.
+fn tshark_agrees(file: &Path, v: &Verified) {
+    if tshark().is_none() {
+        assert!(!in_ci(), "tshark is missing in CI (scripts/setup.sh installs it)");
+        eprintln!("skipped: tshark check: tshark not installed");
+        return;
+    }
+    assert_eq!(
+        tshark_frames(file, "tcp.analysis.keep_alive"),
+        v.frames_of(PROBE),
+        "Keep-Alive"
+    );
+    assert_eq!(
+        tshark_frames(file, "tcp.analysis.keep_alive_ack"),
+        v.frames_of(ACK),
+        "Keep-Alive ACK"
+    );
+    let info = Command::new("tshark")
+        .args(["-n", "-r", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let info = text(&info.stdout);
+    assert!(
+        info.contains("[TCP Keep-Alive]") && info.contains("[TCP Keep-Alive ACK]"),
+        "{info}"
+    );
+}
+
+/// Each probe's TSval is at least the TSval of every earlier segment of the prober's
+/// kernel (what a Linux peer's PAWS check demands).
+fn tsvals_current(file: &Path, v: &Verified) {
+    if tshark().is_none() {
+        return;
+    }
+    let out = Command::new("tshark")
+        .args([
+            "-n",
+            "-r",
+            file.to_str().unwrap(),
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "tcp.options.timestamp.tsval",
+        ])
+        .output()
+        .unwrap();
+    let probes = v.frames_of(PROBE);
+    let prober_port = v.flows[0]["client"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut kernel_max: Option<u64> = None;
+    let mut checked = 0;
+    for l in text(&out.stdout).lines() {
+        let f: Vec<&str> = l.split('\t').collect();
+        let (frame, port, tsval) = (
+            f[0].parse::<u64>().unwrap(),
+            f[1],
+            f.get(2).and_then(|t| t.parse::<u64>().ok()),
+        );
+        if port != prober_port {
+            continue;
+        }
+        let Some(ts) = tsval else { continue };
+        if probes.contains(&frame) {
+            assert!(
+                ts >= kernel_max.unwrap(),
+                "probe frame {frame}: TSval {ts} < kernel's {kernel_max:?}"
+            );
+            checked += 1;
+        } else {
+            kernel_max = Some(kernel_max.map_or(ts, |m| m.max(ts)));
+        }
+    }
+    assert_eq!(checked, probes.len(), "every probe carries a TSval");
+}
+
+/// `kaprobe probe --connect TARGET --send hello --json --pcap FILE EXTRA...` in the client
+/// namespace, two answered rounds.
+fn answered_run(lab: &Lab, target: &str, style: &str, file: &str) -> (Probed, std::path::PathBuf) {
+    let pcap = lab.path(file);
+    let p = Probed::run(lab.kaprobe(
+        "c",
+        &[
+            "probe",
+            "--connect",
+            target,
+            "--send",
+            "hello",
+            "--idle",
+            "600ms",
+            "--interval",
+            "1s",
+            "--rounds",
+            "2",
+            "--style",
+            style,
+            "--json",
+            "--pcap",
+            pcap.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(p.code, 0, "{style}: {:?}\n{}", p.types(), p.stderr);
+    assert_eq!(
+        p.types(),
+        [
+            "exchanged",
+            "session",
+            "probe_sent",
+            "probe_acked",
+            "probe_sent",
+            "probe_acked",
+            "verdict"
+        ]
+    );
+    let v = p.verdict();
+    assert_eq!(
+        (v["outcome"].as_str(), v["reason"].as_str()),
+        (Some("alive"), Some("rounds"))
+    );
+    assert_eq!((u(&v["probes"]), u(&v["answered"]), u(&v["unanswered"])), (2, 2, 0));
+    let ex = p.one("exchanged");
+    assert_eq!((u(&ex["sent"]), u(&ex["received"])), (5, 5), "the echo server echoed");
+    let s = p.one("session");
+    assert_eq!(s["handshake_seen"], true);
+    assert_eq!(s["style"], style);
+    for probe in p.of_type("probe_sent") {
+        assert_eq!(probe["rel_seq"], 5, "SND.NXT - 1 after 5 bytes");
+        assert_eq!(probe["rel_ack"], 6, "RCV.NXT after the 5-byte echo");
+        assert_eq!(probe["len"], if style == "windows" { 1 } else { 0 });
+    }
+    (p, pcap)
+}
+
+#[test]
+fn linux_and_windows_styles_answered_ipv4_with_timestamps() {
+    let Some(lab) = Lab::up("pr4", &[]) else {
+        return;
+    };
+    let (p, pcap) = answered_run(&lab, V4, "linux", "linux.pcap");
+    let s = p.one("session");
+    assert_eq!((&s["timestamps"], &s["sack"]), (&Value::Bool(true), &Value::Bool(true)));
+    assert!(p.of_type("probe_sent").iter().all(|e| e["tsval"].is_u64()));
+    answers_match_probes(&p, false);
+    let (v, k) = kinds(&pcap);
+    assert_eq!(k, [PROBE, ACK].repeat(2));
+    assert_eq!(v.flows[0]["violations"].as_array().unwrap().len(), 0, "{}", v.flows[0]);
+    tshark_agrees(&pcap, &v);
+    tsvals_current(&pcap, &v);
+
+    let (p, pcap) = answered_run(&lab, V4, "windows", "windows.pcap");
+    answers_match_probes(&p, true);
+    let (v, k) = kinds(&pcap);
+    assert_eq!(k, [PROBE, ACK].repeat(2));
+    tshark_agrees(&pcap, &v);
+    tsvals_current(&pcap, &v);
+}
+
+#[test]
+fn linux_and_windows_styles_answered_ipv6_without_timestamps() {
+    let Some(lab) = Lab::up("pr6", &["--sysctl", "net.ipv4.tcp_timestamps=0"]) else {
+        return;
+    };
+    for (style, dsack) in [("linux", false), ("windows", true)] {
+        let (p, pcap) = answered_run(&lab, V6, style, &format!("{style}.pcap"));
+        let s = p.one("session");
+        assert!(s["local"].as_str().unwrap().starts_with("[fd77:"), "{s}");
+        assert_eq!(s["timestamps"], false, "{s}");
+        assert!(p.of_type("probe_sent").iter().all(|e| e["tsval"].is_null()));
+        answers_match_probes(&p, dsack);
+        let (v, k) = kinds(&pcap);
+        assert_eq!(k, [PROBE, ACK].repeat(2), "{style}");
+        tshark_agrees(&pcap, &v);
+    }
+}
+
+/// kaprobe in the background, `--json`; returns once its session is set up.
+fn start(lab: &Lab, args: &[&str]) -> Background {
+    let mut all = vec!["probe", "--json"];
+    all.extend_from_slice(args);
+    let mut b = Background::spawn(lab.kaprobe("c", &all));
+    b.wait_line("\"type\":\"session\"", 10);
+    b
+}
+
+#[test]
+fn blackholed_peer_count_probes_at_the_interval_then_dead_and_abort() {
+    let Some(lab) = Lab::up("prbh", &[]) else {
+        return;
+    };
+    let pcap = lab.path("bh.pcap");
+    let b = start(
+        &lab,
+        &[
+            "--connect",
+            V4,
+            "--send",
+            "hello",
+            "--idle",
+            "1s",
+            "--interval",
+            "600ms",
+            "--count",
+            "3",
+            "--pcap",
+            pcap.to_str().unwrap(),
+        ],
+    );
+    lab.ok("fault", &["blackhole"]);
+    let (code, lines, err) = b.finish(15);
+    let p = Probed::of(code, &lines, err);
+    assert_eq!(p.code, 1, "dead is a verdict against the user: {}", p.stderr);
+    assert_eq!(
+        p.types(),
+        [
+            "exchanged",
+            "session",
+            "probe_sent",
+            "probe_unanswered",
+            "probe_sent",
+            "probe_unanswered",
+            "probe_sent",
+            "probe_unanswered",
+            "abort",
+            "verdict"
+        ]
+    );
+    let v = p.verdict();
+    assert_eq!(
+        (v["outcome"].as_str(), v["reason"].as_str()),
+        (Some("dead"), Some("count"))
+    );
+    assert_eq!((u(&v["probes"]), u(&v["answered"]), u(&v["unanswered"])), (3, 0, 3));
+    // The configured interval between probes (a generous lower bound only).
+    let times: Vec<u64> = p.of_type("probe_sent").iter().map(|e| u(&e["time_ns"])).collect();
+    for w in times.windows(2) {
+        assert!(
+            w[1] - w[0] >= 550_000_000,
+            "probes {} ms apart",
+            (w[1] - w[0]) / 1_000_000
+        );
+    }
+    let probe = p.of_type("probe_sent")[0];
+    let abort = p.one("abort");
+    assert_eq!(
+        u(&abort["seq"]),
+        (u(&probe["seq"]) + 1) % (1 << 32),
+        "abort RST seq = SND.NXT"
+    );
+
+    let (v, k) = kinds(&pcap);
+    assert_eq!(k, [PROBE, PROBE, PROBE, "keepalive_abort"]);
+    assert_eq!(v.segments.last().unwrap()["flags"], "R.");
+    let r = kaprobe(&[
+        "verify",
+        "-q",
+        "--expect",
+        "interval=600ms,count=3,outcome=timed_out",
+        pcap.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+}
+
+#[test]
+fn rebooted_peer_resets_the_first_probe_after_the_reboot() {
+    let Some(lab) = Lab::up("prrb", &[]) else {
+        return;
+    };
+    let mut b = start(
+        &lab,
+        &[
+            "--connect",
+            V4,
+            "--send",
+            "hello",
+            "--idle",
+            "1500ms",
+            "--interval",
+            "1s",
+        ],
+    );
+    b.wait_line("\"type\":\"probe_acked\"", 10);
+    lab.ok("fault", &["reboot"]);
+    let (code, lines, err) = b.finish(15);
+    let p = Probed::of(code, &lines, err);
+    assert_eq!(p.code, 1, "{}", p.stderr);
+    let t = p.types();
+    assert_eq!(
+        t[t.len() - 3..],
+        ["probe_sent", "probe_reset", "verdict"],
+        "the first probe after the reboot is reset: {t:?}"
+    );
+    assert_eq!(p.of_type("probe_sent").len(), 2, "{t:?}");
+    let (sent, reset) = (p.of_type("probe_sent")[1], p.one("probe_reset"));
+    assert_eq!(reset["n"], sent["n"]);
+    assert_eq!(reset["seq"], sent["ack"], "RST seq = the probe's ack field");
+    let v = p.verdict();
+    assert_eq!(
+        (v["outcome"].as_str(), v["reason"].as_str()),
+        (Some("reset"), Some("reset"))
+    );
+    assert_eq!((u(&v["answered"]), u(&v["resets"])), (1, 1));
+}
+
+/// (kind, rel seq, rel ack, len) of every classified segment.
+fn shape(v: &Verified) -> Vec<(String, u64, u64, u64)> {
+    v.segments
+        .iter()
+        .map(|s| {
+            (
+                s["kind"].as_str().unwrap().to_string(),
+                u(&s["rel_seq"]),
+                s["rel_ack"].as_u64().unwrap_or(0),
+                u(&s["len"]),
+            )
+        })
+        .collect()
+}
+
+/// The same session (100 bytes echoed, then idle) probed by the kernel's own keepalive
+/// (peer.py, TCP_KEEPIDLE 1 / KEEPINTVL 1 / KEEPCNT 3) and by kaprobe with the same
+/// parameters: recorded separately (tcpdump for the kernel, kaprobe's --pcap for its own),
+/// `verify` sees the same probes and answers with the same seq/ack/len. Once with the
+/// peer answering, once blackholed (probes, then the abort).
+#[test]
+fn kernel_keepalive_and_kaprobe_give_the_same_probes_and_answers() {
+    let Some(lab) = Lab::up("prcmp", &[]) else {
+        return;
+    };
+    let hundred = "x".repeat(100);
+    for blackhole in [false, true] {
+        let tag = if blackhole { "blackhole" } else { "answered" };
+        let kcap = lab.capture_filtered(&format!("kernel-{tag}.pcap"), "c", &["tcp", "port", "40001"]);
+        let mut client_args = vec![
+            "--bind-port",
+            "40001",
+            "--idle",
+            "1",
+            "--intvl",
+            "1",
+            "--cnt",
+            "3",
+            "--send",
+            "100",
+            "--echo",
+            "--timeout",
+            "20",
+        ];
+        if !blackhole {
+            client_args.extend(["--close-after", "3.5"]);
+        }
+        let client = lab.client(&format!("{tag}.jsonl"), &client_args);
+        let ours = lab.path(&format!("kaprobe-{tag}.pcap"));
+        let mut args = vec![
+            "--connect",
+            V4,
+            "--bind-port",
+            "40002",
+            "--send",
+            &hundred,
+            "--idle",
+            "1s",
+            "--interval",
+            "1s",
+            "--count",
+            "3",
+            "--pcap",
+            ours.to_str().unwrap(),
+        ];
+        if !blackhole {
+            args.extend(["--rounds", "3"]);
+        }
+        let b = start(&lab, &args);
+        if blackhole {
+            let st = lab.path(&format!("{tag}.jsonl"));
+            wait_until("the kernel client's exchange", 10, || has_event(&st, "exchanged"));
+            lab.ok("fault", &["blackhole"]);
+        }
+        let (code, lines, err) = b.finish(20);
+        let out = client.wait_with_output().unwrap();
+        assert!(out.status.success(), "client: {}", text(&out.stderr));
+        lab.stop_captures();
+        if blackhole {
+            lab.ok("heal", &[]);
+        }
+        let p = Probed::of(code, &lines, err);
+        assert_eq!(p.verdict()["outcome"], if blackhole { "dead" } else { "alive" });
+
+        let (kv, kk) = kinds(&kcap);
+        let (ov, ok) = kinds(&ours);
+        let want: Vec<&str> = if blackhole {
+            vec![PROBE, PROBE, PROBE, "keepalive_abort"]
+        } else {
+            [PROBE, ACK].repeat(3)
+        };
+        assert_eq!(kk, want, "{tag}: the kernel");
+        assert_eq!(ok, want, "{tag}: kaprobe");
+        assert_eq!(shape(&kv), shape(&ov), "{tag}: kernel vs kaprobe");
+        assert_eq!(kv.flows[0]["outcome"], ov.flows[0]["outcome"], "{tag}");
+    }
+}
+
+#[test]
+fn server_side_probing_of_an_accepted_connection() {
+    let Some(lab) = Lab::up("prsrv", &[]) else {
+        return;
+    };
+    // kaprobe listens in the server namespace (port 7078); peer.py connects from the client.
+    let ns_s = lab.env("LAB_NS_S");
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &ns_s, env!("CARGO_BIN_EXE_kaprobe")]).args([
+        "probe",
+        "--listen",
+        "7078",
+        "--json",
+        "--idle",
+        "600ms",
+        "--rounds",
+        "2",
+        "--duration",
+        "15s",
+    ]);
+    let b = Background::spawn(c);
+    wait_until("kaprobe to listen", 10, || {
+        lab.ok("exec", &["s", "ss", "-Hltn"]).contains(":7078")
+    });
+    let client = lab.client(
+        "client.jsonl",
+        &[
+            "-6",
+            "--port",
+            "7078",
+            "--send",
+            "100",
+            "--close-after",
+            "5",
+            "--timeout",
+            "10",
+        ],
+    );
+    let (code, lines, err) = b.finish(15);
+    let _ = client.wait_with_output();
+    let p = Probed::of(code, &lines, err);
+    assert_eq!(p.code, 0, "{}", p.stderr);
+    let s = p.one("session");
+    assert_eq!(s["mode"], "listen");
+    assert_eq!(s["local"], "[fd77:0:0:101::2]:7078", "{s}");
+    assert_eq!(s["handshake_seen"], true);
+    answers_match_probes(&p, false);
+    for probe in p.of_type("probe_sent") {
+        assert_eq!(
+            (probe["rel_seq"].as_u64(), probe["rel_ack"].as_u64()),
+            (Some(0), Some(101))
+        );
+    }
+    assert_eq!(p.verdict()["outcome"], "alive");
+}
+
+/// What users hit: each a one-line `kaprobe: <what>: <why>` and exit 2, nothing left behind.
+#[test]
+fn errors_are_one_line_exit_2_and_leave_nothing() {
+    let Some(lab) = Lab::up("prerr", &[]) else {
+        return;
+    };
+    let pcap = lab.path("never.pcap");
+    let p = pcap.to_str().unwrap();
+    let check = |mut c: Command, want: &str| {
+        let out = c.output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{want}: {err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(
+            err.starts_with("kaprobe: ") && err.contains(want),
+            "want {want:?}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    };
+    check(
+        lab.kaprobe("c", &["probe", "--connect", "10.77.101.2:7079", "--pcap", p]),
+        "connect 10.77.101.2:7079: connection refused",
+    );
+    check(
+        lab.kaprobe("c", &["probe", "--connect", V4, "-i", "nope0", "--pcap", p]),
+        "interface nope0: no such interface",
+    );
+    // The middlebox namespace has no default route.
+    check(
+        lab.kaprobe("m", &["probe", "--connect", "10.77.250.1:7077", "--pcap", p]),
+        "route to 10.77.250.1: network is unreachable",
+    );
+    // Not root and no CAP_NET_RAW.
+    let ns = lab.env("LAB_NS_C");
+    let mut c = Command::new("ip");
+    c.args([
+        "netns",
+        "exec",
+        &ns,
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ])
+    .args(["--inh-caps=-all", "--bounding-set=-all", env!("CARGO_BIN_EXE_kaprobe")])
+    .args(["probe", "--connect", V4]);
+    check(c, "raw socket: operation not permitted");
+    check(
+        lab.kaprobe("c", &["probe", "--connect", V4, "--style", "os2"]),
+        "unknown style",
+    );
+    let left: Vec<_> = std::fs::read_dir(&lab.dir).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    // The failed connects left no socket behind in the client namespace.
+    let ss = lab.ok("exec", &["c", "ss", "-tan"]);
+    assert!(!ss.contains(":7079"), "{ss}");
+}
+
+/// A connection owned by another process (peer.py, kernel keepalive off), idle after its
+/// data: kaprobe attaches, provokes the peer into showing its sequence numbers, and
+/// probes on the application's behalf.
+#[test]
+fn attach_to_another_processs_idle_connection_with_provoke() {
+    let Some(lab) = Lab::up("pratt", &[]) else {
+        return;
+    };
+    let client = lab.client(
+        "client.jsonl",
+        &[
+            "--bind-port",
+            "40005",
+            "--send",
+            "100",
+            "--echo",
+            "--close-after",
+            "6",
+            "--timeout",
+            "10",
+        ],
+    );
+    let st = lab.path("client.jsonl");
+    wait_until("the client's exchange", 10, || has_event(&st, "exchanged"));
+    let p = Probed::run(lab.kaprobe(
+        "c",
+        &[
+            "probe",
+            "--attach",
+            "10.77.1.1:40005-10.77.101.2:7077",
+            "--provoke",
+            "--idle",
+            "500ms",
+            "--rounds",
+            "2",
+            "--json",
+        ],
+    ));
+    assert_eq!(p.code, 0, "{:?}\n{}", p.types(), p.stderr);
+    let s = p.one("session");
+    assert_eq!(
+        (s["mode"].as_str(), s["handshake_seen"].as_bool()),
+        (Some("attach"), Some(false))
+    );
+    assert_eq!(s["timestamps"], true, "learned from the peer's answer");
+    answers_match_probes(&p, false);
+    assert_eq!(p.verdict()["outcome"], "alive");
+    // The application's connection is untouched: it closes normally later.
+    let out = client.wait_with_output().unwrap();
+    let app: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(app["outcome"], "closed", "{app}");
+}
