@@ -60,13 +60,23 @@ pub enum BuildError {
     Write(String),
 }
 
-const SRC_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
-const DST_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
+/// A locally administered MAC made from the host's address (its last four
+/// bytes), so each host keeps one MAC in both directions of a built session.
+pub fn mac_of(addr: IpAddr) -> [u8; 6] {
+    let tail = match addr {
+        IpAddr::V4(a) => a.octets(),
+        IpAddr::V6(a) => {
+            let o = a.octets();
+            [o[12], o[13], o[14], o[15]]
+        }
+    };
+    [0x02, 0x00, tail[0], tail[1], tail[2], tail[3]]
+}
 
 /// Appends the Ethernet frame for `spec` to `out`.
 pub fn ethernet_frame(spec: &SegmentSpec, out: &mut Vec<u8>) -> Result<(), BuildError> {
     let header = tcp_header(spec)?;
-    let eth = PacketBuilder::ethernet2(SRC_MAC, DST_MAC);
+    let eth = PacketBuilder::ethernet2(mac_of(spec.src.ip()), mac_of(spec.dst.ip()));
     let vid = |v: u16| VlanId::try_new(v).map_err(|_| BuildError::VlanId(v));
     let step = match *spec.vlan {
         [] => eth.ip(ip_headers(spec)?),
