@@ -64,7 +64,7 @@ pub fn format_duration(ns: u64) -> String {
         let t = format!("{s:.3}");
         return format!("{}s", t.trim_end_matches('0').trim_end_matches('.'));
     }
-    let whole = (ns + 500_000_000) / 1_000_000_000;
+    let whole = ns.saturating_add(500_000_000) / 1_000_000_000;
     let (h, m, sec) = (whole / 3600, whole / 60 % 60, whole % 60);
     let mut out = String::new();
     if h > 0 {

@@ -94,27 +94,41 @@ fn out_of_order_timestamps_are_reported_not_fatal() {
 }
 
 #[test]
-fn inferred_intervals_of_public_captures() {
-    // ocsp: probe/ACK pairs every 10 s; redis: every 15 s; espn: 45 s browser probes.
-    for (file, idle) in [
-        ("ka_ndpi_ocsp.pcapng", 10.0),
-        ("ka_zeek_redis_pubsub_null.pcap", 15.0),
-        ("ka_ppa_http_espn_fail.pcapng", 45.0),
-    ] {
+fn inferred_idle_of_public_captures() {
+    // ocsp: clients probe every 10 s, and one server probes after 60 s of the
+    // client's silence (the client's own probes do not restart its clock);
+    // redis: 15 s; espn: 45 s browser probes; anydesk: both ends every 10 s.
+    let expected = [
+        ("ka_ndpi_ocsp.pcapng", "client", 10.0),
+        ("ka_ndpi_ocsp.pcapng", "server", 60.0),
+        ("ka_zeek_redis_pubsub_null.pcap", "b", 15.0),
+        ("ka_ppa_http_espn_fail.pcapng", "client", 45.0),
+        ("ka_ndpi_anydesk.pcapng", "client", 10.0),
+        ("ka_ndpi_anydesk.pcapng", "server", 10.0),
+    ];
+    for (file, role, idle) in expected {
         let Some(path) = public(file) else { return };
         let v = verify_json(&path, &[]);
-        for f in v.flows.iter().filter(|f| f["answered"].as_u64() > Some(0)) {
-            let got = f["idle_s"].as_f64().unwrap();
+        let dirs: Vec<_> = v
+            .flows
+            .iter()
+            .flat_map(|f| f["directions"].as_array().unwrap().iter())
+            .filter(|d| d["role"] == role && d["probes"].as_u64() > Some(0))
+            .collect();
+        assert!(!dirs.is_empty(), "{file}: no {role} probes");
+        for d in dirs {
+            let got = d["idle"]["s"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{file}: no idle in {d}"));
             assert!(
                 (got - idle).abs() < idle * 0.1,
-                "{file} flow {}: idle {got}",
-                f["flow_id"]
+                "{file} {role} {}: idle {got}",
+                d["from"]
             );
         }
     }
 }
 
-/// Where Wireshark's rule is right, kaprobe flags exactly the same frames.
 #[test]
 fn agrees_with_tshark_where_tshark_is_right() {
     if tshark().is_none() {

@@ -8,10 +8,16 @@ use super::prober::Pending;
 use crate::flow::Direction;
 use crate::wire::Segment;
 
+/// A keepalive abort comes an interval after the last probe (at least 1 s on
+/// Linux; `kaprobe probe` allows shorter). A RST sooner than this after a probe
+/// is the application's, not the keepalive timer's.
+const MIN_ABORT_DELAY_NS: u64 = 250_000_000;
+
 /// Names `seg`, sent by `from` to `to`. `to_pending` is the probe `to` is
 /// waiting on an answer for; `from_pending` the one `from` is.
 pub fn classify(
     seg: &Segment,
+    time: u64,
     from: &Direction,
     to: &Direction,
     from_pending: Option<&Pending>,
@@ -22,12 +28,17 @@ pub fn classify(
         return Kind::Handshake;
     }
     if f.rst() {
+        // Linux gives up on its keepalive timer, an interval after its last
+        // probe, with RST+ACK at SND.NXT; an earlier RST is the application's.
+        let abort = |p: &Pending| {
+            !p.zero_window && f.ack() && seg.seq == from.next_seq && time.saturating_sub(p.time) >= MIN_ABORT_DELAY_NS
+        };
         return match (to_pending, from_pending) {
             // A peer that lost the socket answers with seq = the probe's ACK field.
             (Some(p), _) if seg.seq == p.ack => Kind::KeepaliveRst,
-            (_, Some(_)) => Kind::KeepaliveAbort,
-            (Some(_), None) => Kind::KeepaliveRst,
-            (None, None) => Kind::Rst,
+            (_, Some(p)) if abort(p) => Kind::KeepaliveAbort,
+            (Some(_), _) => Kind::KeepaliveRst,
+            _ => Kind::Rst,
         };
     }
     if f.fin() {
@@ -63,7 +74,17 @@ pub fn classify(
             }
             // Nothing acknowledged by the receiver yet (capture began mid-flow, or
             // it never spoke): the shape is all there is to go on.
-            None if from.seen && seg.seq.plus(1) == from.next_seq => return Kind::KeepaliveProbe,
+            // Nothing acknowledged by the receiver yet. If the sender's data is in
+            // the capture, that byte is unacknowledged data: a 1-byte segment there
+            // is a retransmission. Otherwise (capture began mid-flow) the shape is
+            // all there is to go on.
+            None if from.seen && seg.seq.plus(1) == from.next_seq => {
+                return match (from.data_seen, len) {
+                    (false, _) => Kind::KeepaliveProbe,
+                    (true, 1) => Kind::Retransmission,
+                    (true, _) => Kind::Ack,
+                };
+            }
             _ => {}
         }
     }

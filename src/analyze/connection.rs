@@ -138,7 +138,14 @@ impl Connection {
         }
         // Copies: the state before this segment, while `self` is updated.
         let (from, to) = (self.dir[s], self.dir[o]);
-        let kind = classify(seg, &from, &to, self.pending[s].as_ref(), self.pending[o].as_ref());
+        let kind = classify(
+            seg,
+            time,
+            &from,
+            &to,
+            self.pending[s].as_ref(),
+            self.pending[o].as_ref(),
+        );
         // (probe answered, its rtt, D-SACK) for answers.
         let mut answer: Option<(u64, u64, bool)> = None;
         match kind {
@@ -147,7 +154,7 @@ impl Connection {
                 if !zero_window {
                     self.check_probe(frame, time, side, seg);
                 }
-                let last_received = to.seen.then_some(to.last_time);
+                let last_received = to.last_live_time;
                 let cold = self.cold.get_or_insert_with(Default::default);
                 let p = cold.ka[s].probe(&mut self.pending[s], frame, time, seg, zero_window, last_received);
                 if p.rate_limited {
@@ -181,8 +188,7 @@ impl Connection {
                 if kind == Kind::Data
                     && seg.payload_len >= 2
                     && to.acked == Some(seg.seq.plus(1))
-                    && to.seen
-                    && time.saturating_sub(to.last_time) >= MIN_IDLE_NS
+                    && to.last_live_time.is_some_and(|t| time.saturating_sub(t) >= MIN_IDLE_NS)
                 {
                     self.violate(ViolationKind::PayloadTooLong, frame, time, side);
                 }
@@ -196,6 +202,9 @@ impl Connection {
         self.dir[s].update(seg, frame, time, wshift);
         if !seg.flags.rst() {
             self.dir[s].ttl = Some(ttl);
+        }
+        if !matches!(kind, Kind::KeepaliveProbe | Kind::ZeroWindowProbe) {
+            self.dir[s].last_live_time = Some(time);
         }
         if seg.flags.rst() || (self.dir[0].fin && self.dir[1].fin) {
             self.closed_at.get_or_insert(time);
@@ -221,7 +230,7 @@ impl Connection {
             ack: seg.ack,
             len: seg.payload_len,
             flags: seg.flags,
-            window: (seg.window as u32) << if seg.flags.syn() { 0 } else { wshift },
+            window: (seg.window as u32) << if seg.flags.syn() { 0 } else { wshift.min(14) },
             rel_seq: from.relative(seg.seq),
             rel_ack: if seg.flags.ack() { to.relative(seg.ack) } else { None },
             answers: answer.map(|a| a.0),

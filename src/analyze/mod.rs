@@ -16,7 +16,6 @@ pub use event::{SegmentEvent, Violation, ViolationKind};
 pub use expect::Expectations;
 pub use filter::FlowFilter;
 pub use kind::Kind;
-pub use prober::PEER_RATE_LIMIT_NS;
 pub use report::{secs, Estimate, FlowReport, Outcome, ProberReport};
 
 use crate::decode::{Packet, Skip};

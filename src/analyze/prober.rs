@@ -3,11 +3,8 @@
 //! awaiting an answer lives with the connection's hot state and is passed in.
 
 use super::samples::Samples;
+use crate::wire::tcp::PEER_ANSWER_RATE_LIMIT_NS;
 use crate::wire::{Segment, Seq};
-
-/// A Linux peer answers out-of-window segments at most once per this long
-/// per socket (`tcp_invalid_ratelimit`).
-pub const PEER_RATE_LIMIT_NS: u64 = 500_000_000;
 
 /// The probe waiting for its answer.
 #[derive(Clone, Copy, Debug)]
@@ -53,7 +50,8 @@ pub struct Prober {
     pub rtt: Samples,
     /// Unanswered probes before the prober gave up with a RST.
     pub count: Option<u32>,
-    pub last_probe: Option<u64>,
+    /// When the last 0-byte probe left: only those share the peer's answer rate limit.
+    pub last_zero_byte_probe: Option<u64>,
     pub last: Last,
     pub first_probe_frame: Option<u64>,
 }
@@ -74,8 +72,8 @@ impl Prober {
         let rate_limited = !zero_window
             && len == 0
             && self
-                .last_probe
-                .is_some_and(|t| time.saturating_sub(t) < PEER_RATE_LIMIT_NS);
+                .last_zero_byte_probe
+                .is_some_and(|t| time.saturating_sub(t) < PEER_ANSWER_RATE_LIMIT_NS);
         if zero_window {
             self.zw_probes += 1;
         } else {
@@ -94,7 +92,9 @@ impl Prober {
                     }
                 }
             }
-            self.last_probe = Some(time);
+            if len == 0 {
+                self.last_zero_byte_probe = Some(time);
+            }
         }
         let p = Pending {
             frame,

@@ -154,7 +154,8 @@ impl FlowReport {
         let main = order
             .iter()
             .map(|s| &k.ka[s.idx()])
-            .max_by_key(|k| k.probes)
+            // Most probes; on a tie, the side that probed first.
+            .max_by_key(|k| (k.probes, std::cmp::Reverse(k.first_probe_frame.unwrap_or(u64::MAX))))
             .filter(|k| k.probes > 0);
         let sum = |f: fn(&Prober) -> u32| k.ka.iter().map(f).sum::<u32>();
         let ep = |s: Side| c.key.endpoint(s).to_string();

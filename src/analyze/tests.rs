@@ -331,3 +331,93 @@ fn later_timestamps_in_the_lookahead_do_not_evict_a_live_flow() {
     assert_eq!(kinds, [KeepaliveProbe, KeepaliveAck]);
     assert_eq!(flows[0].answered, 1);
 }
+
+#[test]
+fn the_peers_own_probes_do_not_restart_the_idle_clock() {
+    // Both ends probe (as in nDPI's anydesk capture): the server's idle runs
+    // from the client's last real segment, not from the client's probe.
+    let mut r = Run::new();
+    r.open();
+    r.probe(10 * S, Client, 0);
+    r.answer(MS, Server);
+    r.probe(30 * MS, Server, 0);
+    r.step(MS, |s| s.probe_ack(Client, false).unwrap().to_vec());
+    let (kinds, _, flows) = r.finish();
+    assert_eq!(kinds, [KeepaliveProbe, KeepaliveAck].repeat(2));
+    let server = flows[0].directions.iter().find(|d| d.role == "server").unwrap();
+    let idle = server.idle.unwrap().s;
+    assert!(
+        idle > 10.0,
+        "server idle {idle} s counts from the client's ACK of the data"
+    );
+    assert_eq!(flows[0].prober, "both");
+    assert_eq!(
+        flows[0].idle_s,
+        Some(10.001),
+        "the side that probed first is the headline"
+    );
+}
+
+#[test]
+fn an_application_rst_right_after_a_probe_is_not_a_keepalive_abort() {
+    let mut r = Run::new();
+    r.open();
+    r.probe(10 * S, Client, 0);
+    r.step(5 * MS, |s| s.abort(Client).unwrap().to_vec());
+    let (kinds, _, flows) = r.finish();
+    assert_eq!(kinds, [KeepaliveProbe]);
+    assert_eq!(flows[0].outcome, Outcome::Reset);
+    assert_eq!(flows[0].count, None);
+}
+
+#[test]
+fn retransmissions_to_a_silent_receiver_are_not_probes_even_mid_flow() {
+    // The capture starts after the handshake; the receiver never acknowledges
+    // anything in it, but the 1-byte write is in the capture.
+    let mut r = Run::new();
+    r.open();
+    r.an = Analyzer::new(Config::default());
+    r.out = Collect::default();
+    r.step(S, |s| s.data(Client, b"x").unwrap().to_vec());
+    for _ in 0..3 {
+        r.step(2 * S, |s| s.retransmit(Client, b"x").unwrap().to_vec());
+    }
+    let (kinds, _, flows) = r.finish();
+    assert_eq!(kinds, [Retransmission; 3]);
+    assert_eq!(flows[0].probes, 0);
+}
+
+#[test]
+fn an_absurd_window_scale_is_clamped_not_a_crash() {
+    use crate::wire::build::{ethernet_frame, SegmentSpec};
+    use crate::wire::{Flags, Seq};
+    let (c, sv) = ("10.0.0.1:1".parse().unwrap(), "10.0.0.2:2".parse().unwrap());
+    let mut frames = Vec::new();
+    for (src, dst, seq, ack, flags) in [
+        (c, sv, 1, 0, Flags::SYN),
+        (sv, c, 100, 2, Flags::SYN | Flags::ACK),
+        (c, sv, 2, 101, Flags::ACK),
+    ] {
+        let mut spec = SegmentSpec::new(src, dst, Seq(seq), Seq(ack), flags);
+        spec.window = 65535;
+        spec.wscale = Some(40);
+        let mut f = Vec::new();
+        ethernet_frame(&spec, &mut f).unwrap();
+        frames.push(f);
+    }
+    let mut an = Analyzer::new(Config {
+        events: Events::All,
+        ..Config::default()
+    });
+    let mut out = Collect::default();
+    for (i, f) in frames.iter().enumerate() {
+        let p = decode(LinkType::Ethernet, f, false).unwrap();
+        an.packet(i as u64 + 1, i as u64, &p, &mut out);
+    }
+    an.finish(&mut out);
+    assert_eq!(
+        out.segs.last().unwrap().window,
+        65535 << 14,
+        "RFC 7323: a shift over 14 counts as 14"
+    );
+}

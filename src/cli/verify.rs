@@ -20,7 +20,8 @@ pub struct VerifyArgs {
     /// object per flow with keepalive activity, and a final `summary`.
     #[arg(long)]
     pub json: bool,
-    /// Report every TCP segment and every flow, not only keepalive-related ones.
+    /// Report every flow, not only those with keepalive activity; with --json,
+    /// also every TCP segment.
     #[arg(long)]
     pub all: bool,
     /// Expected keepalive settings, e.g. `idle=30s,interval=5s,count=3`; also

@@ -24,9 +24,8 @@ pub struct Direction {
     /// of the other direction), and the frame that first carried it.
     pub acked: Option<Seq>,
     pub acked_frame: u64,
-    /// Last advertised window (scaled when the shift is known) and its raw value.
+    /// Last advertised window (scaled when the shift is known).
     pub window: Option<u32>,
-    pub window_raw: u16,
     /// Last (TSval, TSecr); and whether any segment carried a timestamp.
     pub ts: Option<(u32, u32)>,
     pub fin: bool,
@@ -35,6 +34,13 @@ pub struct Direction {
     pub ttl: Option<u8>,
     /// Capture time of the last segment sent in this direction.
     pub last_time: u64,
+    /// Capture time of the last segment that restarts the other side's
+    /// keepalive clock: keepalive and zero-window probes do not (Linux drops
+    /// them before `tcp_ack`), everything else does.
+    pub last_live_time: Option<u64>,
+    /// This direction sent payload in the capture (so a byte at SND.NXT − 1
+    /// that was never acknowledged is known to be data).
+    pub data_seen: bool,
     pub packets: u64,
     pub payload_bytes: u64,
 }
@@ -47,7 +53,8 @@ impl Direction {
         if f.syn() {
             self.syn = Some(SynInfo {
                 isn: seg.seq,
-                wscale: seg.options.wscale,
+                // RFC 7323 §2.3: a shift above 14 is taken as 14.
+                wscale: seg.options.wscale.map(|w| w.min(14)),
                 timestamps: seg.options.timestamp.is_some(),
                 sack_permitted: seg.options.sack_permitted,
                 mss: seg.options.mss,
@@ -64,9 +71,8 @@ impl Direction {
                 self.acked = Some(seg.ack);
                 self.acked_frame = frame;
             }
-            let shift = if f.syn() { 0 } else { wshift };
-            self.window = Some((seg.window as u32) << shift.min(14));
-            self.window_raw = seg.window;
+            let shift = if f.syn() { 0 } else { wshift.min(14) };
+            self.window = Some((seg.window as u32) << shift);
         }
         if seg.options.timestamp.is_some() {
             self.ts = seg.options.timestamp;
@@ -74,6 +80,7 @@ impl Direction {
         self.fin |= f.fin();
         self.seen = true;
         self.last_time = time;
+        self.data_seen |= seg.payload_len > 0;
         self.packets += 1;
         self.payload_bytes += seg.payload_len as u64;
     }

@@ -5,11 +5,13 @@ use crate::wire::Seq;
 /// Whose probe to emulate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Style {
-    /// 0 bytes, seq SND.NXT − 1, ack RCV.NXT, TSopt when negotiated.
+    /// 0 bytes, seq SND.UNA − 1 (= SND.NXT − 1: probes only go out with
+    /// nothing in flight), ack RCV.NXT, TSopt when negotiated.
     Linux,
     /// 1 byte 0x00, seq SND.NXT − 1, ack RCV.NXT, TSopt when negotiated.
     Windows,
-    /// 4.2BSD compatibility: 1 garbage byte, seq SND.NXT − 1, ack RCV.NXT − 1.
+    /// 4.2BSD compatibility (4.4BSD `TCP_COMPAT_42`): 1 garbage byte, seq
+    /// SND.UNA − 1, ack RCV.NXT − 1, no options (`tcp_respond()` adds none).
     Bsd42,
     /// 0 bytes, seq SND.NXT − 1, ack RCV.NXT, never TSopt.
     Lwip,
@@ -47,7 +49,7 @@ impl Style {
 
     /// Whether the probe carries TSopt when timestamps were negotiated.
     pub fn sends_tsopt(self) -> bool {
-        self != Style::Lwip
+        !matches!(self, Style::Lwip | Style::Bsd42)
     }
 }
 
@@ -147,7 +149,7 @@ mod tests {
         let p = ProbeShape::build(Style::Bsd42, None, &inputs(true), 1);
         assert_eq!((p.seq, p.ack), (Seq(1000), Seq(5000)));
         assert!(p.payload.is_some_and(|b| b != 0));
-        assert_eq!(p.timestamp, Some((777, 888)));
+        assert_eq!(p.timestamp, None, "4.4BSD's tcp_respond() sends no options");
     }
 
     #[test]

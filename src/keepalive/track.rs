@@ -13,9 +13,7 @@ use std::net::SocketAddr;
 
 const MS: u64 = 1_000_000;
 
-/// A Linux peer answers out-of-window segments (a 0-byte probe is one) at most
-/// once per this long per socket (`tcp_invalid_ratelimit`).
-pub const PEER_ANSWER_RATE_LIMIT_NS: u64 = 500 * MS;
+pub use crate::wire::tcp::PEER_ANSWER_RATE_LIMIT_NS;
 
 /// One end's handshake options.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

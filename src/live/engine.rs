@@ -7,7 +7,6 @@ use super::capture::{Frame, LiveCapture};
 use super::send::RawSender;
 use super::{socket, wall_ns, LiveError};
 use crate::decode::decode;
-use crate::keepalive::track::PEER_ANSWER_RATE_LIMIT_NS;
 use crate::keepalive::{self, Action, Answer, ProbeShape, Seen, SessionInfo, Style, Tracker};
 use crate::report::pcap::PcapOut;
 use crate::wire::build::SegmentSpec;
@@ -703,6 +702,3 @@ impl Engine<'_> {
         }
     }
 }
-
-/// The peer's answer rate limit, for callers that explain it.
-pub const PEER_RATE_LIMIT_NS: u64 = PEER_ANSWER_RATE_LIMIT_NS;

@@ -53,6 +53,11 @@ impl Flags {
     }
 }
 
+/// A Linux peer answers out-of-window segments, 0-byte keepalive probes
+/// among them, at most once per this long per socket (`tcp_invalid_ratelimit`).
+/// A 1-byte probe's D-SACK answer is not limited.
+pub const PEER_ANSWER_RATE_LIMIT_NS: u64 = 500_000_000;
+
 /// Up to four SACK blocks, as the header has room for.
 pub const MAX_SACK_BLOCKS: usize = 4;
 
