@@ -33,7 +33,8 @@ pub fn classify(
         let abort = |p: &Pending| {
             !p.zero_window && f.ack() && seg.seq == from.next_seq && time.saturating_sub(p.time) >= MIN_ABORT_DELAY_NS
         };
-        return match (to_pending, from_pending) {
+        // A RST after a zero-window probe is just a RST: flow control, not keepalive.
+        return match (to_pending.filter(|p| !p.zero_window), from_pending) {
             // A peer that lost the socket answers with seq = the probe's ACK field.
             (Some(p), _) if seg.seq == p.ack => Kind::KeepaliveRst,
             (_, Some(p)) if abort(p) => Kind::KeepaliveAbort,
