@@ -232,6 +232,7 @@ fn host_settings() -> Result<Settings, String> {
         interval_s: read("tcp_keepalive_intvl")?,
         count: read("tcp_keepalive_probes")?.min(u32::MAX as u64) as u32,
         user_timeout_ms: None,
+        preset: "linux",
     })
 }
 

@@ -17,6 +17,9 @@ pub struct Settings {
     pub count: u32,
     /// Linux's TCP_USER_TIMEOUT, when set: replaces the count.
     pub user_timeout_ms: Option<u64>,
+    /// The preset whose knobs the output names ("linux" for this host's sysctls).
+    #[serde(skip)]
+    pub preset: &'static str,
 }
 
 /// Known defaults by name.
@@ -27,6 +30,12 @@ pub struct Preset {
     pub interval_s: u64,
     pub count: u32,
     pub source: &'static str,
+    /// What sets the idle time, the interval and the count on this platform.
+    pub idle_knob: &'static str,
+    pub interval_knob: &'static str,
+    pub count_knob: &'static str,
+    /// How to set the idle time to the given seconds, every socket and one socket.
+    pub fix: fn(u64) -> String,
 }
 
 pub const PRESETS: [Preset; 5] = [
@@ -37,6 +46,10 @@ pub const PRESETS: [Preset; 5] = [
         interval_s: 75,
         count: 9,
         source: "net.ipv4.tcp_keepalive_time / _intvl / _probes",
+        idle_knob: "TCP_KEEPIDLE, net.ipv4.tcp_keepalive_time",
+        interval_knob: "TCP_KEEPINTVL, net.ipv4.tcp_keepalive_intvl",
+        count_knob: "TCP_KEEPCNT, net.ipv4.tcp_keepalive_probes",
+        fix: fix_linux,
     },
     Preset {
         name: "go",
@@ -45,6 +58,10 @@ pub const PRESETS: [Preset; 5] = [
         interval_s: 15,
         count: 9,
         source: "keepalive on by default, KeepAliveConfig since Go 1.23",
+        idle_knob: "KeepAliveConfig.Idle (Go 1.23+), Dialer.KeepAlive before",
+        interval_knob: "KeepAliveConfig.Interval (Go 1.23+), Dialer.KeepAlive before",
+        count_knob: "KeepAliveConfig.Count (Go 1.23+), the OS default before",
+        fix: fix_go,
     },
     Preset {
         name: "windows",
@@ -53,6 +70,10 @@ pub const PRESETS: [Preset; 5] = [
         interval_s: 1,
         count: 10,
         source: "KeepAliveTime 2 h, KeepAliveInterval 1 s, 10 probes since Vista",
+        idle_knob: "KeepAliveTime (registry, ms), SIO_KEEPALIVE_VALS (ms) or TCP_KEEPIDLE (Windows 10 1709+)",
+        interval_knob: "KeepAliveInterval (registry, ms), SIO_KEEPALIVE_VALS (ms) or TCP_KEEPINTVL (Windows 10 1709+)",
+        count_knob: "TCP_KEEPCNT (Windows 10 1703+; not settable per socket before)",
+        fix: fix_windows,
     },
     Preset {
         name: "macos",
@@ -61,6 +82,10 @@ pub const PRESETS: [Preset; 5] = [
         interval_s: 75,
         count: 8,
         source: "net.inet.tcp.keepidle / keepintvl, TCPTV_KEEPCNT 8",
+        idle_knob: "TCP_KEEPALIVE, net.inet.tcp.keepidle (ms)",
+        interval_knob: "TCP_KEEPINTVL, net.inet.tcp.keepintvl (ms)",
+        count_knob: "TCP_KEEPCNT, net.inet.tcp.keepcnt",
+        fix: fix_macos,
     },
     Preset {
         name: "freebsd",
@@ -69,8 +94,51 @@ pub const PRESETS: [Preset; 5] = [
         interval_s: 75,
         count: 8,
         source: "net.inet.tcp.keepidle / keepintvl / keepcnt",
+        idle_knob: "TCP_KEEPIDLE, net.inet.tcp.keepidle (ms)",
+        interval_knob: "TCP_KEEPINTVL, net.inet.tcp.keepintvl (ms)",
+        count_knob: "TCP_KEEPCNT, net.inet.tcp.keepcnt",
+        fix: fix_freebsd,
     },
 ];
+
+fn fix_linux(idle: u64) -> String {
+    format!(
+        "sysctl -w net.ipv4.tcp_keepalive_time={idle} (every socket), or\n     \
+         setsockopt(TCP_KEEPIDLE, {idle}) with SO_KEEPALIVE on (one socket; Go: KeepAliveConfig.Idle)"
+    )
+}
+
+fn fix_go(idle: u64) -> String {
+    format!(
+        "Dialer.KeepAliveConfig = net.KeepAliveConfig{{Enable: true, Idle: {idle} * time.Second}} (Go 1.23+), or\n     \
+         Dialer.KeepAlive = {idle} * time.Second (older Go; sets the interval too)"
+    )
+}
+
+fn fix_windows(idle: u64) -> String {
+    let ms = idle * 1000;
+    format!(
+        "KeepAliveTime = {ms} (milliseconds) under\n     \
+         HKLM\\SYSTEM\\CurrentControlSet\\Services\\Tcpip\\Parameters (every socket, after a reboot), or per socket\n     \
+         SIO_KEEPALIVE_VALS with keepalivetime {ms}, or TCP_KEEPIDLE {idle} with SO_KEEPALIVE on (Windows 10 1709+)"
+    )
+}
+
+fn fix_macos(idle: u64) -> String {
+    format!(
+        "sysctl net.inet.tcp.keepidle={} (milliseconds, every socket), or\n     \
+         setsockopt(TCP_KEEPALIVE, {idle}) with SO_KEEPALIVE on (one socket)",
+        idle * 1000
+    )
+}
+
+fn fix_freebsd(idle: u64) -> String {
+    format!(
+        "sysctl net.inet.tcp.keepidle={} (milliseconds, every socket), or\n     \
+         setsockopt(TCP_KEEPIDLE, {idle}) with SO_KEEPALIVE on (one socket)",
+        idle * 1000
+    )
+}
 
 impl Settings {
     pub fn preset(name: &str) -> Result<Settings, String> {
@@ -87,6 +155,7 @@ impl Settings {
             interval_s: p.interval_s,
             count: p.count,
             user_timeout_ms: None,
+            preset: p.name,
         })
     }
 
@@ -226,22 +295,25 @@ fn d(s: u64) -> String {
 /// Human output.
 pub fn render(t: &Timing) -> String {
     let s = &t.settings;
+    let p = PRESETS.iter().find(|p| p.name == s.preset).unwrap_or(&PRESETS[0]);
     let mut out = String::new();
     let _ = writeln!(out, "keepalive timing: {}", s.source);
     let _ = writeln!(
         out,
-        "  idle      {:<9} TCP_KEEPIDLE, net.ipv4.tcp_keepalive_time: silence after the last segment received before the first probe",
-        d(s.idle_s)
+        "  idle      {:<9} {}: silence after the last segment received before the first probe",
+        d(s.idle_s),
+        p.idle_knob
     );
     let _ = writeln!(
         out,
-        "  interval  {:<9} TCP_KEEPINTVL, net.ipv4.tcp_keepalive_intvl: wait between unanswered probes",
-        d(s.interval_s)
+        "  interval  {:<9} {}: wait between unanswered probes",
+        d(s.interval_s),
+        p.interval_knob
     );
     let _ = writeln!(
         out,
-        "  count     {:<9} TCP_KEEPCNT, net.ipv4.tcp_keepalive_probes: unanswered probes before giving up",
-        s.count
+        "  count     {:<9} {}: unanswered probes before giving up",
+        s.count, p.count_knob
     );
     if let Some(ut) = s.user_timeout_ms {
         let _ = writeln!(
@@ -331,10 +403,10 @@ pub fn render(t: &Timing) -> String {
         let fix = suggested_idle(tightest);
         let _ = writeln!(
             out,
-            "fix: an idle below {} beats {}: sysctl -w net.ipv4.tcp_keepalive_time={fix} (every socket), or\n     \
-             setsockopt(TCP_KEEPIDLE, {fix}) with SO_KEEPALIVE on (one socket; Go: KeepAliveConfig.Idle)",
+            "fix: an idle below {} beats {}: {}",
             d(tightest),
             if losers.len() == 1 { "it" } else { "all of them" },
+            (p.fix)(fix),
         );
     }
     out
