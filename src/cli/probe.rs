@@ -40,11 +40,11 @@ pub struct ProbeArgs {
     /// Send this file's contents first (connect, listen).
     #[arg(long, value_name = "FILE", conflicts_with = "attach")]
     pub send_file: Option<PathBuf>,
-    /// Quiet time since the last segment received before the first probe (0: at once).
-    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    /// Quiet time since the last segment received before the first probe (1ms to 32767s).
+    #[arg(long, default_value = "1s", value_parser = parse_keepalive_time, value_name = "DURATION")]
     pub idle: u64,
-    /// Time between unanswered probes.
-    #[arg(long, visible_alias = "intvl", default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    /// Time between unanswered probes (1ms to 32767s).
+    #[arg(long, visible_alias = "intvl", default_value = "1s", value_parser = parse_keepalive_time, value_name = "DURATION")]
     pub interval: u64,
     /// Unanswered probes before the peer is declared dead.
     #[arg(long, visible_alias = "cnt", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100000))]
@@ -176,6 +176,21 @@ fn accept(l: &std::net::TcpListener, stop: &AtomicBool, until: Option<Instant>) 
             return Ok(None);
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Longest `--idle`/`--interval`: Linux's limit for TCP_KEEPIDLE/TCP_KEEPINTVL (`MAX_TCP_KEEPIDLE`, seconds).
+const MAX_KEEPALIVE_TIME_NS: u64 = 32_767 * 1_000_000_000;
+/// Shortest: Linux takes whole seconds (1 at least); kaprobe allows less, for tests.
+const MIN_KEEPALIVE_TIME_NS: u64 = 1_000_000;
+
+/// `--idle`/`--interval`: a duration from 1 ms to 32767 s.
+fn parse_keepalive_time(s: &str) -> std::result::Result<u64, String> {
+    let v = parse_duration(s)?;
+    if (MIN_KEEPALIVE_TIME_NS..=MAX_KEEPALIVE_TIME_NS).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("'{s}' is out of range: 1ms to 32767s"))
     }
 }
 
@@ -560,5 +575,19 @@ impl<W: Write> Sink for HumanSink<W> {
             }
         }
         let _ = self.out.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_keepalive_time;
+
+    #[test]
+    fn idle_and_interval_are_limited_to_1ms_through_32767s() {
+        assert_eq!(parse_keepalive_time("1ms"), Ok(1_000_000));
+        assert_eq!(parse_keepalive_time("32767s"), Ok(32_767_000_000_000));
+        for bad in ["0", "999us", "32768s", "10000h"] {
+            assert!(parse_keepalive_time(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -145,12 +145,12 @@ impl Keepalive {
             return Action::Wait;
         }
         if busy {
-            self.timer_at = Some(now + self.cfg.idle);
+            self.timer_at = Some(now.saturating_add(self.cfg.idle));
             return Action::Deferred;
         }
         let elapsed = now.saturating_sub(self.last_rcv);
         if elapsed < self.cfg.idle {
-            self.timer_at = Some(now + (self.cfg.idle - elapsed));
+            self.timer_at = Some(now.saturating_add(self.cfg.idle - elapsed));
             return Action::Wait;
         }
         let dead = match self.cfg.user_timeout {
@@ -165,7 +165,7 @@ impl Keepalive {
             };
         }
         self.probes_out += 1;
-        self.timer_at = Some(now + self.cfg.interval);
+        self.timer_at = Some(now.saturating_add(self.cfg.interval));
         Action::Probe { n: self.probes_out }
     }
 
@@ -328,6 +328,26 @@ mod tests {
         );
         assert_eq!(ka.poll(SEC, false), Action::Probe { n: 1 });
         assert!(matches!(ka.poll(2 * SEC, false), Action::Dead { .. }));
+    }
+
+    #[test]
+    fn huge_idle_and_interval_saturate_instead_of_overflowing() {
+        let mut ka = Keepalive::new(cfg(0, 1, 3), u64::MAX - SEC, 0);
+        ka.cfg.interval = u64::MAX;
+        assert_eq!(ka.poll(u64::MAX - SEC, false), Action::Probe { n: 1 });
+        assert_eq!(ka.poll_at(), Some(u64::MAX));
+        let mut ka = Keepalive::new(
+            Config {
+                idle: u64::MAX,
+                ..cfg(0, 1, 3)
+            },
+            SEC,
+            SEC,
+        );
+        assert_eq!(ka.poll(SEC, true), Action::Deferred);
+        assert_eq!(ka.poll_at(), Some(u64::MAX));
+        assert_eq!(ka.poll(2 * SEC, false), Action::Wait);
+        assert_eq!(ka.poll_at(), Some(u64::MAX));
     }
 
     #[test]

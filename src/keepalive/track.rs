@@ -9,9 +9,16 @@
 use super::probe::{ProbeInputs, ProbeShape};
 use crate::decode::Packet;
 use crate::wire::{Flags, Segment, Seq};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 const MS: u64 = 1_000_000;
+
+/// Sent probes kept for matching and lookup: the latest this many. Only the
+/// unresolved ones (sent since the last resolved probe) can match an answer,
+/// and the state machine resolves a probe by the next one's interval, so a
+/// few would do; the rest is margin.
+pub const PROBES_KEPT: usize = 16;
 
 pub use crate::wire::tcp::PEER_ANSWER_RATE_LIMIT_NS;
 
@@ -182,7 +189,13 @@ pub struct Tracker {
     pub remote: SocketAddr,
     l: End,
     p: End,
-    probes: Vec<SentProbe>,
+    /// The latest `PROBES_KEPT` probes, oldest first (a bounded ring).
+    probes: VecDeque<SentProbe>,
+    /// Probes sent over the whole session.
+    sent_total: u64,
+    /// Probes numbered up to this one are resolved (answered, reset, or declared
+    /// unanswered): no later segment is matched to them.
+    resolved_through: u64,
     /// Capture time of the peer's latest answer to a 0-byte probe (rate limit).
     last_oow_answer: Option<u64>,
     /// The peer's latest TSecr (its `ts_recent`: what our TSval must not fall
@@ -200,7 +213,9 @@ impl Tracker {
             remote,
             l: End::default(),
             p: End::default(),
-            probes: Vec::new(),
+            probes: VecDeque::with_capacity(PROBES_KEPT),
+            sent_total: 0,
+            resolved_through: 0,
             last_oow_answer: None,
             peer_tsecr: None,
             own_other: Vec::new(),
@@ -266,8 +281,13 @@ impl Tracker {
             return None;
         }
         let rst = s.flags.rst();
+        // Only probes sent since the last resolved one: an ACK with the same
+        // seq/ack after a probe was declared unanswered (a window update, or in
+        // attach mode the answer to the kernel's own probe) answers none of ours.
+        let resolved = self.resolved_through;
         let idx = self.probes.iter().rposition(|p| {
-            !p.answered
+            p.n > resolved
+                && !p.answered
                 && p.sent_at <= t
                 && if rst {
                     s.seq == p.shape.ack
@@ -277,6 +297,7 @@ impl Tracker {
         })?;
         let p = &mut self.probes[idx];
         p.answered = true;
+        self.resolved_through = self.resolved_through.max(p.n);
         let rtt = t.saturating_sub(p.time());
         if rst {
             return Some(Answer::Reset {
@@ -419,9 +440,10 @@ impl Tracker {
         let rate_limited = oow
             && self
                 .last_oow_answer
-                .is_some_and(|t| now < t + PEER_ANSWER_RATE_LIMIT_NS);
+                .is_some_and(|t| now < t.saturating_add(PEER_ANSWER_RATE_LIMIT_NS));
+        self.sent_total += 1;
         let p = SentProbe {
-            n: self.probes.len() as u64 + 1,
+            n: self.sent_total,
             shape,
             sent_at: now,
             seen_at: None,
@@ -429,8 +451,17 @@ impl Tracker {
             rate_limited,
             answered: false,
         };
-        self.probes.push(p);
+        if self.probes.len() == PROBES_KEPT {
+            self.probes.pop_front();
+        }
+        self.probes.push_back(p);
         p
+    }
+
+    /// The state machine declared probes up to `n` unanswered: no later
+    /// segment is taken for their answer.
+    pub fn resolve_unanswered(&mut self, n: u64) {
+        self.resolved_through = self.resolved_through.max(n);
     }
 
     /// Records another segment the engine sends, so the capture's copy is not
@@ -439,12 +470,20 @@ impl Tracker {
         self.own_other.push((seq, ack, flags));
     }
 
+    /// Probe `n`, if among the latest `PROBES_KEPT`.
     pub fn probe(&self, n: u64) -> Option<&SentProbe> {
-        n.checked_sub(1).and_then(|i| self.probes.get(i as usize))
+        let first = self.probes.front()?.n;
+        n.checked_sub(first).and_then(|i| self.probes.get(i as usize))
     }
 
-    pub fn probes(&self) -> &[SentProbe] {
-        &self.probes
+    /// The latest `PROBES_KEPT` probes, oldest first.
+    pub fn probes(&self) -> impl Iterator<Item = &SentProbe> {
+        self.probes.iter()
+    }
+
+    /// Probes sent over the whole session.
+    pub fn probes_sent(&self) -> u64 {
+        self.sent_total
     }
 
     pub fn info(&self) -> SessionInfo {

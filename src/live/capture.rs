@@ -12,8 +12,10 @@ use std::thread::JoinHandle;
 
 /// One captured frame.
 pub struct Frame {
-    /// Capture time, nanoseconds since the epoch.
+    /// Capture time, nanoseconds since the epoch (libpcap's wall-clock stamp).
     pub time: u64,
+    /// When the capture thread got it (monotonic): see `super::Clock::capture_time`.
+    pub received: std::time::Instant,
     pub data: Vec<u8>,
     pub wire_len: u32,
 }
@@ -102,11 +104,13 @@ impl OpenCapture {
             while !flag.load(Ordering::Relaxed) {
                 match cap.next_packet() {
                     Ok(p) => {
+                        let received = std::time::Instant::now();
                         let ts = p.header.ts;
                         // Nanosecond precision: tv_usec holds nanoseconds.
                         let time = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_usec as u64;
                         let f = Frame {
                             time,
+                            received,
                             data: p.data.to_vec(),
                             wire_len: p.header.len,
                         };

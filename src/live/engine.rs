@@ -1,11 +1,12 @@
 //! The engine loop: captured frames → `Tracker` (session state, answers) →
 //! `Keepalive` (when to probe, when to give up) → probes on the raw socket,
-//! events to a `Sink`. The only clock read is here (`wall_ns`, the clock
-//! libpcap stamps frames with).
+//! events to a `Sink`. The only clock reads are here, through `Clock`: monotonic,
+//! in the capture's (wall-clock epoch) timeline; frames' libpcap stamps are
+//! brought into it by `Clock::capture_time`.
 
 use super::capture::{Frame, LiveCapture};
 use super::send::RawSender;
-use super::{socket, wall_ns, LiveError};
+use super::{socket, Clock, LiveError};
 use crate::decode::decode;
 use crate::keepalive::{self, Action, Answer, ProbeShape, Seen, SessionInfo, Style, Tracker};
 use crate::report::pcap::PcapOut;
@@ -253,6 +254,8 @@ struct Engine<'a> {
     s: Setup,
     sink: &'a mut dyn Sink,
     t: Tracker,
+    /// Every time the engine uses (timers, TSval, events) is on this clock's timeline.
+    clock: Clock,
     started: u64,
     received_bytes: u64,
     answered: u64,
@@ -271,11 +274,13 @@ struct Engine<'a> {
 /// Runs a live session to its verdict.
 pub fn run(setup: Setup, sink: &mut dyn Sink) -> Result<Verdict, LiveError> {
     let t = Tracker::new(setup.local, setup.remote);
+    let clock = Clock::start();
     let mut e = Engine {
         s: setup,
         sink,
         t,
-        started: wall_ns(),
+        clock,
+        started: clock.now(),
         received_bytes: 0,
         answered: 0,
         unanswered: 0,
@@ -311,7 +316,7 @@ impl Engine<'_> {
     }
 
     fn duration_end(&self) -> Option<u64> {
-        self.s.duration.map(|d| self.started + d)
+        self.s.duration.map(|d| self.started.saturating_add(d))
     }
 
     fn session(&mut self) -> Result<Verdict, LiveError> {
@@ -328,7 +333,7 @@ impl Engine<'_> {
         }
         if !data.is_empty() {
             let ev = Event::Exchanged {
-                at: At::of(wall_ns()),
+                at: At::of(self.clock.now()),
                 sent: data.len() as u64,
                 received: self.received_bytes,
             };
@@ -337,7 +342,7 @@ impl Engine<'_> {
         let info = self.t.info();
         let ka = self.s.ka;
         let ev = Event::Session {
-            at: At::of(wall_ns()),
+            at: At::of(self.clock.now()),
             mode: self.s.mode,
             interface: self.s.capture.device.clone(),
             link: self.s.capture.link.name(),
@@ -357,10 +362,10 @@ impl Engine<'_> {
 
     /// Until the tracker knows enough to probe and nothing is in flight.
     fn wait_ready(&mut self, sent: u64) -> Result<Option<StopReason>, LiveError> {
-        let begin = wall_ns();
+        let begin = self.clock.now();
         let mut provoked_at: Option<u64> = None;
         loop {
-            let now = wall_ns();
+            let now = self.clock.now();
             if self.interrupted() {
                 return Ok(Some(StopReason::Interrupted));
             }
@@ -372,7 +377,7 @@ impl Engine<'_> {
             if settled {
                 return Ok(None);
             }
-            if self.s.mode != Mode::Attach && now > begin + self.s.ready_timeout {
+            if self.s.mode != Mode::Attach && now > begin.saturating_add(self.s.ready_timeout) {
                 return Err(LiveError::new(
                     format!("capture on {}", self.s.capture.device),
                     format!(
@@ -408,7 +413,7 @@ impl Engine<'_> {
     /// Handles frames (and the socket) until `until`; the step a peer segment asked for.
     fn pump(&mut self, until: u64) -> Result<Option<Step>, LiveError> {
         self.drain_socket();
-        let now = wall_ns();
+        let now = self.clock.now();
         let wait = Duration::from_nanos(until.saturating_sub(now).min(50 * MS));
         let first = match self.s.capture.rx.recv_timeout(wait) {
             Ok(f) => f,
@@ -444,7 +449,8 @@ impl Engine<'_> {
     fn frame(&mut self, f: Frame) -> Option<Step> {
         let snapped = (f.data.len() as u32) < f.wire_len;
         let pkt = decode(self.s.capture.link, &f.data, snapped).ok()?;
-        let seen = self.t.observe(&pkt, f.time);
+        let t = self.clock.capture_time(f.time, f.received);
+        let seen = self.t.observe(&pkt, t);
         if seen == Seen::Other {
             return None;
         }
@@ -454,7 +460,7 @@ impl Engine<'_> {
         let Seen::Peer { answer, rst, fin, .. } = seen else {
             return None;
         };
-        Some(self.peer(f.time, answer, rst, fin, pkt.tcp.seq))
+        Some(self.peer(t, answer, rst, fin, pkt.tcp.seq))
     }
 
     /// A segment from the peer: an answer, a reset, a close, or just traffic.
@@ -525,11 +531,11 @@ impl Engine<'_> {
 // The keepalive loop proper.
 impl Engine<'_> {
     fn keepalive(&mut self) -> Result<StopReason, LiveError> {
-        let now = wall_ns();
+        let now = self.clock.now();
         let last = self.t.last_peer_time().unwrap_or(now);
         self.ka = Some(keepalive::Keepalive::new(self.s.ka, now, last));
         let stop = loop {
-            let now = wall_ns();
+            let now = self.clock.now();
             if self.interrupted() {
                 break StopReason::Interrupted;
             }
@@ -572,6 +578,7 @@ impl Engine<'_> {
 
     fn declare_unanswered(&mut self, now: u64) {
         for n in std::mem::take(&mut self.open) {
+            self.t.resolve_unanswered(n);
             let rate_limited = self.t.probe(n).is_some_and(|p| p.rate_limited);
             self.unanswered += 1;
             self.unanswered_rl += rate_limited as u64;
@@ -590,7 +597,7 @@ impl Engine<'_> {
             .t
             .probe_inputs(now)
             .ok_or_else(|| LiveError::new("probe", "session state unknown"))?;
-        let n = self.t.probes().len() as u64 + 1;
+        let n = self.t.probes_sent() + 1;
         let shape = ProbeShape::build(self.s.style, self.s.payload, &inp, n);
         let byte = shape.payload.map(|b| [b]);
         let mut spec = SegmentSpec::new(self.s.local, self.s.remote, shape.seq, shape.ack, Flags::ACK);
@@ -632,7 +639,7 @@ impl Engine<'_> {
                 );
                 socket::abort(sock);
                 self.sink.event(&Event::Abort {
-                    at: At::of(wall_ns()),
+                    at: At::of(self.clock.now()),
                     seq: seq.0,
                     ack: ack.0,
                 });
@@ -641,8 +648,8 @@ impl Engine<'_> {
                 drop(sock);
             }
         }
-        let end = wall_ns() + 300 * MS;
-        while wall_ns() < end {
+        let end = self.clock.now().saturating_add(300 * MS);
+        while self.clock.now() < end {
             match self.s.capture.rx.recv_timeout(Duration::from_millis(20)) {
                 Ok(f) => {
                     let _ = self.frame_quiet(f);
@@ -657,7 +664,8 @@ impl Engine<'_> {
     fn frame_quiet(&mut self, f: Frame) -> Option<()> {
         let snapped = (f.data.len() as u32) < f.wire_len;
         let pkt = decode(self.s.capture.link, &f.data, snapped).ok()?;
-        if self.t.observe(&pkt, f.time) != Seen::Other {
+        let t = self.clock.capture_time(f.time, f.received);
+        if self.t.observe(&pkt, t) != Seen::Other {
             if let Some(p) = self.s.pcap.as_mut() {
                 p.write_snapped(f.time, &f.data, f.wire_len);
             }
@@ -684,13 +692,13 @@ impl Engine<'_> {
                 max: ms(*self.rtts.iter().max().unwrap_or(&0)),
             }
         });
-        let now = wall_ns();
+        let now = self.clock.now();
         Verdict {
             outcome,
             reason,
             local: keepalive::track::fmt_addr(self.s.local),
             remote: keepalive::track::fmt_addr(self.s.remote),
-            probes: self.t.probes().len() as u64,
+            probes: self.t.probes_sent(),
             answered: self.answered,
             unanswered: self.unanswered,
             unanswered_rate_limited: self.unanswered_rl,

@@ -342,3 +342,60 @@ fn attach_without_handshake_learns_from_traffic_and_peer_tsecr() {
     // TSval never below the peer's TSecr (its ts_recent).
     assert_eq!(t.probe_inputs(SEC).unwrap().timestamp, Some((4242, 9000)));
 }
+
+#[test]
+fn ack_after_a_probe_was_declared_unanswered_is_not_credited_to_it() {
+    let mut t = tracker();
+    established(&mut t, false);
+    let shape = ProbeShape::build(Style::Linux, None, &t.probe_inputs(3 * SEC).unwrap(), 1);
+    let p1 = t.sent(shape, 3 * SEC);
+    // No answer; at 4 s the state machine sends probe 2, declaring probe 1 unanswered.
+    t.resolve_unanswered(p1.n);
+    let p2 = t.sent(shape, 4 * SEC);
+    t.resolve_unanswered(p2.n);
+    // Minutes later, a plain ACK with the same seq/ack (a window update, or the
+    // answer to the owning process's own probe): it answers none of ours.
+    let late = seg(false, 5101, 1101, A).packet();
+    assert!(matches!(t.observe(&late, 300 * SEC), Seen::Peer { answer: None, .. }));
+    assert!(t.probes().all(|p| !p.answered));
+    // A probe sent afterwards is still matched, with its own RTT.
+    let p3 = t.sent(shape, 301 * SEC);
+    let seen = t.observe(&late, 301 * SEC + 2_000_000);
+    assert!(
+        matches!(seen, Seen::Peer { answer: Some(Answer::Ack { probe, rtt: 2_000_000, .. }), .. } if probe == p3.n),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn memory_stays_bounded_after_many_probes() {
+    let mut t = tracker();
+    established(&mut t, false);
+    let shape = ProbeShape::build(Style::Linux, None, &t.probe_inputs(3 * SEC).unwrap(), 1);
+    let answer = seg(false, 5101, 1101, A).packet();
+    for i in 0..10_000u64 {
+        let now = 3 * SEC + i * SEC;
+        let p = t.sent(shape, now);
+        if i % 2 == 0 {
+            t.resolve_unanswered(p.n);
+        } else {
+            assert!(matches!(
+                t.observe(&answer, now + 1_000_000),
+                Seen::Peer {
+                    answer: Some(Answer::Ack { .. }),
+                    ..
+                }
+            ));
+        }
+    }
+    assert_eq!(t.probes_sent(), 10_000);
+    assert_eq!(t.probes().count(), PROBES_KEPT);
+    assert!(t.probes.capacity() <= 2 * PROBES_KEPT);
+    assert_eq!(t.probe(10_000).map(|p| p.n), Some(10_000));
+    assert_eq!(
+        t.probe(10_000 - PROBES_KEPT as u64 + 1).map(|p| p.n),
+        Some(10_000 - PROBES_KEPT as u64 + 1)
+    );
+    assert!(t.probe(10_000 - PROBES_KEPT as u64).is_none());
+    assert!(t.probe(0).is_none() && t.probe(10_001).is_none());
+}
