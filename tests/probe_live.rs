@@ -673,3 +673,80 @@ fn attach_to_another_processs_idle_connection_with_provoke() {
     let app: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
     assert_eq!(app["outcome"], "closed", "{app}");
 }
+
+/// The arguments shared by the stop-condition tests: answered probes, no --rounds.
+const ALIVE: [&str; 9] = [
+    "--connect",
+    V4,
+    "--send",
+    "hello",
+    "--idle",
+    "1s",
+    "--interval",
+    "1s",
+    "--count",
+];
+
+/// `--duration` ends a session with an answering peer by itself: alive, exit 0.
+#[test]
+fn duration_stops_an_answered_session_alive() {
+    let Some(lab) = Lab::up("prdur", &[]) else {
+        return;
+    };
+    let mut args = vec!["probe"];
+    args.extend(ALIVE);
+    args.extend(["3", "--duration", "2500ms", "--json"]);
+    let b = Background::spawn(lab.kaprobe("c", &args));
+    let (code, lines, err) = b.finish(15);
+    let p = Probed::of(code, &lines, err);
+    assert_eq!(p.code, 0, "{:?}\n{}", p.types(), p.stderr);
+    let t = p.types();
+    let v = p.verdict();
+    assert_eq!(
+        (v["outcome"].as_str(), v["reason"].as_str()),
+        (Some("alive"), Some("duration"))
+    );
+    assert_eq!(t.iter().filter(|t| *t == "verdict").count(), 1, "{t:?}");
+    assert!(!p.of_type("probe_acked").is_empty(), "{t:?}");
+    assert!(p.of_type("probe_unanswered").is_empty(), "{t:?}");
+    assert_eq!(u(&v["unanswered"]), 0);
+    assert!(u(&v["answered"]) >= 1);
+    answers_match_probes(&p, false);
+}
+
+/// SIGINT (Ctrl-C) after an answered probe: the verdict (alive, interrupted), exit 0,
+/// nothing left running.
+#[test]
+fn sigint_stops_an_answered_session_with_its_verdict() {
+    let Some(lab) = Lab::up("print", &[]) else {
+        return;
+    };
+    let mut args = vec!["probe"];
+    args.extend(ALIVE);
+    args.extend(["3", "--json"]);
+    let mut b = Background::spawn(lab.kaprobe("c", &args));
+    b.wait_line("\"type\":\"probe_acked\"", 10);
+    let pid = b.pid();
+    // `ip netns exec` execs kaprobe itself: the child is kaprobe.
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(exe, Path::new(env!("CARGO_BIN_EXE_kaprobe")), "pid {pid}");
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGINT) }, 0);
+    let (code, lines, err) = b.finish(10);
+    let p = Probed::of(code, &lines, err);
+    assert_eq!(p.code, 0, "{:?}\n{}", p.types(), p.stderr);
+    let t = p.types();
+    let v = p.verdict();
+    assert_eq!(
+        (v["outcome"].as_str(), v["reason"].as_str()),
+        (Some("alive"), Some("interrupted"))
+    );
+    assert_eq!(t.iter().filter(|t| *t == "verdict").count(), 1, "{t:?}");
+    let acked = t.iter().position(|t| t == "probe_acked").unwrap();
+    assert!(acked < t.len() - 1, "{t:?}");
+    assert!(p.of_type("probe_unanswered").is_empty(), "{t:?}");
+    answers_match_probes(&p, false);
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "kaprobe {pid} still there"
+    );
+}

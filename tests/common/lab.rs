@@ -218,6 +218,10 @@ impl Background {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits (at most `secs`) for a stdout line containing `needle`.
     pub fn wait_line(&mut self, needle: &str, secs: u64) -> String {
         let end = Instant::now() + Duration::from_secs(secs);
