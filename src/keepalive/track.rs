@@ -288,7 +288,9 @@ impl Tracker {
         let idx = self.probes.iter().rposition(|p| {
             p.n > resolved
                 && !p.answered
-                && p.sent_at <= t
+                // Compare capture times only: the send time comes from another
+                // clock reading and a 50 µs answer can be stamped before it.
+                && p.seen_at.is_none_or(|seen| seen <= t)
                 && if rst {
                     s.seq == p.shape.ack
                 } else {
