@@ -3,25 +3,10 @@
 //! time that jumps back and forth) never panic in a debug build, and the
 //! counts the analyzer reports agree with the events it emitted.
 
-use kaprobe::analyze::{Analyzer, Config, Connection, Events, FlowReport, Kind, SegmentEvent, Sink};
+use kaprobe::analyze::{Analyzer, Collect, Config, Events, FlowReport, Kind};
 use kaprobe::decode::Packet;
 use kaprobe::wire::{Flags, Segment, Seq, TcpOptions};
 use proptest::prelude::*;
-
-#[derive(Default)]
-struct Collect {
-    segs: Vec<SegmentEvent>,
-    flows: Vec<Connection>,
-}
-
-impl Sink for Collect {
-    fn segment(&mut self, ev: &SegmentEvent) {
-        self.segs.push(*ev);
-    }
-    fn flow(&mut self, conn: Connection) {
-        self.flows.push(conn);
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Step {
@@ -110,8 +95,8 @@ proptest! {
         an.finish(&mut out);
         let stats = an.stats;
         prop_assert_eq!(stats.tcp_packets as usize, steps.len());
-        prop_assert_eq!(out.segs.len(), steps.len(), "Events::All: one event per segment");
-        let probes = out.segs.iter().filter(|e| e.kind == Kind::KeepaliveProbe).count() as u64;
+        prop_assert_eq!(out.segments.len(), steps.len(), "Events::All: one event per segment");
+        let probes = out.segments.iter().filter(|e| e.kind == Kind::KeepaliveProbe).count() as u64;
         prop_assert_eq!(stats.probes, probes);
         prop_assert_eq!(out.flows.len() as u64, stats.flows);
         let reported: u32 = out.flows.iter().map(|c| FlowReport::of(c).probes).sum();

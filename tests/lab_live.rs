@@ -78,10 +78,7 @@ fn blackholed_peer_three_probes_then_abort_app_sees_etimedout() {
         return;
     };
     let cap = lab.capture("client.pcap", "c");
-    let client = lab.client(
-        "client.jsonl",
-        &[&KA_1_1_3[..], &["--send", "100", "--echo", "--timeout", "20"]].concat(),
-    );
+    let client = lab.client("client.jsonl", &ka_client_args("1", &[]));
     let st = lab.path("client.jsonl");
     wait_until("the data exchange", 10, || has_event(&st, "exchanged"));
     lab.ok("fault", &["blackhole"]);
@@ -114,22 +111,7 @@ fn rebooted_peer_answers_next_probe_with_rst_app_sees_econnreset() {
         return;
     };
     let cap = lab.capture("client.pcap", "c");
-    let client = lab.client(
-        "client.jsonl",
-        &[
-            "--idle",
-            "2",
-            "--intvl",
-            "1",
-            "--cnt",
-            "3",
-            "--send",
-            "100",
-            "--echo",
-            "--timeout",
-            "20",
-        ],
-    );
+    let client = lab.client("client.jsonl", &ka_client_args("2", &[]));
     // Reboot once a probe was answered (kaprobe on the capture as it grows).
     wait_until("an answered probe", 15, || {
         let r = kaprobe(&["verify", "--json", cap.to_str().unwrap()]);
@@ -173,40 +155,9 @@ fn middlebox_idle_timeout_drop_kills_long_idle_flow_short_idle_survives() {
     let srv = lab.capture("server.pcap", "s");
     let short = lab.client(
         "short.jsonl",
-        &[
-            &KA_1_1_3[..],
-            &[
-                "--bind-port",
-                "40001",
-                "--send",
-                "100",
-                "--echo",
-                "--close-after",
-                "4",
-                "--timeout",
-                "20",
-            ],
-        ]
-        .concat(),
+        &ka_client_args("1", &["--bind-port", "40001", "--close-after", "4"]),
     );
-    let long = lab.client(
-        "long.jsonl",
-        &[
-            "--bind-port",
-            "40002",
-            "--idle",
-            "3",
-            "--intvl",
-            "1",
-            "--cnt",
-            "3",
-            "--send",
-            "100",
-            "--echo",
-            "--timeout",
-            "20",
-        ],
-    );
+    let long = lab.client("long.jsonl", &ka_client_args("3", &["--bind-port", "40002"]));
     let (short, long) = (app_result(short), app_result(long));
     lab.stop_captures();
 
@@ -240,22 +191,7 @@ fn middlebox_idle_timeout_reset_answers_probe_with_rst() {
     };
     lab.ok("fault", &["idle-timeout", "2", "reset"]);
     let cap = lab.capture("client.pcap", "c");
-    let client = lab.client(
-        "client.jsonl",
-        &[
-            "--idle",
-            "3",
-            "--intvl",
-            "1",
-            "--cnt",
-            "3",
-            "--send",
-            "100",
-            "--echo",
-            "--timeout",
-            "20",
-        ],
-    );
+    let client = lab.client("client.jsonl", &ka_client_args("3", &[]));
     let app = app_result(client);
     lab.stop_captures();
 
@@ -277,14 +213,7 @@ fn delay_50ms_probes_answered_with_rtt_at_least_50ms() {
     };
     lab.ok("fault", &["delay", "50ms"]);
     let cap = lab.capture("client.pcap", "c");
-    let client = lab.client(
-        "client.jsonl",
-        &[
-            &KA_1_1_3[..],
-            &["--send", "100", "--echo", "--close-after", "3.5", "--timeout", "20"],
-        ]
-        .concat(),
-    );
+    let client = lab.client("client.jsonl", &ka_client_args("1", &["--close-after", "3.5"]));
     let app = app_result(client);
     lab.stop_captures();
 

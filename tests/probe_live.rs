@@ -438,21 +438,7 @@ fn kernel_keepalive_and_kaprobe_give_the_same_probes_and_answers() {
     for blackhole in [false, true] {
         let tag = if blackhole { "blackhole" } else { "answered" };
         let kcap = lab.capture_filtered(&format!("kernel-{tag}.pcap"), "c", &["tcp", "port", "40001"]);
-        let mut client_args = vec![
-            "--bind-port",
-            "40001",
-            "--idle",
-            "1",
-            "--intvl",
-            "1",
-            "--cnt",
-            "3",
-            "--send",
-            "100",
-            "--echo",
-            "--timeout",
-            "20",
-        ];
+        let mut client_args = ka_client_args("1", &["--bind-port", "40001"]);
         if !blackhole {
             client_args.extend(["--close-after", "3.5"]);
         }

@@ -30,6 +30,22 @@ pub trait Sink {
     fn flow(&mut self, conn: Connection);
 }
 
+/// A sink that keeps everything: every event it is given and every finished flow.
+#[derive(Default)]
+pub struct Collect {
+    pub segments: Vec<SegmentEvent>,
+    pub flows: Vec<Connection>,
+}
+
+impl Sink for Collect {
+    fn segment(&mut self, ev: &SegmentEvent) {
+        self.segments.push(*ev);
+    }
+    fn flow(&mut self, conn: Connection) {
+        self.flows.push(conn);
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Keep a bounded timeline of notable events per flow (for human output).

@@ -8,21 +8,6 @@ use crate::synth::{End, End::Client, End::Server, Session};
 const MS: u64 = 1_000_000;
 const S: u64 = 1_000_000_000;
 
-#[derive(Default)]
-struct Collect {
-    segs: Vec<SegmentEvent>,
-    flows: Vec<Connection>,
-}
-
-impl Sink for Collect {
-    fn segment(&mut self, ev: &SegmentEvent) {
-        self.segs.push(*ev);
-    }
-    fn flow(&mut self, conn: Connection) {
-        self.flows.push(conn);
-    }
-}
-
 struct Run {
     s: Session,
     an: Analyzer,
@@ -89,9 +74,9 @@ impl Run {
 
     fn finish(mut self) -> (Vec<Kind>, Vec<SegmentEvent>, Vec<FlowReport>) {
         self.an.finish(&mut self.out);
-        let kinds = self.out.segs.iter().map(|e| e.kind).collect();
+        let kinds = self.out.segments.iter().map(|e| e.kind).collect();
         let reports = self.out.flows.iter().map(FlowReport::of).collect();
-        (kinds, self.out.segs, reports)
+        (kinds, self.out.segments, reports)
     }
 }
 
@@ -416,7 +401,7 @@ fn an_absurd_window_scale_is_clamped_not_a_crash() {
     }
     an.finish(&mut out);
     assert_eq!(
-        out.segs.last().unwrap().window,
+        out.segments.last().unwrap().window,
         65535 << 14,
         "RFC 7323: a shift over 14 counts as 14"
     );

@@ -12,23 +12,16 @@ pub mod styles;
 pub mod svg;
 pub mod timing;
 
-use crate::analyze::{Analyzer, Config, Connection, Events, SegmentEvent, Sink};
+use crate::analyze::{Analyzer, Collect, Config, Events, SegmentEvent};
 use crate::decode::{decode, LinkType};
 
 /// Every segment event of a list of Ethernet frames `(time ns, bytes)`, in order.
 pub fn events_of<'a>(frames: impl IntoIterator<Item = (u64, &'a [u8])>) -> Vec<SegmentEvent> {
-    struct All(Vec<SegmentEvent>);
-    impl Sink for All {
-        fn segment(&mut self, ev: &SegmentEvent) {
-            self.0.push(*ev);
-        }
-        fn flow(&mut self, _: Connection) {}
-    }
     let mut an = Analyzer::new(Config {
         events: Events::All,
         ..Config::default()
     });
-    let mut all = All(Vec::new());
+    let mut all = Collect::default();
     for (i, (time, bytes)) in frames.into_iter().enumerate() {
         match decode(LinkType::Ethernet, bytes, false) {
             Ok(p) => an.packet(i as u64 + 1, time, &p, &mut all),
@@ -36,7 +29,7 @@ pub fn events_of<'a>(frames: impl IntoIterator<Item = (u64, &'a [u8])>) -> Vec<S
         }
     }
     an.finish(&mut all);
-    all.0
+    all.segments
 }
 
 /// The ladder of a scenario's session (a `timeline`).

@@ -432,16 +432,8 @@ pub fn render(p: &ProbeParams) -> Result<String, BuildError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyze::{Analyzer, Config, Events, Kind, SegmentEvent, Sink};
+    use crate::analyze::{Analyzer, Collect, Config, Events, Kind};
     use crate::decode::decode;
-
-    struct Kinds(Vec<Kind>);
-    impl Sink for Kinds {
-        fn segment(&mut self, ev: &SegmentEvent) {
-            self.0.push(ev.kind);
-        }
-        fn flow(&mut self, _: crate::analyze::Connection) {}
-    }
 
     /// The built probe and answer, after a data segment each way, classify
     /// as keepalive_probe and keepalive_ack for every style.
@@ -486,14 +478,15 @@ mod tests {
                     events: Events::All,
                     ..Config::default()
                 });
-                let mut k = Kinds(vec![]);
+                let mut k = Collect::default();
                 for (i, f) in frames.iter().enumerate() {
                     let pkt = decode(LinkType::Ethernet, f, false).unwrap();
                     an.packet(i as u64 + 1, (i as u64 * 30 + 1) * 1_000_000_000, &pkt, &mut k);
                 }
                 an.finish(&mut k);
+                let kinds: Vec<Kind> = k.segments.iter().map(|e| e.kind).collect();
                 assert_eq!(
-                    k.0,
+                    kinds,
                     [Kind::Data, Kind::Ack, Kind::KeepaliveProbe, Kind::KeepaliveAck],
                     "{style} ipv6 {ipv6}"
                 );

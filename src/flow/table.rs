@@ -39,11 +39,6 @@ impl<T> FlowTable<T> {
         self.map.is_empty()
     }
 
-    pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut T> {
-        let i = *self.map.get(key)?;
-        self.slots[i as usize].as_mut()
-    }
-
     /// Starts loading `key`'s bucket and flow into the cache, so that a lookup
     /// a few packets later does not wait on memory: with many concurrent
     /// flows, cache misses on the table dominate the per-packet cost.
@@ -80,11 +75,6 @@ impl<T> FlowTable<T> {
         };
         self.map.insert(key, i);
         (i, old)
-    }
-
-    /// Inserts a flow under `key`, returning the one it replaces.
-    pub fn insert(&mut self, key: FlowKey, value: T) -> Option<T> {
-        self.insert_at(key, value).1
     }
 
     pub fn remove(&mut self, key: &FlowKey) -> Option<T> {
@@ -173,13 +163,14 @@ mod tests {
     #[test]
     fn slots_are_reused_and_values_found() {
         let mut t = FlowTable::default();
-        t.insert(key(1), "a");
-        t.insert(key(2), "b");
+        t.insert_at(key(1), "a");
+        t.insert_at(key(2), "b");
         assert_eq!(t.remove(&key(1)), Some("a"));
-        t.insert(key(3), "c");
+        let (slot, _) = t.insert_at(key(3), "c");
         assert_eq!(t.slots.len(), 2, "freed slot reused");
-        assert_eq!(t.get_mut(&key(3)), Some(&mut "c"));
-        assert_eq!(t.insert(key(3), "d"), Some("c"));
+        assert_eq!(t.find(&key(3)), Some(slot));
+        assert_eq!(t.at_mut(slot), Some(&mut "c"));
+        assert_eq!(t.insert_at(key(3), "d").1, Some("c"));
         let mut out = Vec::new();
         t.drain_by_key(|v| *v, |v| out.push(v));
         assert_eq!(out, ["b", "d"]);

@@ -119,10 +119,6 @@ impl Keepalive {
         self.probes_out
     }
 
-    pub fn last_received(&self) -> u64 {
-        self.last_rcv
-    }
-
     /// A segment from the peer arrived at `t` (an answer, data, anything): the
     /// idle clock restarts and the unanswered count is cleared (`tcp_ack()`
     /// zeroes `icsk_probes_out`). The timer itself is not moved, as in Linux:

@@ -275,3 +275,23 @@ impl Drop for Background {
         }
     }
 }
+
+/// `peer.py client` arguments the lab tests share: keepalive idle `idle` s,
+/// interval 1 s, count 3; 100 bytes echoed first; a 20 s limit; then `extra`.
+pub fn ka_client_args<'a>(idle: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "--idle",
+        idle,
+        "--intvl",
+        "1",
+        "--cnt",
+        "3",
+        "--send",
+        "100",
+        "--echo",
+        "--timeout",
+        "20",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
