@@ -350,3 +350,50 @@ fn kaprobe_windows_style_probes_answered_with_dsack() {
     }
     assert_eq!(v.code, 0);
 }
+
+/// A capture read through a pipe (`kaprobe verify /dev/stdin`, streamed) gives
+/// exactly what the same file gives (mapped): both readers, every capture, pcap
+/// and pcapng.
+#[test]
+fn a_pipe_reads_the_same_as_the_file() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut files: Vec<_> = std::fs::read_dir(repo().join("captures"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+        .collect();
+    files.sort();
+    assert!(files.iter().any(|p| p.extension().unwrap() == "pcapng"), "{files:?}");
+    for file in files {
+        let path = file.to_str().unwrap();
+        let direct = kaprobe(&["verify", "--json", "--all", path]);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
+            .args(["verify", "--json", "--all", "/dev/stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let bytes = std::fs::read(&file).unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || stdin.write_all(&bytes));
+        let piped = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert_eq!(
+            piped.status.code(),
+            Some(direct.code),
+            "{path}: {}",
+            String::from_utf8_lossy(&piped.stderr)
+        );
+        // All but the summary, whose timings differ.
+        let records = |out: &str| -> Vec<String> {
+            let lines = out.lines().filter(|l| !l.contains(r#""type":"summary""#));
+            lines.map(str::to_string).collect()
+        };
+        let piped = records(&String::from_utf8_lossy(&piped.stdout).replace("/dev/stdin", path));
+        let direct = records(&direct.stdout);
+        assert!(direct.len() > 2, "{path}: {direct:?}");
+        assert!(piped == direct, "{path}: the pipe gave\n{}", piped.join("\n"));
+    }
+}

@@ -87,6 +87,17 @@ impl Connection {
         self.cold.as_deref().unwrap_or(&QUIET)
     }
 
+    /// Starts loading the keepalive fields every segment of a probing flow
+    /// touches (each side's run of unanswered probes), which live in the
+    /// separately allocated cold part.
+    #[inline]
+    pub fn prefetch_cold(&self) {
+        if let Some(k) = self.cold.as_deref() {
+            crate::flow::prefetch::lines(&k.ka[0].run, 8);
+            crate::flow::prefetch::lines(&k.ka[1].run, 8);
+        }
+    }
+
     fn cold(&mut self) -> &mut Keepalive {
         self.cold.get_or_insert_with(Default::default)
     }

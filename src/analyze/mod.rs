@@ -95,8 +95,11 @@ pub struct Stats {
 }
 
 /// Packets decoded ahead of processing, so their flows' cache lines are
-/// loading while earlier packets are processed.
-const LOOKAHEAD: usize = 8;
+/// loading while earlier packets are processed, in steps `STAGE` packets
+/// apart: a packet's index entry is prefetched on arrival, then its flow,
+/// then the flow's cold keepalive part, then it is processed.
+const STAGE: usize = 4;
+const LOOKAHEAD: usize = 3 * STAGE;
 
 struct Queued {
     frame: u64,
@@ -104,6 +107,7 @@ struct Queued {
     ttl: u8,
     seg: Segment,
     key: FlowKey,
+    hash: u64,
     side: Side,
 }
 
@@ -162,13 +166,24 @@ impl Analyzer {
         if self.cfg.filter.as_ref().is_some_and(|f| !f.matches(&key)) {
             return;
         }
-        self.table.prefetch(&key);
+        let hash = self.table.hash(&key);
+        self.table.prefetch(hash);
+        let n = self.queue.len();
+        if let Some(q) = n.checked_sub(STAGE).and_then(|i| self.queue.get(i)) {
+            self.table.prefetch_flow(q.hash);
+        }
+        if let Some(q) = n.checked_sub(2 * STAGE).and_then(|i| self.queue.get(i)) {
+            if let Some(c) = self.table.peek(q.hash) {
+                c.prefetch_cold();
+            }
+        }
         self.queue.push_back(Queued {
             frame,
             time,
             ttl: pkt.ttl,
             seg: pkt.tcp,
             key,
+            hash,
             side,
         });
         if self.queue.len() > LOOKAHEAD {
@@ -192,18 +207,19 @@ impl Analyzer {
             ttl,
             seg,
             key,
+            hash,
             side,
         } = q;
         // Eviction runs on processed time, not on the lookahead's.
         self.now = self.now.max(time);
-        let found = self.table.find(&key);
+        let found = self.table.find(hash, &key);
         let current = found.filter(|&i| self.table.at_mut(i).is_some_and(|c| !c.is_new_connection(side, &seg)));
         let slot = match current {
             Some(i) => i,
             None => {
                 let (i, replaced) = self
                     .table
-                    .insert_at(key, Connection::new(self.next_id, key, frame, time));
+                    .insert_at(hash, key, Connection::new(self.next_id, key, frame, time));
                 replaced.into_iter().for_each(|c| Self::done(c, sink));
                 self.next_id += 1;
                 self.stats.flows += 1;
@@ -236,6 +252,7 @@ impl Analyzer {
                 let quiet = now.saturating_sub(c.last_time);
                 quiet >= cfg.idle_evict_ns || (c.closed_at.is_some() && quiet >= cfg.closed_evict_ns)
             },
+            |c| c.id,
             |c| Self::done(c, sink),
         );
     }

@@ -53,7 +53,8 @@ pub fn read_file(path: &Path, each: impl FnMut(&Record)) -> Result<ReadSummary, 
     if meta.is_dir() {
         return Err(open("is a directory, not a capture file".into()));
     }
-    if meta.len() == 0 {
+    // A pipe (/dev/stdin, <(tcpdump -w -)) has no length: it is streamed.
+    if meta.is_file() && meta.len() == 0 {
         return Err(open("empty file, not a capture".into()));
     }
     reader::read(path, &name, each)

@@ -1,7 +1,9 @@
 //! Flow keys, per-direction sequence state, and the flow table.
 
 mod direction;
+mod index;
 mod key;
+pub(crate) mod prefetch;
 mod table;
 
 pub use direction::{Direction, SynInfo};

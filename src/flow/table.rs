@@ -1,19 +1,30 @@
-//! The flow table: a hash map from `FlowKey` to a slot in a slab of flows.
-//! The map's buckets stay small (key + index), so lookups touch few cache
-//! lines however large a flow's state is, and growing the map moves no flows.
+//! The flow table: a hash index (`HashIndex`) over a slab of flows. The
+//! index stays small (8 bytes an entry), and growing it moves no flows.
+//! Callers hash a key once (`hash`) and pass the hash along, so that a
+//! packet's flow can be loaded into the cache in two steps while earlier
+//! packets are processed: `prefetch` (the index entry, whose address follows
+//! from the hash), `prefetch_flow` (the flow the entry names), then `find`.
 //! Swept for evictable flows at most once per `SWEEP_EVERY_NS` of capture
 //! time and never more often than once per table-size packets, so a sweep
 //! costs O(1) per packet amortized.
 
+use super::index::HashIndex;
 use super::key::FlowKey;
-use std::collections::HashMap;
+use super::prefetch;
 
 const SWEEP_EVERY_NS: u64 = 60_000_000_000;
 
+struct Slot<T> {
+    hash: u64,
+    key: FlowKey,
+    value: T,
+}
+
 pub struct FlowTable<T> {
-    map: HashMap<FlowKey, u32, ahash::RandomState>,
-    slots: Vec<Option<T>>,
+    index: HashIndex,
+    slots: Vec<Option<Slot<T>>>,
     free: Vec<u32>,
+    hasher: ahash::RandomState,
     last_sweep: u64,
     since_sweep: usize,
 }
@@ -21,9 +32,10 @@ pub struct FlowTable<T> {
 impl<T> Default for FlowTable<T> {
     fn default() -> Self {
         FlowTable {
-            map: HashMap::with_hasher(ahash::RandomState::new()),
+            index: HashIndex::default(),
             slots: Vec::new(),
             free: Vec::new(),
+            hasher: ahash::RandomState::new(),
             last_sweep: 0,
             since_sweep: 0,
         }
@@ -32,115 +44,122 @@ impl<T> Default for FlowTable<T> {
 
 impl<T> FlowTable<T> {
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.index.len() == 0
     }
 
-    /// Starts loading `key`'s bucket and flow into the cache, so that a lookup
-    /// a few packets later does not wait on memory: with many concurrent
-    /// flows, cache misses on the table dominate the per-packet cost.
+    /// The hash every other call takes with the key.
     #[inline]
-    pub fn prefetch(&self, key: &FlowKey) {
-        if let Some(&i) = self.map.get(key) {
-            prefetch(self.slots.as_ptr().wrapping_add(i as usize));
+    pub fn hash(&self, key: &FlowKey) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// First step of loading a flow into the cache: its index entry.
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        self.index.prefetch(hash);
+    }
+
+    /// Second step, once the entry has arrived: the flow it names (at most
+    /// 512 bytes of it; the hot part comes first).
+    #[inline]
+    pub fn prefetch_flow(&self, hash: u64) {
+        if let Some(i) = self.index.candidates(hash).next() {
+            let p = self.slots.as_ptr().wrapping_add(i as usize);
+            prefetch::lines(p, std::mem::size_of::<Option<Slot<T>>>().min(512));
         }
     }
 
-    /// The slot of `key`'s flow, for `at_mut`: one hash lookup serves both a
-    /// check and the update that follows.
-    pub fn find(&self, key: &FlowKey) -> Option<u32> {
-        self.map.get(key).copied()
+    /// The flow `hash` most likely names, once `prefetch_flow` has loaded it:
+    /// for prefetching what it points to (the key is not checked).
+    #[inline]
+    pub fn peek(&self, hash: u64) -> Option<&T> {
+        let i = self.index.candidates(hash).next()?;
+        Some(&self.slots[i as usize].as_ref()?.value)
     }
 
-    /// The flow in a slot `find` or `insert` returned.
+    /// The slot of `key`'s flow, for `at_mut`.
+    #[inline]
+    pub fn find(&self, hash: u64, key: &FlowKey) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .candidates(hash)
+            .find(|&i| slots[i as usize].as_ref().is_some_and(|s| s.key == *key))
+    }
+
+    /// The flow in a slot `find` or `insert_at` returned.
+    #[inline]
     pub fn at_mut(&mut self, slot: u32) -> Option<&mut T> {
-        self.slots.get_mut(slot as usize)?.as_mut()
+        Some(&mut self.slots.get_mut(slot as usize)?.as_mut()?.value)
     }
 
-    /// Inserts a flow under `key`, returning its slot and the flow it replaces.
-    pub fn insert_at(&mut self, key: FlowKey, value: T) -> (u32, Option<T>) {
-        let old = self.remove(&key);
+    /// Inserts a flow under `key` (whose hash is `hash`), returning its slot
+    /// and the flow it replaces.
+    pub fn insert_at(&mut self, hash: u64, key: FlowKey, value: T) -> (u32, Option<T>) {
+        let old = self.remove(hash, &key);
+        let slot = Some(Slot { hash, key, value });
         let i = match self.free.pop() {
             Some(i) => {
-                self.slots[i as usize] = Some(value);
+                self.slots[i as usize] = slot;
                 i
             }
             None => {
-                self.slots.push(Some(value));
+                self.slots.push(slot);
                 (self.slots.len() - 1) as u32
             }
         };
-        self.map.insert(key, i);
+        self.index.insert(hash, i);
         (i, old)
     }
 
-    pub fn remove(&mut self, key: &FlowKey) -> Option<T> {
-        let i = self.map.remove(key)?;
+    pub fn remove(&mut self, hash: u64, key: &FlowKey) -> Option<T> {
+        let i = self.find(hash, key)?;
+        self.take(i)
+    }
+
+    fn take(&mut self, i: u32) -> Option<T> {
+        let s = self.slots[i as usize].take()?;
+        self.index.remove(s.hash, i);
         self.free.push(i);
-        self.slots[i as usize].take()
+        Some(s.value)
     }
 
     /// Whether a sweep is due at capture time `now`; counts one packet.
     pub fn sweep_due(&mut self, now: u64) -> bool {
         self.since_sweep += 1;
-        now.saturating_sub(self.last_sweep) >= SWEEP_EVERY_NS && self.since_sweep >= self.map.len()
+        now.saturating_sub(self.last_sweep) >= SWEEP_EVERY_NS && self.since_sweep >= self.len()
     }
 
-    /// Removes the flows `evict` says so, handing each to `out`.
-    pub fn sweep(&mut self, now: u64, mut evict: impl FnMut(&T) -> bool, mut out: impl FnMut(T)) {
+    /// Removes the flows `evict` says so, handing each to `out` in the order
+    /// `order` gives.
+    pub fn sweep<K: Ord>(
+        &mut self,
+        now: u64,
+        mut evict: impl FnMut(&T) -> bool,
+        order: impl Fn(&T) -> K,
+        out: impl FnMut(T),
+    ) {
         self.last_sweep = now;
         self.since_sweep = 0;
-        let slots = &self.slots;
-        let keys: Vec<FlowKey> = self
-            .map
-            .iter()
-            .filter(|(_, i)| slots[**i as usize].as_ref().is_some_and(&mut evict))
-            .map(|(k, _)| *k)
+        let gone: Vec<u32> = (0..self.slots.len() as u32)
+            .filter(|&i| self.slots[i as usize].as_ref().is_some_and(|s| evict(&s.value)))
             .collect();
-        for k in keys {
-            if let Some(v) = self.remove(&k) {
-                out(v);
-            }
-        }
+        let mut gone: Vec<T> = gone.into_iter().filter_map(|i| self.take(i)).collect();
+        gone.sort_unstable_by_key(|v| order(v));
+        gone.into_iter().for_each(out);
     }
 
     /// Empties the table, handing every flow to `out` in the order `order` gives.
-    pub fn drain_by_key<K: Ord>(&mut self, order: impl Fn(&T) -> K, mut out: impl FnMut(T)) {
-        let mut idx: Vec<(K, u32)> = self
-            .map
-            .drain()
-            .filter_map(|(_, i)| self.slots[i as usize].as_ref().map(|v| (order(v), i)))
-            .collect();
-        idx.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (_, i) in idx {
-            if let Some(v) = self.slots[i as usize].take() {
-                out(v);
-            }
-        }
-        self.slots.clear();
+    pub fn drain_by_key<K: Ord>(&mut self, order: impl Fn(&T) -> K, out: impl FnMut(T)) {
+        let mut all: Vec<T> = self.slots.drain(..).flatten().map(|s| s.value).collect();
+        all.sort_unstable_by_key(|v| order(v));
+        all.into_iter().for_each(out);
+        self.index.clear();
         self.free.clear();
     }
-}
-
-/// Hints the CPU to load the cache lines of `*p` (at most 512 bytes).
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let base = p as *const i8;
-        let mut off = 0;
-        while off < std::mem::size_of::<T>().min(512) {
-            // SAFETY: a prefetch is only a hint; it never faults, whatever the address.
-            unsafe { _mm_prefetch(base.wrapping_add(off), _MM_HINT_T0) };
-            off += 64;
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 #[cfg(test)]
@@ -163,14 +182,16 @@ mod tests {
     #[test]
     fn slots_are_reused_and_values_found() {
         let mut t = FlowTable::default();
-        t.insert_at(key(1), "a");
-        t.insert_at(key(2), "b");
-        assert_eq!(t.remove(&key(1)), Some("a"));
-        let (slot, _) = t.insert_at(key(3), "c");
+        let h = |t: &FlowTable<&str>, p| t.hash(&key(p));
+        t.insert_at(h(&t, 1), key(1), "a");
+        t.insert_at(h(&t, 2), key(2), "b");
+        assert_eq!(t.remove(h(&t, 1), &key(1)), Some("a"));
+        let (slot, _) = t.insert_at(h(&t, 3), key(3), "c");
         assert_eq!(t.slots.len(), 2, "freed slot reused");
-        assert_eq!(t.find(&key(3)), Some(slot));
+        assert_eq!(t.find(h(&t, 3), &key(3)), Some(slot));
+        assert_eq!(t.find(h(&t, 1), &key(1)), None);
         assert_eq!(t.at_mut(slot), Some(&mut "c"));
-        assert_eq!(t.insert_at(key(3), "d").1, Some("c"));
+        assert_eq!(t.insert_at(h(&t, 3), key(3), "d").1, Some("c"));
         let mut out = Vec::new();
         t.drain_by_key(|v| *v, |v| out.push(v));
         assert_eq!(out, ["b", "d"]);
