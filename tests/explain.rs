@@ -624,3 +624,28 @@ fn scenario_errors() {
     assert!(e.contains("/no/such/dir/x.pcap"), "{e}");
     usage_error(&["explain", "scenario", "linux-alive"]);
 }
+
+/// A write that fails (the file size limit, as a full disk would) is reported
+/// by name, one line, exit 2 — and no file, complete-looking or partial, is left.
+#[test]
+fn scenario_write_error_leaves_no_file() {
+    let dir = Scratch::new("fsize");
+    let path = dir.path("big.pcap");
+    // SIGXFSZ ignored, so the write fails with EFBIG instead of killing kaprobe.
+    let out = Command::new("sh")
+        .args(["-c", "trap '' XFSZ; exec prlimit --fsize=100 \"$@\"", "sh"])
+        .arg(env!("CARGO_BIN_EXE_kaprobe"))
+        .args(["explain", "scenario", "linux-alive", "--pcap", path.to_str().unwrap()])
+        .output()
+        .expect("run sh, prlimit, kaprobe");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.starts_with("kaprobe: ") && err.contains("big.pcap: file too large"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    let left: Vec<_> = std::fs::read_dir(&dir.0).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

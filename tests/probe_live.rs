@@ -607,6 +607,109 @@ fn errors_are_one_line_exit_2_and_leave_nothing() {
     assert!(!ss.contains(":7079"), "{ss}");
 }
 
+/// Hides libpcap from the command it runs, in a private mount namespace. `sh -c` arguments:
+/// MODE SCRATCH COMMAND... MODE `absent`: every directory holding a libpcap.so* (as
+/// `ldconfig -p` and the library directories list them) is overlaid and the files deleted
+/// in the overlay (upper layer on a tmpfs mounted on SCRATCH), as when libpcap is not
+/// installed; `broken`: /dev/null is bind-mounted over each. Prints `hidden: SIZE PATH`
+/// (SIZE `absent` when gone) for each path to stderr, then execs COMMAND.
+const HIDE_LIBPCAP: &str = r#"
+mode=$1 scratch=$2
+shift 2
+paths=$( { ldconfig -p | sed -n 's/.*libpcap.*=> //p'
+           ls -d /lib/libpcap.so* /lib/*/libpcap.so* /usr/lib/libpcap.so* /usr/lib/*/libpcap.so* \
+                 /lib64/libpcap.so* /usr/lib64/libpcap.so* 2>/dev/null; } | sort -u)
+[ -n "$paths" ] || { echo "hidden: nothing to hide" >&2; exit 97; }
+files=$(for p in $paths; do readlink -f "$p"; done | sort -u)
+if [ "$mode" = broken ]; then
+    for f in $files; do mount --bind /dev/null "$f" || exit 97; done
+else
+    mount -t tmpfs tmpfs "$scratch" || exit 97
+    for d in $(for f in $files; do dirname "$f"; done | sort -u); do
+        mkdir -p "$scratch/u$d" "$scratch/w$d"
+        mount -t overlay overlay -o "lowerdir=$d,upperdir=$scratch/u$d,workdir=$scratch/w$d" "$d" || exit 97
+        rm -f "$d"/libpcap.so*
+    done
+fi
+for p in $paths; do
+    echo "hidden: $(stat -L -c %s "$p" 2>/dev/null || echo absent) $p" >&2
+done
+exec "$@"
+"#;
+
+/// Without libpcap (not installed, or a broken file), `probe` fails before it creates
+/// anything — one line, exit 2, no --pcap file, no connection — while `verify` and
+/// `explain` (no libpcap needed) still work. Were libpcap linked at load time, the
+/// dynamic loader would refuse to start kaprobe at all (exit 127).
+#[test]
+fn without_libpcap_probe_fails_cleanly_and_verify_still_works() {
+    let Some(lab) = Lab::up("prnopcap", &[]) else {
+        return;
+    };
+    let ns = lab.env("LAB_NS_C");
+    // The overlays' upper layers: a tmpfs mounted here in the private namespace only.
+    let scratch = std::env::temp_dir().join(format!("kaprobe-nolibpcap-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    for (mode, size, why) in [("absent", "absent", "libpcap: not found"), ("broken", "0", "libpcap")] {
+        let hidden = |args: &[&str]| {
+            let mut c = Command::new("ip");
+            c.args([
+                "netns",
+                "exec",
+                &ns,
+                "unshare",
+                "--mount",
+                "sh",
+                "-c",
+                HIDE_LIBPCAP,
+                "sh",
+                mode,
+            ])
+            .arg(&scratch)
+            .arg(env!("CARGO_BIN_EXE_kaprobe"))
+            .args(args);
+            let out = c.stdin(std::process::Stdio::null()).output().unwrap();
+            let err = text(&out.stderr);
+            let (shown, rest): (Vec<&str>, Vec<&str>) = err.lines().partition(|l| l.starts_with("hidden: "));
+            assert!(!shown.is_empty(), "{mode}: nothing hidden: {err}");
+            for l in &shown {
+                assert!(l.starts_with(&format!("hidden: {size} /")), "{mode}: not hidden: {l}");
+            }
+            (out.status.code(), text(&out.stdout), rest.join("\n"))
+        };
+
+        let pcap = lab.path("never.pcap");
+        let (code, out, err) = hidden(&["probe", "--connect", V4, "--pcap", pcap.to_str().unwrap()]);
+        assert_eq!(code, Some(2), "{mode}: {err}");
+        assert_eq!(err.lines().count(), 1, "{mode}: one line: {err}");
+        assert!(err.starts_with("kaprobe: ") && err.contains(why), "{mode}: {err}");
+        assert!(out.is_empty(), "{mode}: {out}");
+        let left: Vec<_> = std::fs::read_dir(&lab.dir).unwrap().collect();
+        assert!(left.is_empty(), "{mode}: left behind: {left:?}");
+        let ss = lab.ok("exec", &["c", "ss", "-tan"]);
+        assert!(!ss.contains(":7077"), "{mode}: {ss}");
+        let log = lab.server_log();
+        assert!(!log.iter().any(|e| e["event"] == "accepted"), "{mode}: {log:?}");
+
+        let cap = capture("linux_ka_answered_v4.pcap");
+        let (code, out, err) = hidden(&["verify", cap.to_str().unwrap()]);
+        assert_eq!(code, Some(0), "{mode}: {err}");
+        assert!(out.contains("3 probes, 0 violations"), "{mode}: {out}");
+        let written = lab.path("linux-alive.pcap");
+        let (code, _, err) = hidden(&[
+            "explain",
+            "scenario",
+            "linux-alive",
+            "--pcap",
+            written.to_str().unwrap(),
+        ]);
+        assert_eq!(code, Some(0), "{mode}: {err}");
+        assert_eq!(verify_json(&written, &[]).code, 0, "{mode}");
+        std::fs::remove_file(&written).unwrap();
+    }
+    std::fs::remove_dir(&scratch).unwrap();
+}
+
 /// A connection owned by another process (peer.py, kernel keepalive off), idle after its
 /// data: kaprobe attaches, provokes the peer into showing its sequence numbers, and
 /// probes on the application's behalf.

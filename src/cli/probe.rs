@@ -5,7 +5,7 @@ use crate::keepalive::{self, Style};
 use crate::live::capture::{check_device, LiveCapture, OpenCapture};
 use crate::live::engine::{self, Event, Mode, Outcome, Setup, Sink};
 use crate::live::send::RawSender;
-use crate::live::{privs, route, socket, LiveError};
+use crate::live::{libpcap, privs, route, socket, LiveError};
 use crate::report::pcap::PcapOut;
 use crate::units::{format_duration, parse_duration};
 use anyhow::{anyhow, Context, Result};
@@ -195,6 +195,8 @@ fn parse_keepalive_time(s: &str) -> std::result::Result<u64, String> {
 }
 
 fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Outcome> {
+    // Without libpcap, fail before any socket, connection or --pcap file exists.
+    libpcap::load()?;
     if args.interval == 0 {
         return Err(anyhow!("--interval: must be more than 0"));
     }

@@ -3,6 +3,7 @@
 //! the engine through a channel (so nothing is lost while the engine waits for
 //! a connection to be set up).
 
+use super::libpcap::{self, Breaker, Next};
 use super::LiveError;
 use crate::decode::LinkType;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +28,7 @@ pub struct LiveCapture {
     pub link_code: i32,
     pub device: String,
     stop: Arc<AtomicBool>,
-    brk: pcap::BreakLoop,
+    brk: Breaker,
     thread: Option<JoinHandle<Option<String>>>,
 }
 
@@ -42,7 +43,7 @@ pub fn check_device(dev: &str) -> Result<(), LiveError> {
 /// An open capture whose reading thread has not started yet (privileges can
 /// still be dropped before any thread exists).
 pub struct OpenCapture {
-    cap: pcap::Capture<pcap::Active>,
+    cap: libpcap::Capture,
     pub link: LinkType,
     pub link_code: i32,
     pub device: String,
@@ -52,9 +53,9 @@ impl OpenCapture {
     /// Opens `device` with `filter` (BPF syntax); packets are buffered by the
     /// kernel from now on.
     pub fn open(device: &str, filter: &str) -> Result<OpenCapture, LiveError> {
+        let api = libpcap::load()?;
         check_device(device)?;
-        let err = |e: pcap::Error| {
-            let why = e.to_string();
+        let err = |why: String| {
             let why = if why.contains("ermission") || why.contains("not permitted") {
                 "permission denied (run as root or give kaprobe CAP_NET_RAW)".to_string()
             } else {
@@ -62,18 +63,10 @@ impl OpenCapture {
             };
             LiveError::new(format!("capture on {device}"), why)
         };
-        let mut cap = pcap::Capture::from_device(device)
-            .map_err(err)?
-            .immediate_mode(true)
-            .snaplen(256)
-            .timeout(50)
-            .buffer_size(4 << 20)
-            .precision(pcap::Precision::Nano)
-            .open()
-            .map_err(err)?;
-        cap.filter(filter, true)
-            .map_err(|e| LiveError::new(format!("capture filter '{filter}'"), e.to_string()))?;
-        let link_code = cap.get_datalink().0;
+        let mut cap = libpcap::Capture::open(api, device, 256, 50, 4 << 20).map_err(err)?;
+        cap.set_filter(filter)
+            .map_err(|e| LiveError::new(format!("capture filter '{filter}'"), e))?;
+        let link_code = cap.datalink();
         let link = LinkType::from_code(link_code as u32).ok_or_else(|| {
             LiveError::new(
                 format!("capture on {device}"),
@@ -96,32 +89,29 @@ impl OpenCapture {
             link_code,
             device,
         } = self;
-        let brk = cap.breakloop_handle();
+        let brk = cap.breaker();
         let (tx, rx) = channel();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
             while !flag.load(Ordering::Relaxed) {
-                match cap.next_packet() {
-                    Ok(p) => {
-                        let received = std::time::Instant::now();
-                        let ts = p.header.ts;
-                        // Nanosecond precision: tv_usec holds nanoseconds.
-                        let time = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_usec as u64;
+                match cap.next_frame() {
+                    Next::Frame(time, wire_len, data) => {
                         let f = Frame {
                             time,
-                            received,
-                            data: p.data.to_vec(),
-                            wire_len: p.header.len,
+                            received: std::time::Instant::now(),
+                            data: data.to_vec(),
+                            wire_len,
                         };
                         if tx.send(f).is_err() {
                             return None;
                         }
                     }
-                    Err(pcap::Error::TimeoutExpired) => {}
+                    Next::Timeout => {}
                     // pcap_breakloop() from stop(): not an error.
-                    Err(_) if flag.load(Ordering::Relaxed) => return None,
-                    Err(e) => return Some(e.to_string()),
+                    Next::Break => return None,
+                    Next::Error(_) if flag.load(Ordering::Relaxed) => return None,
+                    Next::Error(e) => return Some(e),
                 }
             }
             None

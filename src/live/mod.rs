@@ -4,6 +4,7 @@
 
 pub mod capture;
 pub mod engine;
+pub mod libpcap;
 pub mod privs;
 pub mod route;
 pub mod send;

@@ -1,7 +1,10 @@
-//! Writing captures (nanosecond pcap, Ethernet or another link type) through libpcap. The file
+//! Writing captures: nanosecond pcap, Ethernet or another link type. The file
 //! appears under its name only when complete: frames go to a temporary file
 //! beside it, renamed by `finish`; dropped unfinished, the temporary is removed.
 
+use pcap_parser::{Linktype, PcapHeader, ToVec};
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -11,15 +14,22 @@ pub struct PcapWriteError {
     pub why: String,
 }
 
+/// The pcap magic number for nanosecond timestamps.
+const MAGIC_NS: u32 = 0xa1b2_3c4d;
+/// The snaplen the header announces (what libpcap's writer put there).
+const SNAPLEN: u32 = 65535;
+
 pub struct PcapOut {
-    file: Option<pcap::Savefile>,
+    file: Option<BufWriter<File>>,
+    /// The first write error: `write` has no result, `finish` reports it.
+    failed: Option<std::io::Error>,
     tmp: PathBuf,
     dest: PathBuf,
 }
 
 impl PcapOut {
     pub fn create(dest: &Path) -> Result<PcapOut, PcapWriteError> {
-        Self::create_with_link(dest, pcap::Linktype::ETHERNET.0)
+        Self::create_with_link(dest, Linktype::ETHERNET.0)
     }
 
     /// A capture of frames of link type `link` (a DLT/LINKTYPE number, e.g. what
@@ -31,10 +41,16 @@ impl PcapOut {
         };
         let name = dest.file_name().ok_or_else(|| err("not a file name".into()))?;
         let tmp = dest.with_file_name(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
-        let dead = pcap::Capture::dead_with_precision(pcap::Linktype(link), pcap::Precision::Nano)
-            .map_err(|e| err(e.to_string()))?;
-        let file = dead.savefile(&tmp).map_err(|e| err(e.to_string()))?;
+        let header = PcapHeader {
+            magic_number: MAGIC_NS,
+            snaplen: SNAPLEN,
+            network: Linktype(link),
+            ..PcapHeader::new()
+        };
+        let header = header.to_vec_raw().map_err(|e| err(format!("pcap header: {e:?}")))?;
+        let mut file = BufWriter::new(File::create(&tmp).map_err(|e| err(crate::live::io_reason(&e)))?);
         Ok(PcapOut {
+            failed: file.write_all(&header).err(),
             file: Some(file),
             tmp,
             dest: dest.to_path_buf(),
@@ -58,30 +74,40 @@ impl PcapOut {
     /// Appends a frame that was `wire_len` bytes on the wire (more than `frame`
     /// holds when the capture's snaplen cut it).
     pub fn write_snapped(&mut self, time_ns: u64, frame: &[u8], wire_len: u32) {
-        let header = pcap::PacketHeader {
-            ts: libc::timeval {
-                tv_sec: (time_ns / 1_000_000_000) as libc::time_t,
-                // Nanosecond precision: libpcap keeps nanoseconds in tv_usec.
-                tv_usec: (time_ns % 1_000_000_000) as libc::suseconds_t,
-            },
-            caplen: frame.len() as u32,
-            len: wire_len.max(frame.len() as u32),
+        let (Some(f), None) = (self.file.as_mut(), &self.failed) else {
+            return;
         };
-        if let Some(f) = self.file.as_mut() {
-            f.write(&pcap::Packet::new(&header, frame));
-        }
+        // A pcap record (pcap_parser's LegacyPcapBlock, whose `to_vec` would
+        // allocate for every frame): seconds, nanoseconds, captured and wire
+        // lengths, little-endian like the header, then the frame.
+        let caplen = frame.len() as u32;
+        let record = [
+            (time_ns / 1_000_000_000) as u32,
+            (time_ns % 1_000_000_000) as u32,
+            caplen,
+            wire_len.max(caplen),
+        ];
+        let written = record
+            .iter()
+            .try_for_each(|v| f.write_all(&v.to_le_bytes()))
+            .and_then(|_| f.write_all(frame));
+        self.failed = written.err();
     }
 
-    /// Flushes, closes and moves the file into place.
+    /// Flushes, closes and moves the file into place; the first write error, if
+    /// any (the temporary file is then removed).
     pub fn finish(mut self) -> Result<(), PcapWriteError> {
-        let err = |why: String| PcapWriteError {
+        let err = |e: std::io::Error| PcapWriteError {
             path: self.dest.display().to_string(),
-            why,
+            why: crate::live::io_reason(&e),
         };
-        if let Some(mut f) = self.file.take() {
-            f.flush().map_err(|e| err(e.to_string()))?;
+        if let Some(e) = self.failed.take() {
+            return Err(err(e));
         }
-        std::fs::rename(&self.tmp, &self.dest).map_err(|e| err(e.to_string()))
+        if let Some(f) = self.file.take() {
+            f.into_inner().map_err(|e| err(e.into_error()))?;
+        }
+        std::fs::rename(&self.tmp, &self.dest).map_err(err)
     }
 }
 
