@@ -114,7 +114,9 @@ impl<W: Write> Sink for Collector<'_, W> {
         self.keepalive_flows += keepalive as u64;
         self.totals.violations += c.keepalive().violations_total as u64;
         let events = self.ladder.as_mut().map(|l| l.take(c.id));
-        if !self.shows(&c) {
+        // -q without --expect or --json: the counts above are all that is shown.
+        let reported = self.args.json || self.args.expect.is_some() || !self.args.quiet;
+        if !self.shows(&c) || !reported {
             return;
         }
         if let Some((events, after)) = events {

@@ -1,69 +1,100 @@
-//! The common case without the lax slicer's copies: Ethernet (untagged) or
-//! raw IP carrying a whole, unfragmented TCP segment in IPv4 or in IPv6
-//! without extension headers. Parsing is etherparse's header slices; anything
-//! else (VLAN tags, cooked captures, truncation, fragments, extension
-//! headers) returns `None` and takes the lax path, which handles everything.
+//! The common case, read straight from the bytes: Ethernet (untagged or up to
+//! two 802.1Q tags) or raw IP carrying a whole, unfragmented TCP segment in
+//! IPv4 or in IPv6 without extension headers. Why by hand: this runs on every
+//! packet, and etherparse's validating slices cost several times more than
+//! the few fixed-offset reads needed here. Anything unusual (cooked captures,
+//! truncation, fragments, IP options that do not add up, extension headers)
+//! returns `None` and takes etherparse's lax path, which handles everything;
+//! a property test checks both paths agree wherever this one answers.
 
 use super::{LinkType, Packet};
 use crate::wire::{Flags, Segment, Seq, TcpOptions};
-use etherparse::{IpNumber, Ipv4HeaderSlice, Ipv6HeaderSlice, TcpHeaderSlice};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const ETH_HEADER: usize = 14;
+const VLAN_TAG: usize = 4;
 const IPV6_HEADER: usize = 40;
+const TCP: u8 = 6;
 
+#[inline(always)]
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+#[inline(always)]
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+#[inline]
 pub fn decode(link: LinkType, frame: &[u8]) -> Option<Packet> {
+    let mut vlan = [0u16; 2];
     let ip = match link {
-        LinkType::Ethernet => match frame.get(12..14)? {
-            [0x08, 0x00] | [0x86, 0xdd] => &frame[ETH_HEADER..],
-            _ => return None,
-        },
+        LinkType::Ethernet => {
+            let mut at = 12;
+            let mut tags = 0;
+            loop {
+                match be16(frame.get(..at + 2)?, at) {
+                    0x0800 | 0x86dd => break,
+                    0x8100 | 0x88a8 if tags < 2 => {
+                        vlan[tags] = be16(frame.get(..at + 4)?, at + 2) & 0x0fff;
+                        tags += 1;
+                        at += VLAN_TAG;
+                    }
+                    _ => return None,
+                }
+            }
+            debug_assert_eq!(at, ETH_HEADER - 2 + tags * VLAN_TAG);
+            &frame[at + 2..]
+        }
         LinkType::RawIp | LinkType::Ipv4 | LinkType::Ipv6 => frame,
         _ => return None,
     };
     let (src, dst, tcp, ttl) = match ip.first()? >> 4 {
         4 => {
-            let h = Ipv4HeaderSlice::from_slice(ip).ok()?;
-            let total = h.total_len() as usize;
-            if h.protocol() != IpNumber::TCP
-                || h.is_fragmenting_payload()
-                || total < h.slice().len()
-                || total > ip.len()
-            {
+            let ihl = (ip[0] & 0x0f) as usize * 4;
+            let h = ip.get(..20)?;
+            let total = be16(h, 2) as usize;
+            // MF set or a fragment offset: a fragment, for the lax path to count.
+            let fragment = be16(h, 6) & 0x3fff != 0;
+            if ihl < 20 || h[9] != TCP || fragment || total < ihl || total > ip.len() {
                 return None;
             }
-            let src = IpAddr::V4(Ipv4Addr::from(h.source()));
-            let dst = IpAddr::V4(Ipv4Addr::from(h.destination()));
-            (src, dst, &ip[h.slice().len()..total], h.ttl())
+            let src = IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15]));
+            let dst = IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19]));
+            (src, dst, &ip[ihl..total], h[8])
         }
         6 => {
-            let h = Ipv6HeaderSlice::from_slice(ip).ok()?;
-            let total = IPV6_HEADER + h.payload_length() as usize;
-            if h.next_header() != IpNumber::TCP || total == IPV6_HEADER || total > ip.len() {
+            let h = ip.get(..IPV6_HEADER)?;
+            let total = IPV6_HEADER + be16(h, 4) as usize;
+            if h[6] != TCP || total == IPV6_HEADER || total > ip.len() {
                 return None;
             }
-            let src = IpAddr::V6(Ipv6Addr::from(h.source()));
-            let dst = IpAddr::V6(Ipv6Addr::from(h.destination()));
-            (src, dst, &ip[IPV6_HEADER..total], h.hop_limit())
+            let addr = |at: usize| IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&h[at..at + 16]).unwrap()));
+            (addr(8), addr(24), &ip[IPV6_HEADER..total], h[7])
         }
         _ => return None,
     };
-    let t = TcpHeaderSlice::from_slice(tcp).ok()?;
-    let payload = &tcp[t.slice().len()..];
+    let t = tcp.get(..20)?;
+    let doff = (t[12] >> 4) as usize * 4;
+    if doff < 20 || doff > tcp.len() {
+        return None;
+    }
+    let payload = &tcp[doff..];
     Some(Packet {
-        vlan: [0, 0],
+        vlan,
         src,
         dst,
         tcp: Segment {
-            src_port: t.source_port(),
-            dst_port: t.destination_port(),
-            seq: Seq(t.sequence_number()),
-            ack: Seq(t.acknowledgment_number()),
-            flags: Flags(t.slice()[13]),
-            window: t.window_size(),
+            src_port: be16(t, 0),
+            dst_port: be16(t, 2),
+            seq: Seq(be32(t, 4)),
+            ack: Seq(be32(t, 8)),
+            flags: Flags(t[13]),
+            window: be16(t, 14),
             payload_len: payload.len() as u32,
             first_byte: payload.first().copied(),
-            options: TcpOptions::parse(t.options()),
+            options: TcpOptions::parse(&tcp[20..doff]),
         },
         truncated: false,
         ttl,

@@ -48,6 +48,11 @@ pub fn decode(link: LinkType, frame: &[u8], snapped: bool) -> Result<Packet, Ski
     if let Some(p) = fast::decode(link, frame) {
         return Ok(p);
     }
+    lax(link, frame, snapped)
+}
+
+/// Every frame, through etherparse's lax slicer.
+fn lax(link: LinkType, frame: &[u8], snapped: bool) -> Result<Packet, Skip> {
     let sliced = match link {
         // A match, not map_err: the sliced packet is large, and map_err copies it.
         LinkType::Ethernet => match LaxSlicedPacket::from_ethernet(frame) {

@@ -147,3 +147,103 @@ fn built_segments_carry_linux_option_layout() {
     // Ethernet 14 + IPv4 20 + TCP fixed 20: options start with NOP, NOP, TS.
     assert_eq!(&f[ETH_HEADER + 40..ETH_HEADER + 44], &[1, 1, 8, 10]);
 }
+
+mod fast_path {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A built frame: IPv4 or IPv6, 0–2 VLAN tags, options, payload.
+    fn built() -> impl Strategy<Value = Vec<u8>> {
+        (
+            any::<bool>(),
+            0usize..3,
+            any::<(u32, u32, u16, u8)>(),
+            prop::option::of(any::<(u32, u32)>()),
+            prop::collection::vec(any::<u8>(), 0..40),
+        )
+            .prop_map(|(v6, tags, (seq, ack, window, flags), ts, payload)| {
+                let (src, dst) = if v6 {
+                    (addr("[fd00::1]:40000"), addr("[fd00::2]:80"))
+                } else {
+                    (addr("10.0.0.1:40000"), addr("10.0.0.2:80"))
+                };
+                let mut spec = SegmentSpec::new(src, dst, Seq(seq), Seq(ack), flags);
+                spec.window = window;
+                spec.timestamp = ts;
+                spec.payload = &payload;
+                let vlan = [100, 200];
+                spec.vlan = &vlan[..tags];
+                let mut out = Vec::new();
+                ethernet_frame(&spec, &mut out).unwrap();
+                out
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+        /// Wherever the fast path answers, on built frames and on frames with
+        /// header bits flipped, it answers what etherparse's lax path does.
+        #[test]
+        fn agrees_with_the_lax_path(
+            frame in built(),
+            flips in prop::collection::vec((0usize..72, 0u8..8), 0..6),
+            cut in prop::option::of(any::<prop::sample::Index>()),
+        ) {
+            let mut f = frame;
+            for (at, bit) in flips {
+                let i = at % f.len();
+                f[i] ^= 1 << bit;
+            }
+            if let Some(c) = cut {
+                f.truncate(c.index(f.len() + 1));
+            }
+            for link in [LinkType::Ethernet, LinkType::RawIp] {
+                let bytes = if link == LinkType::RawIp { f.get(ETH_HEADER..).unwrap_or(&[]) } else { &f[..] };
+                if let Some(p) = fast::decode(link, bytes) {
+                    prop_assert_eq!(Ok(p), lax(link, bytes, false));
+                    prop_assert_eq!(Ok(p), lax(link, bytes, true));
+                }
+            }
+        }
+    }
+
+    /// What the fast path leaves to the lax one, which counts or skips it.
+    #[test]
+    fn leaves_fragments_and_odd_headers_alone() {
+        let f = probe_frame("10.0.0.1:1", "10.0.0.2:2", &[]);
+        let ip = ETH_HEADER;
+        let tweaked = |at: usize, or: u8| {
+            let mut g = f.clone();
+            g[at] |= or;
+            g
+        };
+        for (what, g) in [
+            ("more fragments", tweaked(ip + 6, 0x20)),
+            ("fragment offset", tweaked(ip + 7, 0x01)),
+            ("IHL 15 beyond the packet", tweaked(ip, 0x0f)),
+            ("TCP data offset 15", tweaked(ip + 20 + 12, 0xf0)),
+            ("three VLAN tags", {
+                let mut g = probe_frame("10.0.0.1:1", "10.0.0.2:2", &[1, 2]);
+                g.splice(20..20, [0x81, 0x00, 0x00, 0x03]);
+                g
+            }),
+        ] {
+            assert_eq!(fast::decode(LinkType::Ethernet, &g), None, "{what}");
+        }
+        let mut jumbo = probe_frame("[fd00::1]:1", "[fd00::2]:2", &[]);
+        jumbo[ip + 4..ip + 6].fill(0);
+        assert_eq!(fast::decode(LinkType::Ethernet, &jumbo), None, "IPv6 payload length 0");
+    }
+
+    #[test]
+    fn answers_the_common_frames() {
+        for vlan in [&[][..], &[7], &[7, 8]] {
+            for (src, dst) in [("10.0.0.1:1", "10.0.0.2:2"), ("[fd00::1]:1", "[fd00::2]:2")] {
+                let f = probe_frame(src, dst, vlan);
+                let p = fast::decode(LinkType::Ethernet, &f).expect("fast path");
+                check_probe(&p);
+                assert_eq!(&p.vlan[..vlan.len()], vlan);
+            }
+        }
+    }
+}
