@@ -2,7 +2,10 @@
 //! etherparse's zero-copy `TcpSlice`; plain `Copy` data, no allocation.
 
 use super::seq::Seq;
-use etherparse::{TcpOptionElement, TcpOptionsIterator};
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
 
 /// TCP header flags as the wire byte 13.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -76,33 +79,53 @@ pub struct TcpOptions {
 }
 
 impl TcpOptions {
+    /// Walks the options (RFC 9293 §3.2): EOL ends them, NOP is one byte,
+    /// every other kind carries its length. Unknown kinds (MPTCP, TFO, …) are
+    /// skipped. A length that runs past the header, or a known kind with the
+    /// wrong length, makes the rest unreadable: `malformed`. By hand rather
+    /// than etherparse's iterator: it runs on every packet, and the iterator
+    /// gives up on the first unknown kind.
     pub fn parse(raw: &[u8]) -> TcpOptions {
         let mut o = TcpOptions::default();
         // What nearly every Linux segment carries: NOP, NOP, timestamp.
         if let [1, 1, 8, 10, v @ ..] = raw {
             if v.len() == 8 {
-                let val = u32::from_be_bytes([v[0], v[1], v[2], v[3]]);
-                let ecr = u32::from_be_bytes([v[4], v[5], v[6], v[7]]);
-                o.timestamp = Some((val, ecr));
+                o.timestamp = Some((be32(v, 0), be32(v, 4)));
                 return o;
             }
         }
-        for el in TcpOptionsIterator::from_slice(raw) {
-            match el {
-                Ok(TcpOptionElement::MaximumSegmentSize(v)) => o.mss = Some(v),
-                Ok(TcpOptionElement::WindowScale(v)) => o.wscale = Some(v),
-                Ok(TcpOptionElement::SelectiveAcknowledgementPermitted) => o.sack_permitted = true,
-                Ok(TcpOptionElement::Timestamp(val, ecr)) => o.timestamp = Some((val, ecr)),
-                Ok(TcpOptionElement::SelectiveAcknowledgement(first, rest)) => {
-                    o.push_sack(first);
-                    rest.iter().flatten().for_each(|b| o.push_sack(*b));
+        let mut i = 0;
+        while let Some(&kind) = raw.get(i) {
+            match kind {
+                0 => break,
+                1 => {
+                    i += 1;
+                    continue;
                 }
-                Ok(TcpOptionElement::Noop) => {}
-                Err(_) => {
+                _ => {}
+            }
+            let len = raw.get(i + 1).map_or(0, |&l| l as usize);
+            let Some(v) = raw.get(i + 2..i + len).filter(|_| len >= 2) else {
+                o.malformed = true;
+                break;
+            };
+            match (kind, v.len()) {
+                (2, 2) => o.mss = Some(u16::from_be_bytes([v[0], v[1]])),
+                (3, 1) => o.wscale = Some(v[0]),
+                (4, 0) => o.sack_permitted = true,
+                (5, n) if n % 8 == 0 && n > 0 => {
+                    for b in v.chunks_exact(8) {
+                        o.push_sack((be32(b, 0), be32(b, 4)));
+                    }
+                }
+                (8, 8) => o.timestamp = Some((be32(v, 0), be32(v, 4))),
+                (2..=5 | 8, _) => {
                     o.malformed = true;
                     break;
                 }
+                _ => {}
             }
+            i += len;
         }
         o
     }
@@ -150,6 +173,7 @@ impl Segment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn parses_syn_options() {
@@ -183,6 +207,74 @@ mod tests {
         // A timestamp option that claims 10 bytes but has 4.
         let o = TcpOptions::parse(&[8, 10, 0, 0]);
         assert!(o.malformed);
+    }
+
+    #[test]
+    fn skips_unknown_kinds() {
+        // MPTCP (30, 4 bytes), then NOP NOP TS: the timestamp still counts.
+        let o = TcpOptions::parse(&[30, 4, 0, 0, 1, 1, 8, 10, 0, 0, 0, 5, 0, 0, 0, 6]);
+        assert_eq!(o.timestamp, Some((5, 6)));
+        assert!(!o.malformed);
+        // EOL ends the list; what follows is padding.
+        let o = TcpOptions::parse(&[0, 8, 10, 0, 0, 0, 5]);
+        assert_eq!(o.timestamp, None);
+        assert!(!o.malformed);
+    }
+
+    #[test]
+    fn flags_wrong_lengths() {
+        for raw in [
+            &[2, 3, 5][..],
+            &[8, 9, 0, 0, 0, 0, 0, 0, 0],
+            &[5, 6, 0, 0, 0, 0],
+            &[3, 1],
+            &[30, 0],
+        ] {
+            assert!(TcpOptions::parse(raw).malformed, "{raw:?}");
+        }
+    }
+
+    /// One well-formed option of a kind kaprobe reads.
+    fn option() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(vec![1u8]),
+            any::<u16>().prop_map(|m| vec![2, 4, (m >> 8) as u8, m as u8]),
+            (0u8..15).prop_map(|w| vec![3, 3, w]),
+            Just(vec![4, 2]),
+            prop::collection::vec(any::<u8>(), 8).prop_map(|b| [vec![8, 10], b].concat()),
+            (1usize..4)
+                .prop_flat_map(|n| prop::collection::vec(any::<u8>(), 8 * n))
+                .prop_map(|b| [vec![5, 2 + b.len() as u8], b].concat()),
+        ]
+    }
+
+    proptest! {
+        /// Lists of well-formed options, cut anywhere, read as etherparse reads them.
+        #[test]
+        fn agrees_with_etherparse(opts in prop::collection::vec(option(), 0..6), cut in any::<prop::sample::Index>()) {
+            use etherparse::{TcpOptionElement as E, TcpOptionsIterator};
+            let all = opts.concat();
+            let raw = &all[..cut.index(all.len() + 1)];
+            let mut want = TcpOptions::default();
+            for el in TcpOptionsIterator::from_slice(raw) {
+                match el {
+                    Ok(E::MaximumSegmentSize(v)) => want.mss = Some(v),
+                    Ok(E::WindowScale(v)) => want.wscale = Some(v),
+                    Ok(E::SelectiveAcknowledgementPermitted) => want.sack_permitted = true,
+                    Ok(E::Timestamp(v, e)) => want.timestamp = Some((v, e)),
+                    Ok(E::SelectiveAcknowledgement(first, rest)) => {
+                        want.push_sack(first);
+                        rest.iter().flatten().for_each(|b| want.push_sack(*b));
+                    }
+                    Ok(E::Noop) => {}
+                    Err(_) => {
+                        want.malformed = true;
+                        break;
+                    }
+                }
+            }
+            prop_assert_eq!(TcpOptions::parse(raw), want);
+        }
     }
 
     #[test]
