@@ -12,7 +12,7 @@
 
 use super::{CaptureError, ReadSummary, Record};
 use crate::decode::LinkType;
-use pcap_parser::pcap::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_header};
+use pcap_parser::pcap::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_header, LegacyPcapBlock};
 use pcap_parser::pcapng::Block;
 use pcap_parser::pcapng::{parse_block_be, parse_block_le};
 use pcap_parser::traits::PcapNGPacketBlock;
@@ -139,9 +139,8 @@ impl Blocks<'_> {
                 None
             }
             PcapBlockOwned::Legacy(b) => {
-                let i = &self.ifaces[0];
-                let ts = b.ts_sec as u64 * i.units + b.ts_usec as u64;
-                Some((i, i.time(ts), b.data, b.origlen))
+                self.legacy(b, each);
+                None
             }
             PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
                 self.ifaces.clear();
@@ -181,17 +180,39 @@ impl Blocks<'_> {
         };
         if let Some((i, time, data, wire_len)) = frame {
             self.sum.records += 1;
-            self.sum.unknown_link += i.link.is_none() as u64;
-            each(&Record {
-                frame: self.sum.records,
-                time,
-                link: i.link,
-                link_code: i.code,
-                data,
-                wire_len,
-            });
+            Self::frame(i, &mut self.sum, time, data, wire_len, each);
         }
         Ok(())
+    }
+
+    /// A classic pcap record (straight from the mapped reader, without the
+    /// general block enum, on the path most captures take).
+    #[inline]
+    fn legacy(&mut self, b: &LegacyPcapBlock, each: &mut impl FnMut(&Record)) {
+        let i = &self.ifaces[0];
+        let ts = b.ts_sec as u64 * i.units + b.ts_usec as u64;
+        self.sum.records += 1;
+        Self::frame(i, &mut self.sum, i.time(ts), b.data, b.origlen, each);
+    }
+
+    #[inline]
+    fn frame(
+        i: &Interface,
+        sum: &mut ReadSummary,
+        time: u64,
+        data: &[u8],
+        wire_len: u32,
+        each: &mut impl FnMut(&Record),
+    ) {
+        sum.unknown_link += i.link.is_none() as u64;
+        each(&Record {
+            frame: sum.records,
+            time,
+            link: i.link,
+            link_code: i.code,
+            data,
+            wire_len,
+        });
     }
 
     /// The error for a block that did not parse. `claimed` reads the 32-bit
@@ -281,7 +302,7 @@ fn read_mapped(data: &[u8], st: &mut Blocks, each: &mut impl FnMut(&Record)) -> 
                 st.offset = pos as u64;
                 ahead.prefetch(data, pos);
                 let (rest, b) = parse(&data[pos..]).map_err(|e| st.error(unnom(e), claimed))?;
-                st.block(&PcapBlockOwned::Legacy(b), each)?;
+                st.legacy(&b, each);
                 pos = data.len() - rest.len();
             }
         }
