@@ -9,6 +9,8 @@
 //!
 //! A mapped file that another process truncates while kaprobe reads it
 //! raises SIGBUS, as with any mmap reader (tcpdump and dumpcap only append).
+//! Pages already parsed are unmapped as the reader moves on, so resident
+//! memory does not grow with the file.
 
 use super::{CaptureError, ReadSummary, Record};
 use crate::decode::LinkType;
@@ -243,24 +245,48 @@ impl Blocks<'_> {
     }
 }
 
-/// Loads the mapped file into the cache a few KiB ahead of the parser: the
-/// hardware prefetcher stops at page boundaries, and a record header that
-/// comes from memory stalls the whole pipeline.
-#[derive(Default)]
-struct Ahead {
-    done: usize,
+/// Keeps the mapped file ready ahead of the parser and lets go of it behind:
+/// bytes are loaded into the CPU cache a few KiB ahead (the hardware
+/// prefetcher stops at page boundaries, and a record header that comes from
+/// memory stalls everything), and pages far behind are unmapped, so the
+/// process's memory follows flows, not the size of the file (the pages stay
+/// in the page cache; nothing is read twice).
+struct Ahead<'m> {
+    map: &'m memmap2::Mmap,
+    cached: usize,
+    released: usize,
 }
 
-impl Ahead {
-    const DISTANCE: usize = 4096;
+impl<'m> Ahead<'m> {
+    const CACHE: usize = 4 << 10;
+    const RELEASE: usize = 4 << 20;
+
+    fn new(map: &'m memmap2::Mmap) -> Self {
+        Ahead {
+            map,
+            cached: 0,
+            released: 0,
+        }
+    }
 
     #[inline]
-    fn prefetch(&mut self, data: &[u8], pos: usize) {
-        let until = (pos + Self::DISTANCE).min(data.len());
-        if self.done < until {
-            let from = self.done.max(pos);
-            crate::flow::prefetch::lines(data[from..].as_ptr(), until - from);
-            self.done = until;
+    fn prefetch(&mut self, pos: usize) {
+        if pos >= self.released + 2 * Self::RELEASE {
+            let end = pos - Self::RELEASE;
+            // SAFETY: MADV_DONTNEED on a read-only file mapping only unmaps:
+            // a later read of those bytes faults them back in from the file,
+            // unchanged. No record before `end` is still being read.
+            let _ = unsafe {
+                self.map
+                    .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, self.released, end - self.released)
+            };
+            self.released = end;
+        }
+        let until = (pos + Self::CACHE).min(self.map.len());
+        if self.cached < until {
+            let from = self.cached.max(pos);
+            crate::flow::prefetch::lines(self.map[from..].as_ptr(), until - from);
+            self.cached = until;
         }
     }
 }
@@ -274,7 +300,9 @@ fn unnom(e: pcap_parser::nom::Err<PcapError<&[u8]>>) -> PcapError<&[u8]> {
 }
 
 /// Parses a whole mapped file in place.
-fn read_mapped(data: &[u8], st: &mut Blocks, each: &mut impl FnMut(&Record)) -> Result<(), CaptureError> {
+fn read_mapped(map: &memmap2::Mmap, st: &mut Blocks, each: &mut impl FnMut(&Record)) -> Result<(), CaptureError> {
+    let data: &[u8] = map;
+    let mut ahead = Ahead::new(map);
     let claimed = |at: u64, big_endian: bool| {
         let b: [u8; 4] = data.get(at as usize..at as usize + 4)?.try_into().ok()?;
         Some(if big_endian {
@@ -297,10 +325,9 @@ fn read_mapped(data: &[u8], st: &mut Blocks, each: &mut impl FnMut(&Record)) -> 
             } else {
                 parse_pcap_frame
             };
-            let mut ahead = Ahead::default();
             while pos < data.len() {
                 st.offset = pos as u64;
-                ahead.prefetch(data, pos);
+                ahead.prefetch(pos);
                 let (rest, b) = parse(&data[pos..]).map_err(|e| st.error(unnom(e), claimed))?;
                 st.legacy(&b, each);
                 pos = data.len() - rest.len();
@@ -308,10 +335,9 @@ fn read_mapped(data: &[u8], st: &mut Blocks, each: &mut impl FnMut(&Record)) -> 
         }
         Some(Format::PcapNg) => {
             let mut big_endian = false;
-            let mut ahead = Ahead::default();
             while pos < data.len() {
                 st.offset = pos as u64;
-                ahead.prefetch(data, pos);
+                ahead.prefetch(pos);
                 let parse = if big_endian { parse_block_be } else { parse_block_le };
                 let (rest, b) = parse(&data[pos..]).map_err(|e| st.error(unnom(e), claimed))?;
                 if let Block::SectionHeader(shb) = &b {
