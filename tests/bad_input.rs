@@ -469,7 +469,9 @@ fn pcapng_cut_mid_block() {
 fn pcapng_cut_mid_section_header() {
     let s = Scratch::new("pcapng_cut_mid_shb");
     let p = s.write("cut-shb.pcapng", &ng_shb()[..20]);
-    assert_unreadable(&verify(&[&p]), &p, &[]);
+    let r = verify(&[&p]);
+    assert_unreadable(&r, &p, &["truncated file header"]);
+    assert_eq!(r.stdout, "", "nothing analysed");
 }
 
 /// The fallback reader (mixed link types) knows byte offsets.
@@ -644,4 +646,156 @@ fn valid_files_beside_bad_ones_are_analysed_json() {
     assert_eq!(summary["files"], 3);
     assert_eq!(summary["unreadable_files"], 2);
     assert_eq!(summary["packets"], 10);
+}
+
+// ---------------------------------------------------------------------------
+// Reading: mapped files and pipes
+
+/// `kaprobe ARGS...` with `feed` writing its stdin (then closing it), stdout and
+/// stderr collected; killed after `TIMEOUT`.
+fn run_fed(args: &[&str], feed: impl FnOnce(std::process::ChildStdin) + Send + 'static) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kaprobe");
+    let stdin = child.stdin.take().unwrap();
+    let writer = thread::spawn(move || feed(stdin));
+    let out = wait_killing_after_timeout(child);
+    writer.join().unwrap();
+    out
+}
+
+fn wait_killing_after_timeout(mut child: std::process::Child) -> Run {
+    let drain = |mut r: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kaprobe hung: still running after {TIMEOUT:?}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    };
+    Run {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&out.join().unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
+    }
+}
+
+/// A capture whose second record (3 KiB) arrives over a pipe in 1000-byte
+/// pieces, one every 20 ms: reading waits for the rest of a record however
+/// many reads it takes (`tcpdump -w - | kaprobe verify /dev/stdin`).
+#[test]
+fn slow_pipe_writer_is_waited_for() {
+    let mut f = pcap_header(65535, LINKTYPE_ETHERNET);
+    let fr = frames();
+    f.extend(record(1, &fr[0]));
+    f.extend(record(1, &tcp_frame(false, 5000, 1005, &[7u8; 3000])));
+    f.extend(record(61, &fr[2]));
+    let r = run_fed(&["verify", "/dev/stdin"], move |mut w| {
+        use std::io::Write;
+        for piece in f.chunks(1000) {
+            w.write_all(piece).unwrap();
+            w.flush().unwrap();
+            thread::sleep(Duration::from_millis(20));
+        }
+    });
+    assert_no_panic(&r);
+    assert_eq!(r.code, Some(0), "stderr: {}", r.stderr);
+    assert!(r.stdout.contains("/dev/stdin: 3 packets"), "{}", r.stdout);
+}
+
+/// A named pipe whose writer has gone, holding a capture cut mid-record: the
+/// error names the record, and kaprobe does not wait for a writer that will
+/// never come back.
+#[test]
+fn cut_capture_from_a_fifo_does_not_hang() {
+    let s = Scratch::new("fifo");
+    let fifo = s.path("cap.fifo");
+    let ok = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(ok.success());
+    let (mut f, off) = two_good_records();
+    f.extend(&record(3, &frames()[2])[..20]);
+    let path = fifo.clone();
+    let writer = thread::spawn(move || fs::write(path, f).unwrap());
+    let child = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
+        .args(["verify".as_ref(), fifo.as_os_str()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let r = wait_killing_after_timeout(child);
+    writer.join().unwrap();
+    assert_unreadable(&r, &fifo, &["record 3", &format!("byte offset {off}"), "truncated"]);
+}
+
+/// The 4 MiB record limit holds for mapped files as for pipes: a larger record
+/// is a damaged length field, reported with its value.
+#[test]
+fn record_over_4_mib_is_refused_in_a_mapped_file() {
+    let s = Scratch::new("over4mib");
+    let (mut f, off) = two_good_records();
+    let big = vec![0u8; 5 << 20];
+    f.extend(record(3, &big));
+    f.extend(record(4, &frames()[2]));
+    let p = s.write("big-record.pcap", &f);
+    assert_unreadable(
+        &verify(&[&p]),
+        &p,
+        &["record 3", &format!("byte offset {off}"), "5242880", "4 MiB"],
+    );
+}
+
+/// A capture truncated by another process while kaprobe reads it (log rotation,
+/// copytruncate): one error line naming the file and exit 2, not death by SIGBUS.
+/// kaprobe is held a few hundred records in by not reading its output, the file
+/// is cut far beyond that, then its output is drained.
+#[test]
+fn file_truncated_while_read_is_an_error_not_a_signal() {
+    let s = Scratch::new("shrinks");
+    let mut f = pcap_header(65535, LINKTYPE_ETHERNET);
+    let fr = frames();
+    for i in 0..40_000u32 {
+        f.extend(record(1 + i / 1000, &fr[(i % 2) as usize]));
+    }
+    let p = s.write("shrinks.pcap", &f);
+    let child = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
+        .args(["verify".as_ref(), "--json".as_ref(), "--all".as_ref(), p.as_os_str()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its output pipe and buffer hold at most a few hundred segments' JSON.
+    thread::sleep(Duration::from_millis(300));
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len((f.len() / 2) as u64)
+        .unwrap();
+    let r = wait_killing_after_timeout(child);
+    assert_no_panic(&r);
+    assert_eq!(r.code, Some(2), "stderr: {}", r.stderr);
+    let line = one_line(&r.stderr);
+    assert!(
+        line.starts_with("kaprobe: ") && line.contains(&p.display().to_string()),
+        "{line}"
+    );
+    assert!(line.contains("shrank"), "{line}");
 }

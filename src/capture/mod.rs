@@ -1,6 +1,7 @@
 //! Reading capture files (the I/O edge): pcap and pcapng, streamed.
 
 mod reader;
+mod sigbus;
 
 use crate::decode::LinkType;
 use std::path::Path;

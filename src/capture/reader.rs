@@ -8,7 +8,8 @@
 //! record, and every error knows its byte offset.
 //!
 //! A mapped file that another process truncates while kaprobe reads it
-//! raises SIGBUS, as with any mmap reader (tcpdump and dumpcap only append).
+//! raises SIGBUS, as with any mmap reader (tcpdump and dumpcap only append):
+//! `sigbus` turns that into the usual one-line error and exit 2.
 //! Pages already parsed are unmapped as the reader moves on, so resident
 //! memory does not grow with the file.
 
@@ -68,11 +69,12 @@ pub fn read(path: &Path, name: &str, mut each: impl FnMut(&Record)) -> Result<Re
     let map = unsafe { memmap2::Mmap::map(&file) };
     match map {
         Ok(map) if Format::of(&map).is_some() => {
+            let _sigbus = super::sigbus::Guard::new(name);
             // Read ahead aggressively: the file is parsed once, front to back.
             let _ = map.advise(memmap2::Advice::Sequential);
             read_mapped(&map, &mut st, &mut each)?;
         }
-        _ => read_streamed(path, file, &mut st, &mut each)?,
+        _ => read_streamed(file, &mut st, &mut each)?,
     }
     Ok(st.sum)
 }
@@ -219,7 +221,7 @@ impl Blocks<'_> {
 
     /// The error for a block that did not parse. `claimed` reads the 32-bit
     /// length field at a byte offset (the file's byte order applied).
-    fn error(&self, e: PcapError<&[u8]>, claimed: impl Fn(u64, bool) -> Option<u32>) -> CaptureError {
+    fn error(&self, e: Failure, claimed: impl Fn(u64, bool) -> Option<u32>) -> CaptureError {
         let over = || {
             let n = claimed(self.offset + self.length.at, self.length.big_endian);
             let n = n.map_or(String::new(), |n| format!(" {n}"));
@@ -229,19 +231,45 @@ impl Blocks<'_> {
             ))
         };
         match e {
-            PcapError::BufferTooSmall => over(),
-            PcapError::Incomplete(_) | PcapError::UnexpectedEof | PcapError::Eof => {
-                match claimed(self.offset + self.length.at, self.length.big_endian) {
-                    Some(n) if n as usize > BUFFER => over(),
-                    _ => self.fail("truncated record at end of file".into()),
-                }
-            }
+            Failure::TooLong => over(),
+            Failure::Cut => match claimed(self.offset + self.length.at, self.length.big_endian) {
+                Some(n) if n as usize > BUFFER => over(),
+                _ => self.fail("truncated record at end of file".into()),
+            },
+            Failure::Malformed(kind) => self.fail(format!("malformed block ({kind})")),
+            Failure::Other => self.fail("unreadable record".into()),
+        }
+    }
+}
+
+/// Why a block did not parse, without pcap-parser's borrow of the input.
+enum Failure {
+    TooLong,
+    Cut,
+    Malformed(String),
+    Other,
+}
+
+impl Failure {
+    fn of(e: &PcapError<&[u8]>) -> Failure {
+        match e {
+            PcapError::BufferTooSmall => Failure::TooLong,
+            PcapError::Incomplete(_) | PcapError::UnexpectedEof | PcapError::Eof => Failure::Cut,
             // pcap-parser's error holds the rest of the input: name only the kind.
             PcapError::NomError(_, kind) | PcapError::OwnedNomError(_, kind) => {
-                self.fail(format!("malformed block ({})", kind.description()))
+                Failure::Malformed(kind.description().to_string())
             }
-            _ => self.fail("unreadable record".into()),
+            _ => Failure::Other,
         }
+    }
+}
+
+/// What a file header that did not parse is called (both readers).
+fn header_error(e: &PcapError<&[u8]>) -> String {
+    match e {
+        PcapError::Incomplete(_) | PcapError::Eof | PcapError::UnexpectedEof => "truncated file header".into(),
+        PcapError::ReadError => "read error".into(),
+        _ => "not a pcap or pcapng file (unknown file format)".into(),
     }
 }
 
@@ -291,7 +319,7 @@ impl<'m> Ahead<'m> {
     }
 }
 
-/// A parser's error as the streaming reader reports it (input runs out: the file ended).
+/// A slice parser's error (input running out means the file ended).
 fn unnom(e: pcap_parser::nom::Err<PcapError<&[u8]>>) -> PcapError<&[u8]> {
     match e {
         pcap_parser::nom::Err::Incomplete(_) => PcapError::UnexpectedEof,
@@ -303,14 +331,7 @@ fn unnom(e: pcap_parser::nom::Err<PcapError<&[u8]>>) -> PcapError<&[u8]> {
 fn read_mapped(map: &memmap2::Mmap, st: &mut Blocks, each: &mut impl FnMut(&Record)) -> Result<(), CaptureError> {
     let data: &[u8] = map;
     let mut ahead = Ahead::new(map);
-    let claimed = |at: u64, big_endian: bool| {
-        let b: [u8; 4] = data.get(at as usize..at as usize + 4)?.try_into().ok()?;
-        Some(if big_endian {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        })
-    };
+    let claimed = |at: u64, big_endian: bool| be_or_le(data, at as usize, big_endian);
     let mut pos = 0;
     match Format::of(data) {
         Some(Format::Pcap { big_endian }) => {
@@ -328,7 +349,12 @@ fn read_mapped(map: &memmap2::Mmap, st: &mut Blocks, each: &mut impl FnMut(&Reco
             while pos < data.len() {
                 st.offset = pos as u64;
                 ahead.prefetch(pos);
-                let (rest, b) = parse(&data[pos..]).map_err(|e| st.error(unnom(e), claimed))?;
+                let (rest, b) = parse(&data[pos..]).map_err(|e| st.error(Failure::of(&unnom(e)), claimed))?;
+                // The streaming reader's limit holds here too: a larger record
+                // is a damaged length field, not a packet.
+                if b.caplen as usize > BUFFER {
+                    return Err(st.error(Failure::TooLong, claimed));
+                }
                 st.legacy(&b, each);
                 pos = data.len() - rest.len();
             }
@@ -339,7 +365,20 @@ fn read_mapped(map: &memmap2::Mmap, st: &mut Blocks, each: &mut impl FnMut(&Reco
                 st.offset = pos as u64;
                 ahead.prefetch(pos);
                 let parse = if big_endian { parse_block_be } else { parse_block_le };
-                let (rest, b) = parse(&data[pos..]).map_err(|e| st.error(unnom(e), claimed))?;
+                let (rest, b) = match parse(&data[pos..]) {
+                    Ok(parsed) => parsed,
+                    // The first section header is the file header.
+                    Err(e) if pos == 0 => {
+                        return Err(CaptureError::Open {
+                            path: st.name.into(),
+                            why: header_error(&unnom(e)),
+                        })
+                    }
+                    Err(e) => return Err(st.error(Failure::of(&unnom(e)), claimed)),
+                };
+                if data.len() - rest.len() - pos > BUFFER {
+                    return Err(st.error(Failure::TooLong, claimed));
+                }
                 if let Block::SectionHeader(shb) = &b {
                     big_endian = shb.big_endian();
                 }
@@ -352,48 +391,41 @@ fn read_mapped(map: &memmap2::Mmap, st: &mut Blocks, each: &mut impl FnMut(&Reco
     Ok(())
 }
 
-/// Reads a file that cannot be mapped through one large buffer.
-fn read_streamed(
-    path: &Path,
-    file: std::fs::File,
-    st: &mut Blocks,
-    each: &mut impl FnMut(&Record),
-) -> Result<(), CaptureError> {
+/// Reads what cannot be mapped (a pipe) through one large buffer.
+fn read_streamed(file: std::fs::File, st: &mut Blocks, each: &mut impl FnMut(&Record)) -> Result<(), CaptureError> {
     let mut reader = create_reader(BUFFER, file).map_err(|e| CaptureError::Open {
         path: st.name.into(),
-        why: match e {
-            PcapError::Incomplete(_) | PcapError::Eof | PcapError::UnexpectedEof => "truncated file header".into(),
-            PcapError::ReadError => "read error".into(),
-            _ => "not a pcap or pcapng file (unknown file format)".into(),
-        },
+        why: header_error(&e),
     })?;
-    // A refill that brought nothing new means the last record is cut short.
-    let mut starved = false;
     loop {
-        match reader.next() {
+        let failure = match reader.next() {
             Ok((len, block)) => {
                 st.block(&block, each)?;
                 st.offset += len as u64;
                 reader.consume_noshift(len);
-                starved = false;
+                continue;
             }
             Err(PcapError::Eof) => return Ok(()),
-            Err(PcapError::Incomplete(_)) if !starved => {
-                starved = true;
-                reader.refill().map_err(|_| st.fail("read error".into()))?;
+            // More is needed: read on (a slow writer may take many reads per
+            // record); at the end of input pcap-parser says UnexpectedEof.
+            Err(PcapError::Incomplete(_)) => None,
+            Err(e) => Some(Failure::of(&e)),
+        };
+        match failure {
+            None => reader.refill().map_err(|_| st.fail("read error".into()))?,
+            // The failed block starts the reader's buffer: its length field is there.
+            Some(f) => {
+                let buffered = reader.data();
+                let claimed = |at: u64, big_endian: bool| be_or_le(buffered, (at - st.offset) as usize, big_endian);
+                return Err(st.error(f, claimed));
             }
-            Err(e) => return Err(st.error(e, |at, be| length_field(path, at, be))),
         }
     }
 }
 
-/// The 32-bit length field at `at`, for naming it in an error.
-fn length_field(path: &Path, at: u64, big_endian: bool) -> Option<u32> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(path).ok()?;
-    let mut b = [0u8; 4];
-    f.seek(SeekFrom::Start(at)).ok()?;
-    f.read_exact(&mut b).ok()?;
+/// The 32-bit number at `at` in `data`, if there.
+fn be_or_le(data: &[u8], at: usize, big_endian: bool) -> Option<u32> {
+    let b: [u8; 4] = data.get(at..at.checked_add(4)?)?.try_into().ok()?;
     Some(if big_endian {
         u32::from_be_bytes(b)
     } else {
