@@ -117,6 +117,7 @@ struct Blocks<'n> {
 }
 
 impl Blocks<'_> {
+    #[cold]
     fn fail(&self, why: String) -> CaptureError {
         CaptureError::Read {
             path: self.name.into(),
@@ -221,6 +222,8 @@ impl Blocks<'_> {
 
     /// The error for a block that did not parse. `claimed` reads the 32-bit
     /// length field at a byte offset (the file's byte order applied).
+    #[cold]
+    #[inline(never)]
     fn error(&self, e: Failure, claimed: impl Fn(u64, bool) -> Option<u32>) -> CaptureError {
         let over = || {
             let n = claimed(self.offset + self.length.at, self.length.big_endian);
