@@ -11,7 +11,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -29,15 +29,24 @@ struct Run {
 
 /// Runs `kaprobe ARGS...`, killing it and failing the test after `TIMEOUT`.
 fn run<S: AsRef<OsStr>>(args: &[S]) -> Run {
-    let shown: Vec<_> = args.iter().map(|a| a.as_ref().to_owned()).collect();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
+    wait(spawn(args, Stdio::null()), args)
+}
+
+/// Starts `kaprobe ARGS...` with `stdin`, its output piped.
+fn spawn<S: AsRef<OsStr>>(args: &[S], stdin: Stdio) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_kaprobe"))
         .args(args)
         .env_remove("RUST_BACKTRACE")
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn kaprobe");
+        .expect("spawn kaprobe")
+}
+
+/// Collects a `spawn`ed kaprobe's output and status, killing it and failing
+/// the test when it runs longer than `TIMEOUT`.
+fn wait<S: AsRef<OsStr>>(mut child: Child, args: &[S]) -> Run {
     let drain = |mut r: Box<dyn Read + Send>| {
         thread::spawn(move || {
             let mut v = Vec::new();
@@ -55,6 +64,7 @@ fn run<S: AsRef<OsStr>>(args: &[S]) -> Run {
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
+            let shown: Vec<_> = args.iter().map(|a| a.as_ref().to_owned()).collect();
             panic!("kaprobe {shown:?} hung: still running after {TIMEOUT:?}, killed");
         }
         thread::sleep(Duration::from_millis(5));
@@ -651,51 +661,6 @@ fn valid_files_beside_bad_ones_are_analysed_json() {
 // ---------------------------------------------------------------------------
 // Reading: mapped files and pipes
 
-/// `kaprobe ARGS...` with `feed` writing its stdin (then closing it), stdout and
-/// stderr collected; killed after `TIMEOUT`.
-fn run_fed(args: &[&str], feed: impl FnOnce(std::process::ChildStdin) + Send + 'static) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn kaprobe");
-    let stdin = child.stdin.take().unwrap();
-    let writer = thread::spawn(move || feed(stdin));
-    let out = wait_killing_after_timeout(child);
-    writer.join().unwrap();
-    out
-}
-
-fn wait_killing_after_timeout(mut child: std::process::Child) -> Run {
-    let drain = |mut r: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = r.read_to_end(&mut v);
-            v
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "kaprobe hung: still running after {TIMEOUT:?}"
-        );
-        thread::sleep(Duration::from_millis(5));
-    };
-    Run {
-        code: status.code(),
-        stdout: String::from_utf8_lossy(&out.join().unwrap()).into_owned(),
-        stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
-    }
-}
-
 /// A capture whose second record (3 KiB) arrives over a pipe in 1000-byte
 /// pieces, one every 20 ms: reading waits for the rest of a record however
 /// many reads it takes (`tcpdump -w - | kaprobe verify /dev/stdin`).
@@ -706,7 +671,10 @@ fn slow_pipe_writer_is_waited_for() {
     f.extend(record(1, &fr[0]));
     f.extend(record(1, &tcp_frame(false, 5000, 1005, &[7u8; 3000])));
     f.extend(record(61, &fr[2]));
-    let r = run_fed(&["verify", "/dev/stdin"], move |mut w| {
+    let args = ["verify", "/dev/stdin"];
+    let mut child = spawn(&args, Stdio::piped());
+    let mut w = child.stdin.take().unwrap();
+    let writer = thread::spawn(move || {
         use std::io::Write;
         for piece in f.chunks(1000) {
             w.write_all(piece).unwrap();
@@ -714,6 +682,8 @@ fn slow_pipe_writer_is_waited_for() {
             thread::sleep(Duration::from_millis(20));
         }
     });
+    let r = wait(child, &args);
+    writer.join().unwrap();
     assert_no_panic(&r);
     assert_eq!(r.code, Some(0), "stderr: {}", r.stderr);
     assert!(r.stdout.contains("/dev/stdin: 3 packets"), "{}", r.stdout);
@@ -732,14 +702,7 @@ fn cut_capture_from_a_fifo_does_not_hang() {
     f.extend(&record(3, &frames()[2])[..20]);
     let path = fifo.clone();
     let writer = thread::spawn(move || fs::write(path, f).unwrap());
-    let child = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
-        .args(["verify".as_ref(), fifo.as_os_str()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let r = wait_killing_after_timeout(child);
+    let r = run(&[OsStr::new("verify"), fifo.as_os_str()]);
     writer.join().unwrap();
     assert_unreadable(&r, &fifo, &["record 3", &format!("byte offset {off}"), "truncated"]);
 }
@@ -774,13 +737,13 @@ fn file_truncated_while_read_is_an_error_not_a_signal() {
         f.extend(record(1 + i / 1000, &fr[(i % 2) as usize]));
     }
     let p = s.write("shrinks.pcap", &f);
-    let child = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
-        .args(["verify".as_ref(), "--json".as_ref(), "--all".as_ref(), p.as_os_str()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let args = [
+        OsStr::new("verify"),
+        OsStr::new("--json"),
+        OsStr::new("--all"),
+        p.as_os_str(),
+    ];
+    let child = spawn(&args, Stdio::null());
     // Its output pipe and buffer hold at most a few hundred segments' JSON.
     thread::sleep(Duration::from_millis(300));
     fs::OpenOptions::new()
@@ -789,7 +752,7 @@ fn file_truncated_while_read_is_an_error_not_a_signal() {
         .unwrap()
         .set_len((f.len() / 2) as u64)
         .unwrap();
-    let r = wait_killing_after_timeout(child);
+    let r = wait(child, &args);
     assert_no_panic(&r);
     assert_eq!(r.code, Some(2), "stderr: {}", r.stderr);
     let line = one_line(&r.stderr);
