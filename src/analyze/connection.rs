@@ -7,7 +7,7 @@ use super::classify::classify;
 use super::event::{SegmentEvent, Violation, ViolationKind};
 use super::kind::Kind;
 use super::prober::{Pending, Prober};
-use crate::flow::{Direction, FlowKey, Side};
+use crate::flow::{Direction, FlowKey, Keyed, Side};
 use crate::wire::Segment;
 use std::sync::LazyLock;
 
@@ -48,6 +48,12 @@ pub struct Connection {
     pub closed_at: Option<u64>,
     pub time_backwards: u32,
     cold: Option<Box<Keepalive>>,
+}
+
+impl Keyed for Connection {
+    fn key(&self) -> &FlowKey {
+        &self.key
+    }
 }
 
 /// Which segments the caller wants full events for.

@@ -219,7 +219,7 @@ impl Analyzer {
             None => {
                 let (i, replaced) = self
                     .table
-                    .insert_at(hash, key, Connection::new(self.next_id, key, frame, time));
+                    .insert_at(hash, Connection::new(self.next_id, key, frame, time));
                 replaced.into_iter().for_each(|c| Self::done(c, sink));
                 self.next_id += 1;
                 self.stats.flows += 1;

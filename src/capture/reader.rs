@@ -66,15 +66,15 @@ pub fn read(path: &Path, name: &str, mut each: impl FnMut(&Record)) -> Result<Re
     };
     // SAFETY: the map is only read, and only while `file` is open; the one
     // hazard, another process truncating the file meanwhile, is noted above.
-    let map = unsafe { memmap2::Mmap::map(&file) };
-    match map {
-        Ok(map) if Format::of(&map).is_some() => {
+    let map = unsafe { memmap2::Mmap::map(&file) }.ok();
+    match map.as_ref().and_then(|m| Some((m, Format::of(m)?))) {
+        Some((map, format)) => {
             let _sigbus = super::sigbus::Guard::new(name);
             // Read ahead aggressively: the file is parsed once, front to back.
             let _ = map.advise(memmap2::Advice::Sequential);
-            read_mapped(&map, &mut st, &mut each)?;
+            read_mapped(map, format, &mut st, &mut each)?;
         }
-        _ => read_streamed(file, &mut st, &mut each)?,
+        None => read_streamed(file, &mut st, &mut each)?,
     }
     Ok(st.sum)
 }
@@ -331,13 +331,18 @@ fn unnom(e: pcap_parser::nom::Err<PcapError<&[u8]>>) -> PcapError<&[u8]> {
 }
 
 /// Parses a whole mapped file in place.
-fn read_mapped(map: &memmap2::Mmap, st: &mut Blocks, each: &mut impl FnMut(&Record)) -> Result<(), CaptureError> {
+fn read_mapped(
+    map: &memmap2::Mmap,
+    format: Format,
+    st: &mut Blocks,
+    each: &mut impl FnMut(&Record),
+) -> Result<(), CaptureError> {
     let data: &[u8] = map;
     let mut ahead = Ahead::new(map);
     let claimed = |at: u64, big_endian: bool| be_or_le(data, at as usize, big_endian);
     let mut pos = 0;
-    match Format::of(data) {
-        Some(Format::Pcap { big_endian }) => {
+    match format {
+        Format::Pcap { big_endian } => {
             let (rest, h) = parse_pcap_header(data).map_err(|_| CaptureError::Open {
                 path: st.name.into(),
                 why: "truncated file header".into(),
@@ -362,7 +367,7 @@ fn read_mapped(map: &memmap2::Mmap, st: &mut Blocks, each: &mut impl FnMut(&Reco
                 pos = data.len() - rest.len();
             }
         }
-        Some(Format::PcapNg) => {
+        Format::PcapNg => {
             let mut big_endian = false;
             while pos < data.len() {
                 st.offset = pos as u64;
@@ -389,7 +394,6 @@ fn read_mapped(map: &memmap2::Mmap, st: &mut Blocks, each: &mut impl FnMut(&Reco
                 pos = data.len() - rest.len();
             }
         }
-        None => {}
     }
     Ok(())
 }

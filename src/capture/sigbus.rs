@@ -26,7 +26,10 @@ extern "C" fn on_sigbus(_: libc::c_int) {
 }
 
 /// Turns SIGBUS into a one-line error about `name` while it lives.
-pub struct Guard(#[allow(dead_code)] CString);
+pub struct Guard {
+    /// What the handler prints; kept alive while published.
+    _line: CString,
+}
 
 impl Guard {
     pub fn new(name: &str) -> Guard {
@@ -38,7 +41,7 @@ impl Guard {
         let line = format!("kaprobe: {name}: the file shrank or could not be read while kaprobe read it\n");
         let line = CString::new(line.replace('\0', "?")).unwrap_or_default();
         LINE.store(line.as_ptr() as *mut _, Ordering::Release);
-        Guard(line)
+        Guard { _line: line }
     }
 }
 

@@ -8,4 +8,4 @@ mod table;
 
 pub use direction::{Direction, SynInfo};
 pub use key::{Endpoint, FlowKey, Side};
-pub use table::FlowTable;
+pub use table::{FlowTable, Keyed};

@@ -14,22 +14,21 @@ use super::prefetch;
 
 const SWEEP_EVERY_NS: u64 = 60_000_000_000;
 
-struct Slot<T> {
-    hash: u64,
-    key: FlowKey,
-    value: T,
+/// A flow knows its own key, so the table does not store it again.
+pub trait Keyed {
+    fn key(&self) -> &FlowKey;
 }
 
 pub struct FlowTable<T> {
     index: HashIndex,
-    slots: Vec<Option<Slot<T>>>,
+    slots: Vec<Option<T>>,
     free: Vec<u32>,
     hasher: ahash::RandomState,
     last_sweep: u64,
     since_sweep: usize,
 }
 
-impl<T> Default for FlowTable<T> {
+impl<T: Keyed> Default for FlowTable<T> {
     fn default() -> Self {
         FlowTable {
             index: HashIndex::default(),
@@ -42,7 +41,7 @@ impl<T> Default for FlowTable<T> {
     }
 }
 
-impl<T> FlowTable<T> {
+impl<T: Keyed> FlowTable<T> {
     pub fn len(&self) -> usize {
         self.index.len()
     }
@@ -69,7 +68,7 @@ impl<T> FlowTable<T> {
     pub fn prefetch_flow(&self, hash: u64) {
         if let Some(i) = self.index.candidates(hash).next() {
             let p = self.slots.as_ptr().wrapping_add(i as usize);
-            prefetch::lines(p, std::mem::size_of::<Option<Slot<T>>>().min(512));
+            prefetch::lines(p, std::mem::size_of::<Option<T>>().min(512));
         }
     }
 
@@ -78,7 +77,7 @@ impl<T> FlowTable<T> {
     #[inline]
     pub fn peek(&self, hash: u64) -> Option<&T> {
         let i = self.index.candidates(hash).next()?;
-        Some(&self.slots[i as usize].as_ref()?.value)
+        self.slots[i as usize].as_ref()
     }
 
     /// The slot of `key`'s flow, for `at_mut`.
@@ -87,20 +86,21 @@ impl<T> FlowTable<T> {
         let slots = &self.slots;
         self.index
             .candidates(hash)
-            .find(|&i| slots[i as usize].as_ref().is_some_and(|s| s.key == *key))
+            .find(|&i| slots[i as usize].as_ref().is_some_and(|s| s.key() == key))
     }
 
     /// The flow in a slot `find` or `insert_at` returned.
     #[inline]
     pub fn at_mut(&mut self, slot: u32) -> Option<&mut T> {
-        Some(&mut self.slots.get_mut(slot as usize)?.as_mut()?.value)
+        self.slots.get_mut(slot as usize)?.as_mut()
     }
 
-    /// Inserts a flow under `key` (whose hash is `hash`), returning its slot
-    /// and the flow it replaces.
-    pub fn insert_at(&mut self, hash: u64, key: FlowKey, value: T) -> (u32, Option<T>) {
-        let old = self.remove(hash, &key);
-        let slot = Some(Slot { hash, key, value });
+    /// Inserts a flow (`hash` is its key's), returning its slot and the flow
+    /// with that key it replaces.
+    pub fn insert_at(&mut self, hash: u64, value: T) -> (u32, Option<T>) {
+        debug_assert_eq!(hash, self.hash(value.key()));
+        let old = self.remove(hash, value.key());
+        let slot = Some(value);
         let i = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = slot;
@@ -121,10 +121,10 @@ impl<T> FlowTable<T> {
     }
 
     fn take(&mut self, i: u32) -> Option<T> {
-        let s = self.slots[i as usize].take()?;
-        self.index.remove(s.hash, i);
+        let v = self.slots[i as usize].take()?;
+        self.index.remove(self.hash(v.key()), i);
         self.free.push(i);
-        Some(s.value)
+        Some(v)
     }
 
     /// Whether a sweep is due at capture time `now`; counts one packet.
@@ -145,7 +145,7 @@ impl<T> FlowTable<T> {
         self.last_sweep = now;
         self.since_sweep = 0;
         let gone: Vec<u32> = (0..self.slots.len() as u32)
-            .filter(|&i| self.slots[i as usize].as_ref().is_some_and(|s| evict(&s.value)))
+            .filter(|&i| self.slots[i as usize].as_ref().is_some_and(&mut evict))
             .collect();
         let mut gone: Vec<T> = gone.into_iter().filter_map(|i| self.take(i)).collect();
         gone.sort_unstable_by_key(|v| order(v));
@@ -154,7 +154,7 @@ impl<T> FlowTable<T> {
 
     /// Empties the table, handing every flow to `out` in the order `order` gives.
     pub fn drain_by_key<K: Ord>(&mut self, order: impl Fn(&T) -> K, out: impl FnMut(T)) {
-        let mut all: Vec<T> = self.slots.drain(..).flatten().map(|s| s.value).collect();
+        let mut all: Vec<T> = self.slots.drain(..).flatten().collect();
         all.sort_unstable_by_key(|v| order(v));
         all.into_iter().for_each(out);
         self.index.clear();
@@ -179,21 +179,30 @@ mod tests {
         }
     }
 
+    #[derive(Debug, PartialEq)]
+    struct Flow(FlowKey, &'static str);
+
+    impl Keyed for Flow {
+        fn key(&self) -> &FlowKey {
+            &self.0
+        }
+    }
+
     #[test]
     fn slots_are_reused_and_values_found() {
         let mut t = FlowTable::default();
-        let h = |t: &FlowTable<&str>, p| t.hash(&key(p));
-        t.insert_at(h(&t, 1), key(1), "a");
-        t.insert_at(h(&t, 2), key(2), "b");
-        assert_eq!(t.remove(h(&t, 1), &key(1)), Some("a"));
-        let (slot, _) = t.insert_at(h(&t, 3), key(3), "c");
+        let h = |t: &FlowTable<Flow>, p| t.hash(&key(p));
+        t.insert_at(h(&t, 1), Flow(key(1), "a"));
+        t.insert_at(h(&t, 2), Flow(key(2), "b"));
+        assert_eq!(t.remove(h(&t, 1), &key(1)), Some(Flow(key(1), "a")));
+        let (slot, _) = t.insert_at(h(&t, 3), Flow(key(3), "c"));
         assert_eq!(t.slots.len(), 2, "freed slot reused");
         assert_eq!(t.find(h(&t, 3), &key(3)), Some(slot));
         assert_eq!(t.find(h(&t, 1), &key(1)), None);
-        assert_eq!(t.at_mut(slot), Some(&mut "c"));
-        assert_eq!(t.insert_at(h(&t, 3), key(3), "d").1, Some("c"));
+        assert_eq!(t.at_mut(slot).map(|f| f.1), Some("c"));
+        assert_eq!(t.insert_at(h(&t, 3), Flow(key(3), "d")).1, Some(Flow(key(3), "c")));
         let mut out = Vec::new();
-        t.drain_by_key(|v| *v, |v| out.push(v));
+        t.drain_by_key(|v| v.1, |v| out.push(v.1));
         assert_eq!(out, ["b", "d"]);
         assert!(t.is_empty());
     }
