@@ -70,8 +70,8 @@ impl FlowFilter {
 
     pub fn matches(&self, k: &FlowKey) -> bool {
         match self.patterns.as_slice() {
-            [p] => p.matches(&k.lo) || p.matches(&k.hi),
-            [p, q] => (p.matches(&k.lo) && q.matches(&k.hi)) || (p.matches(&k.hi) && q.matches(&k.lo)),
+            [p] => p.matches(&k.lo()) || p.matches(&k.hi()),
+            [p, q] => (p.matches(&k.lo()) && q.matches(&k.hi())) || (p.matches(&k.hi()) && q.matches(&k.lo())),
             _ => false,
         }
     }
@@ -89,11 +89,7 @@ mod tests {
                 port: sa.port(),
             }
         };
-        FlowKey {
-            lo: ep(a),
-            hi: ep(b),
-            vlan: [0, 0],
-        }
+        FlowKey::new(ep(a), ep(b), [0, 0]).0
     }
 
     #[test]

@@ -21,7 +21,6 @@ pub use report::{secs, Estimate, FlowReport, Outcome, ProberReport};
 use crate::decode::{Packet, Skip};
 use crate::flow::{FlowKey, FlowTable, Side};
 use crate::wire::Segment;
-use std::collections::VecDeque;
 
 /// Receives the analyzer's output as it is produced.
 pub trait Sink {
@@ -100,7 +99,10 @@ pub struct Stats {
 /// then the flow's cold keepalive part, then it is processed.
 const STAGE: usize = 4;
 const LOOKAHEAD: usize = 3 * STAGE;
+/// Ring size: a power of two above `LOOKAHEAD`.
+const RING: usize = 16;
 
+#[derive(Clone, Copy, Default)]
 struct Queued {
     frame: u64,
     time: u64,
@@ -113,7 +115,10 @@ struct Queued {
 
 pub struct Analyzer {
     cfg: Config,
-    queue: VecDeque<Queued>,
+    /// Packets waiting, in a fixed ring: `queued` were pushed, `done` processed.
+    ring: [Queued; RING],
+    queued: usize,
+    done: usize,
     table: FlowTable<Connection>,
     next_id: u64,
     /// Latest record time so far; eviction runs on it so time going back cannot stall it.
@@ -126,7 +131,9 @@ impl Analyzer {
     pub fn new(cfg: Config) -> Self {
         Analyzer {
             cfg,
-            queue: VecDeque::with_capacity(LOOKAHEAD + 1),
+            ring: [Queued::default(); RING],
+            queued: 0,
+            done: 0,
             table: FlowTable::default(),
             next_id: 1,
             now: 0,
@@ -168,16 +175,16 @@ impl Analyzer {
         }
         let hash = self.table.hash(&key);
         self.table.prefetch(hash);
-        let n = self.queue.len();
-        if let Some(q) = n.checked_sub(STAGE).and_then(|i| self.queue.get(i)) {
-            self.table.prefetch_flow(q.hash);
+        let n = self.queued;
+        if n - self.done >= STAGE {
+            self.table.prefetch_flow(self.ring[(n - STAGE) % RING].hash);
         }
-        if let Some(q) = n.checked_sub(2 * STAGE).and_then(|i| self.queue.get(i)) {
-            if let Some(c) = self.table.peek(q.hash) {
+        if n - self.done >= 2 * STAGE {
+            if let Some(c) = self.table.peek(self.ring[(n - 2 * STAGE) % RING].hash) {
                 c.prefetch_cold();
             }
         }
-        self.queue.push_back(Queued {
+        self.ring[n % RING] = Queued {
             frame,
             time,
             ttl: pkt.ttl,
@@ -185,41 +192,48 @@ impl Analyzer {
             key,
             hash,
             side,
-        });
-        if self.queue.len() > LOOKAHEAD {
-            if let Some(q) = self.queue.pop_front() {
-                self.process(q, sink);
-            }
+        };
+        self.queued = n + 1;
+        if self.queued - self.done > LOOKAHEAD {
+            self.process_next(sink);
         }
     }
 
     /// Processes the packets still waiting in the lookahead queue.
     pub fn flush(&mut self, sink: &mut impl Sink) {
-        while let Some(q) = self.queue.pop_front() {
-            self.process(q, sink);
+        while self.done < self.queued {
+            self.process_next(sink);
         }
     }
 
-    fn process(&mut self, q: Queued, sink: &mut impl Sink) {
+    #[inline]
+    fn process_next(&mut self, sink: &mut impl Sink) {
+        let at = self.done % RING;
+        self.done += 1;
+        self.process(at, sink);
+    }
+
+    /// Processes the packet in ring slot `at`, read in place (it is too big to copy for nothing).
+    fn process(&mut self, at: usize, sink: &mut impl Sink) {
         let Queued {
             frame,
             time,
             ttl,
-            seg,
-            key,
+            ref seg,
+            ref key,
             hash,
             side,
-        } = q;
+        } = self.ring[at];
         // Eviction runs on processed time, not on the lookahead's.
         self.now = self.now.max(time);
-        let found = self.table.find(hash, &key);
-        let current = found.filter(|&i| self.table.at_mut(i).is_some_and(|c| !c.is_new_connection(side, &seg)));
+        let found = self.table.find(hash, key);
+        let current = found.filter(|&i| self.table.at_mut(i).is_some_and(|c| !c.is_new_connection(side, seg)));
         let slot = match current {
             Some(i) => i,
             None => {
                 let (i, replaced) = self
                     .table
-                    .insert_at(hash, Connection::new(self.next_id, key, frame, time));
+                    .insert_at(hash, Connection::new(self.next_id, *key, frame, time));
                 replaced.into_iter().for_each(|c| Self::done(c, sink));
                 self.next_id += 1;
                 self.stats.flows += 1;
@@ -229,7 +243,7 @@ impl Analyzer {
         let Some(conn) = self.table.at_mut(slot) else {
             return;
         };
-        let got = conn.segment(frame, time, side, &seg, ttl, self.cfg.events, self.cfg.keep_timeline);
+        let got = conn.segment(frame, time, side, seg, ttl, self.cfg.events, self.cfg.keep_timeline);
         match got.kind {
             Kind::KeepaliveProbe => self.stats.probes += 1,
             Kind::ZeroWindowProbe => self.stats.zero_window_probes += 1,

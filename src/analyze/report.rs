@@ -164,7 +164,7 @@ impl FlowReport {
             flow: format!("{} > {}", ep(order[0]), ep(order[1])),
             client: c.client.map(ep),
             server: c.client.map(|s| ep(s.other())),
-            vlan: c.key.vlan.iter().copied().filter(|v| *v != 0).collect(),
+            vlan: c.key.vlan().iter().copied().filter(|v| *v != 0).collect(),
             first_frame: c.first_frame,
             first_time: secs(c.first_time),
             last_time: secs(c.last_time),

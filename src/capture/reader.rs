@@ -286,17 +286,20 @@ struct Ahead<'m> {
     map: &'m memmap2::Mmap,
     cached: usize,
     released: usize,
+    populated: usize,
 }
 
 impl<'m> Ahead<'m> {
     const CACHE: usize = 4 << 10;
     const RELEASE: usize = 4 << 20;
+    const POPULATE: usize = 512 << 10;
 
     fn new(map: &'m memmap2::Mmap) -> Self {
         Ahead {
             map,
             cached: 0,
             released: 0,
+            populated: 0,
         }
     }
 
@@ -312,6 +315,13 @@ impl<'m> Ahead<'m> {
                     .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, self.released, end - self.released)
             };
             self.released = end;
+        }
+        if pos + Self::POPULATE >= self.populated && self.populated < self.map.len() {
+            let len = (2 * Self::POPULATE).min(self.map.len() - self.populated);
+            let _ = self
+                .map
+                .advise_range(memmap2::Advice::PopulateRead, self.populated, len);
+            self.populated += len;
         }
         let until = (pos + Self::CACHE).min(self.map.len());
         if self.cached < until {

@@ -21,8 +21,9 @@ impl fmt::Display for Endpoint {
 }
 
 /// Which endpoint of a key sent a segment: `Lo` is the smaller endpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Side {
+    #[default]
     Lo = 0,
     Hi = 1,
 }
@@ -39,52 +40,95 @@ impl Side {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Both endpoints and the VLAN ids, packed into five words so that the
+/// per-packet work on a key (build, compare, hash) is a few word operations:
+/// each address as 128 bits (IPv4 in the low 32), then one word holding both
+/// ports, both 12-bit VLAN ids and the address family.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowKey {
-    pub lo: Endpoint,
-    pub hi: Endpoint,
-    pub vlan: [u16; 2],
+    lo: u128,
+    hi: u128,
+    tail: u64,
 }
 
-/// Hashes the key as three words rather than field by field: it is hashed
-/// on every packet.
+/// Bit of `tail` set for IPv6 (a VLAN id has 12 bits, so bit 15 of its lane is free).
+const V6: u64 = 1 << 15;
+
 impl std::hash::Hash for FlowKey {
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        let word = |a: &IpAddr| match a {
-            IpAddr::V4(v) => u32::from(*v) as u128,
-            IpAddr::V6(v) => u128::from(*v) ^ (1 << 127),
-        };
-        h.write_u128(word(&self.lo.addr));
-        h.write_u128(word(&self.hi.addr));
-        let ports = (self.lo.port as u64) << 48 | (self.hi.port as u64) << 32;
-        h.write_u64(ports | (self.vlan[0] as u64) << 16 | self.vlan[1] as u64);
+        h.write_u128(self.lo);
+        h.write_u128(self.hi);
+        h.write_u64(self.tail);
+    }
+}
+
+fn word(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v) => u32::from(v) as u128,
+        IpAddr::V6(v) => u128::from(v),
     }
 }
 
 impl FlowKey {
     /// The key of a packet and the side that sent it.
+    #[inline]
     pub fn of(p: &Packet) -> (FlowKey, Side) {
-        let src = Endpoint {
-            addr: p.src,
-            port: p.tcp.src_port,
-        };
-        let dst = Endpoint {
-            addr: p.dst,
-            port: p.tcp.dst_port,
-        };
-        let (lo, hi, side) = if src <= dst {
-            (src, dst, Side::Lo)
+        let v6 = if p.src.is_ipv6() { V6 } else { 0 };
+        let (src, dst) = (word(p.src), word(p.dst));
+        let (sp, dp) = (p.tcp.src_port, p.tcp.dst_port);
+        // Same order as comparing `Endpoint`s: address, then port.
+        let (lo, hi, lp, hp, side) = if (src, sp) <= (dst, dp) {
+            (src, dst, sp, dp, Side::Lo)
         } else {
-            (dst, src, Side::Hi)
+            (dst, src, dp, sp, Side::Hi)
         };
-        (FlowKey { lo, hi, vlan: p.vlan }, side)
+        let tail =
+            (lp as u64) << 48 | (hp as u64) << 32 | (p.vlan[0] as u64 & 0xfff) << 16 | (p.vlan[1] as u64 & 0xfff) | v6;
+        (FlowKey { lo, hi, tail }, side)
+    }
+
+    /// The key of a flow between two endpoints (of one address family), and
+    /// which side `a` is.
+    pub fn new(a: Endpoint, b: Endpoint, vlan: [u16; 2]) -> (FlowKey, Side) {
+        let p = Packet {
+            vlan,
+            src: a.addr,
+            dst: b.addr,
+            tcp: crate::wire::Segment {
+                src_port: a.port,
+                dst_port: b.port,
+                ..Default::default()
+            },
+            truncated: false,
+            ttl: 0,
+        };
+        FlowKey::of(&p)
     }
 
     pub fn endpoint(&self, side: Side) -> Endpoint {
-        match side {
-            Side::Lo => self.lo,
-            Side::Hi => self.hi,
-        }
+        let (addr, port) = match side {
+            Side::Lo => (self.lo, (self.tail >> 48) as u16),
+            Side::Hi => (self.hi, (self.tail >> 32) as u16),
+        };
+        let addr = if self.tail & V6 != 0 {
+            IpAddr::V6(addr.into())
+        } else {
+            IpAddr::V4((addr as u32).into())
+        };
+        Endpoint { addr, port }
+    }
+
+    pub fn lo(&self) -> Endpoint {
+        self.endpoint(Side::Lo)
+    }
+
+    pub fn hi(&self) -> Endpoint {
+        self.endpoint(Side::Hi)
+    }
+
+    /// Outer and inner VLAN ids (0: none).
+    pub fn vlan(&self) -> [u16; 2] {
+        [(self.tail >> 16) as u16 & 0xfff, self.tail as u16 & 0xfff]
     }
 }
 
@@ -131,5 +175,36 @@ mod tests {
             port: 80,
         };
         assert_eq!(e.to_string(), "[fd00::1]:80");
+    }
+
+    #[test]
+    fn key_gives_back_its_endpoints_in_endpoint_order() {
+        for (a, b) in [
+            ("10.0.0.2:80", "10.0.0.1:5000"),
+            ("10.0.0.1:80", "10.0.0.1:79"),
+            ("[fd00::1]:443", "[fc00::ffff:1]:50000"),
+            ("[::1]:1", "[::1]:2"),
+        ] {
+            let ep = |s: &str| {
+                let sa: std::net::SocketAddr = s.parse().unwrap();
+                Endpoint {
+                    addr: sa.ip(),
+                    port: sa.port(),
+                }
+            };
+            let (a, b) = (ep(a), ep(b));
+            let (k, side) = FlowKey::new(a, b, [5, 4095]);
+            assert_eq!((k.lo(), k.hi()), (a.min(b), a.max(b)));
+            assert_eq!(k.endpoint(side), a);
+            assert_eq!(k.vlan(), [5, 4095]);
+        }
+    }
+
+    #[test]
+    fn ipv4_and_its_ipv6_mapped_form_are_two_flows() {
+        let (a, _) = FlowKey::of(&packet("10.0.0.1", 1, "10.0.0.2", 2, [0, 0]));
+        let (b, _) = FlowKey::of(&packet("::ffff:10.0.0.1", 1, "::ffff:10.0.0.2", 2, [0, 0]));
+        assert_ne!(a, b);
+        assert_eq!(b.lo().to_string(), "[::ffff:10.0.0.1]:1");
     }
 }

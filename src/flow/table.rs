@@ -172,11 +172,7 @@ mod tests {
             addr: "10.0.0.1".parse().unwrap(),
             port: p,
         };
-        FlowKey {
-            lo: e(port),
-            hi: e(80),
-            vlan: [0, 0],
-        }
+        FlowKey::new(e(port), e(80), [0, 0]).0
     }
 
     #[derive(Debug, PartialEq)]
