@@ -153,16 +153,18 @@ impl Connection {
         if seg.flags.syn() && !seg.flags.ack() && self.client.is_none() {
             self.client = Some(side);
         }
-        // Copies: the state before this segment, while `self` is updated.
-        let (from, to) = (self.dir[s], self.dir[o]);
         let kind = classify(
             seg,
             time,
-            &from,
-            &to,
+            &self.dir[s],
+            &self.dir[o],
             self.pending[s].as_ref(),
             self.pending[o].as_ref(),
         );
+        // What the event reports of the sender's state before this segment
+        // (only its own direction changes below).
+        let from = &self.dir[s];
+        let (from_seen, from_next, from_ttl, rel_seq) = (from.seen, from.next_seq, from.ttl, from.relative(seg.seq));
         // (probe answered, its rtt, D-SACK) for answers.
         let mut answer: Option<(u64, u64, bool)> = None;
         match kind {
@@ -171,7 +173,7 @@ impl Connection {
                 if !zero_window {
                     self.check_probe(frame, time, side, seg);
                 }
-                let last_received = to.last_live_time;
+                let last_received = self.dir[o].last_live_time;
                 let cold = self.cold.get_or_insert_with(Default::default);
                 let p = cold.ka[s].probe(&mut self.pending[s], frame, time, seg, zero_window, last_received);
                 if p.rate_limited {
@@ -191,7 +193,7 @@ impl Connection {
             }
             Kind::KeepaliveRst => {
                 let cold = self.cold.get_or_insert_with(Default::default);
-                cold.reset_ttl = from.ttl.map(|usual| (ttl, usual));
+                cold.reset_ttl = from_ttl.map(|usual| (ttl, usual));
                 if let Some(p) = cold.ka[o].reset(&mut self.pending[o]) {
                     answer = Some((p.frame, time.saturating_sub(p.time), false));
                 }
@@ -202,6 +204,7 @@ impl Connection {
             }
             Kind::Retransmission => self.cold().retransmissions += 1,
             Kind::Handshake | Kind::Data | Kind::Ack | Kind::Fin | Kind::Rst => {
+                let to = &self.dir[o];
                 if kind == Kind::Data
                     && seg.payload_len >= 2
                     && to.acked == Some(seg.seq.plus(1))
@@ -235,6 +238,7 @@ impl Connection {
         if !(wanted || timeline) {
             return Classified { kind, event: None };
         }
+        let to = &self.dir[o];
         let ev = SegmentEvent {
             frame,
             time,
@@ -248,18 +252,18 @@ impl Connection {
             len: seg.payload_len,
             flags: seg.flags,
             window: (seg.window as u32) << if seg.flags.syn() { 0 } else { wshift.min(14) },
-            rel_seq: from.relative(seg.seq),
+            rel_seq,
             rel_ack: if seg.flags.ack() { to.relative(seg.ack) } else { None },
             answers: answer.map(|a| a.0),
             rtt: answer.map(|a| a.1),
             dsack: answer.is_some_and(|a| a.2),
-            next_seq: from.seen.then_some(from.next_seq),
+            next_seq: from_seen.then_some(from_next),
             peer_acked: to.acked,
             peer_acked_frame: to.acked.map(|_| to.acked_frame),
             peer_window: to.window,
             timestamp: seg.options.timestamp,
             ttl,
-            usual_ttl: from.ttl,
+            usual_ttl: from_ttl,
         };
         if timeline {
             let cold = self.cold();

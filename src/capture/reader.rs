@@ -284,14 +284,20 @@ fn header_error(e: &PcapError<&[u8]>) -> String {
 /// in the page cache; nothing is read twice).
 struct Ahead<'m> {
     map: &'m memmap2::Mmap,
+    /// Bytes before this (a multiple of the line size) have been prefetched.
     cached: usize,
     released: usize,
     populated: usize,
+    /// Position at which `maintain` next has something to do.
+    next: usize,
 }
 
 impl<'m> Ahead<'m> {
     const CACHE: usize = 4 << 10;
+    const LINE: usize = 64;
     const RELEASE: usize = 4 << 20;
+    /// Page tables are filled this far ahead (MADV_POPULATE_READ), in steps of
+    /// twice this: a prefetch of a page not yet mapped is dropped by the CPU.
     const POPULATE: usize = 512 << 10;
 
     fn new(map: &'m memmap2::Mmap) -> Self {
@@ -300,11 +306,25 @@ impl<'m> Ahead<'m> {
             cached: 0,
             released: 0,
             populated: 0,
+            next: 0,
         }
     }
 
     #[inline]
     fn prefetch(&mut self, pos: usize) {
+        if pos >= self.next {
+            self.maintain(pos);
+        }
+        let base = self.map.as_ptr();
+        while self.cached < pos + Self::CACHE {
+            // Past the end only hints at addresses nobody reads: prefetches never fault.
+            crate::flow::prefetch::once(base.wrapping_add(self.cached));
+            self.cached += Self::LINE;
+        }
+    }
+
+    #[cold]
+    fn maintain(&mut self, pos: usize) {
         if pos >= self.released + 2 * Self::RELEASE {
             let end = pos - Self::RELEASE;
             // SAFETY: MADV_DONTNEED on a read-only file mapping only unmaps:
@@ -318,17 +338,18 @@ impl<'m> Ahead<'m> {
         }
         if pos + Self::POPULATE >= self.populated && self.populated < self.map.len() {
             let len = (2 * Self::POPULATE).min(self.map.len() - self.populated);
+            // Failure (a kernel before 5.14) only means pages are mapped on first touch.
             let _ = self
                 .map
                 .advise_range(memmap2::Advice::PopulateRead, self.populated, len);
             self.populated += len;
         }
-        let until = (pos + Self::CACHE).min(self.map.len());
-        if self.cached < until {
-            let from = self.cached.max(pos);
-            crate::flow::prefetch::lines(self.map[from..].as_ptr(), until - from);
-            self.cached = until;
-        }
+        let populate_at = if self.populated < self.map.len() {
+            self.populated - Self::POPULATE
+        } else {
+            usize::MAX
+        };
+        self.next = (self.released + 2 * Self::RELEASE).min(populate_at);
     }
 }
 

@@ -44,6 +44,7 @@ const NULL_HEADER_LEN: usize = 4;
 /// fewer bytes than were on the wire (caplen < len), so lengths the IP header
 /// declares are believed beyond what was captured. Otherwise the captured
 /// bytes are the packet, and an IP length that claims more is wrong.
+#[inline]
 pub fn decode(link: LinkType, frame: &[u8], snapped: bool) -> Result<Packet, Skip> {
     if let Some(p) = fast::decode(link, frame) {
         return Ok(p);

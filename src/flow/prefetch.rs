@@ -18,3 +18,18 @@ pub fn lines<T>(p: *const T, bytes: usize) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (p, bytes);
 }
+
+/// Starts loading one cache line of data read once and never again (a
+/// capture's bytes), with the non-temporal hint: it should not push flows
+/// out of the shared cache.
+#[inline(always)]
+pub fn once<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_NTA};
+        // SAFETY: a prefetch is only a hint; it never faults, whatever the address.
+        unsafe { _mm_prefetch(p as *const i8, _MM_HINT_NTA) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
