@@ -93,14 +93,25 @@ impl Connection {
         self.cold.as_deref().unwrap_or(&QUIET)
     }
 
-    /// Starts loading the keepalive fields every segment of a probing flow
-    /// touches (each side's run of unanswered probes), which live in the
-    /// separately allocated cold part.
+    /// Starts loading the parts of the cold keepalive record that `seg`
+    /// (sent by `side`) will most likely touch, judged from the state now:
+    /// the other side's prober if it awaits an answer, this side's if `seg`
+    /// has the shape of a probe, or of an abort. Ordinary segments load nothing.
     #[inline]
-    pub fn prefetch_cold(&self) {
-        if let Some(k) = self.cold.as_deref() {
-            crate::flow::prefetch::lines(&k.ka[0].run, 8);
-            crate::flow::prefetch::lines(&k.ka[1].run, 8);
+    pub fn prefetch_cold(&self, side: Side, seg: &Segment) {
+        let Some(k) = self.cold.as_deref() else {
+            return;
+        };
+        let (s, o) = (side.idx(), side.other().idx());
+        if self.pending[o].is_some() {
+            k.ka[o].prefetch_answer();
+        }
+        let f = seg.flags;
+        let probe_shaped = seg.payload_len <= 1
+            && !(f.syn() || f.fin() || f.rst())
+            && self.dir[o].acked.is_none_or(|a| a == seg.seq.plus(1));
+        if probe_shaped || (f.rst() && self.pending[s].is_some()) {
+            k.ka[s].prefetch_probe(self.pending[s].as_ref());
         }
     }
 
@@ -212,9 +223,12 @@ impl Connection {
                 {
                     self.violate(ViolationKind::PayloadTooLong, frame, time, side);
                 }
-                // The side is alive: the other side's keepalive starts over.
-                if let Some(cold) = self.cold.as_deref_mut() {
-                    cold.ka[o].peer_spoke(&mut self.pending[o]);
+                // The side is alive: the other side's keepalive starts over. With
+                // no probe pending its run is already 0: the cold part is not touched.
+                if self.pending[o].is_some() {
+                    if let Some(cold) = self.cold.as_deref_mut() {
+                        cold.ka[o].peer_spoke(&mut self.pending[o]);
+                    }
                 }
             }
         }

@@ -180,8 +180,9 @@ impl Analyzer {
             self.table.prefetch_flow(self.ring[(n - STAGE) % RING].hash);
         }
         if n - self.done >= 2 * STAGE {
-            if let Some(c) = self.table.peek(self.ring[(n - 2 * STAGE) % RING].hash) {
-                c.prefetch_cold();
+            let q = &self.ring[(n - 2 * STAGE) % RING];
+            if let Some(c) = self.table.peek(q.hash) {
+                c.prefetch_cold(q.side, &q.seg);
             }
         }
         self.ring[n % RING] = Queued {

@@ -30,7 +30,10 @@ pub enum Last {
     Aborted,
 }
 
+/// Counters first (C layout), so a probe or an answer touches the first
+/// lines and one `Samples`: see `prefetch_probe` and `prefetch_answer`.
 #[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
 pub struct Prober {
     pub probes: u32,
     pub one_byte: u32,
@@ -45,18 +48,35 @@ pub struct Prober {
     pub run: u32,
     /// Longest run of unanswered probes: a lower bound on the count setting.
     pub longest_run: u32,
-    pub idle: Samples,
-    pub interval: Samples,
-    pub rtt: Samples,
     /// Unanswered probes before the prober gave up with a RST.
     pub count: Option<u32>,
     /// When the last 0-byte probe left: only those share the peer's answer rate limit.
     pub last_zero_byte_probe: Option<u64>,
     pub last: Last,
     pub first_probe_frame: Option<u64>,
+    pub idle: Samples,
+    pub interval: Samples,
+    pub rtt: Samples,
 }
 
 impl Prober {
+    /// Starts loading what `probe` touches, given the probe pending before it.
+    #[inline]
+    pub fn prefetch_probe(&self, pending: Option<&Pending>) {
+        crate::flow::prefetch::lines(self, std::mem::offset_of!(Prober, idle));
+        match pending.filter(|p| !p.zero_window) {
+            Some(_) => self.interval.prefetch(),
+            None => self.idle.prefetch(),
+        }
+    }
+
+    /// Starts loading what `answer` (or `reset`, `peer_spoke`) touches.
+    #[inline]
+    pub fn prefetch_answer(&self) {
+        crate::flow::prefetch::lines(self, std::mem::offset_of!(Prober, idle));
+        self.rtt.prefetch();
+    }
+
     /// A keepalive or zero-window probe left this side. `last_received` is
     /// when this side last received a segment, which Linux's idle clock counts from.
     pub fn probe(

@@ -287,7 +287,6 @@ struct Ahead<'m> {
     /// Bytes before this (a multiple of the line size) have been prefetched.
     cached: usize,
     released: usize,
-    populated: usize,
     /// Position at which `maintain` next has something to do.
     next: usize,
 }
@@ -296,16 +295,12 @@ impl<'m> Ahead<'m> {
     const CACHE: usize = 4 << 10;
     const LINE: usize = 64;
     const RELEASE: usize = 4 << 20;
-    /// Page tables are filled this far ahead (MADV_POPULATE_READ), in steps of
-    /// twice this: a prefetch of a page not yet mapped is dropped by the CPU.
-    const POPULATE: usize = 512 << 10;
 
     fn new(map: &'m memmap2::Mmap) -> Self {
         Ahead {
             map,
             cached: 0,
             released: 0,
-            populated: 0,
             next: 0,
         }
     }
@@ -336,20 +331,7 @@ impl<'m> Ahead<'m> {
             };
             self.released = end;
         }
-        if pos + Self::POPULATE >= self.populated && self.populated < self.map.len() {
-            let len = (2 * Self::POPULATE).min(self.map.len() - self.populated);
-            // Failure (a kernel before 5.14) only means pages are mapped on first touch.
-            let _ = self
-                .map
-                .advise_range(memmap2::Advice::PopulateRead, self.populated, len);
-            self.populated += len;
-        }
-        let populate_at = if self.populated < self.map.len() {
-            self.populated - Self::POPULATE
-        } else {
-            usize::MAX
-        };
-        self.next = (self.released + 2 * Self::RELEASE).min(populate_at);
+        self.next = self.released + 2 * Self::RELEASE;
     }
 }
 

@@ -67,8 +67,10 @@ impl<T: Keyed> FlowTable<T> {
     #[inline]
     pub fn prefetch_flow(&self, hash: u64) {
         if let Some(i) = self.index.candidates(hash).next() {
-            let p = self.slots.as_ptr().wrapping_add(i as usize);
-            prefetch::lines(p, std::mem::size_of::<Option<T>>().min(512));
+            let p = self.slots.as_ptr().wrapping_add(i as usize) as *const u8;
+            // From the start of the line the flow begins in, to its end.
+            let skew = p as usize % 64;
+            prefetch::lines(p.wrapping_sub(skew), skew + std::mem::size_of::<Option<T>>().min(512));
         }
     }
 
