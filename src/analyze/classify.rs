@@ -49,7 +49,7 @@ pub fn classify(
     if let Some(p) = to_pending {
         // The answer: no data, acknowledges the byte after the probe, and
         // (when known) comes from the sender's current sequence number.
-        let current = !from.seen || seg.seq == from.next_seq;
+        let current = !from.seen() || seg.seq == from.next_seq;
         if len == 0 && f.ack() && seg.ack == p.seq.plus(1) && current {
             return if p.zero_window {
                 Kind::ZeroWindowAck
@@ -59,18 +59,18 @@ pub fn classify(
         }
     }
     if len <= 1 {
-        match to.acked {
+        match to.acked() {
             // One byte behind the last byte the receiver acknowledged: a duplicate
             // that must be answered. Window 0 makes it a zero-window probe.
             Some(acked) if seg.seq.plus(1) == acked => {
-                return if to.window == Some(0) {
+                return if to.window() == Some(0) {
                     Kind::ZeroWindowProbe
                 } else {
                     Kind::KeepaliveProbe
                 };
             }
             // The byte at SND.NXT − 1 was never acknowledged: data, resent.
-            Some(acked) if len == 1 && from.seen && seg.seq.plus(1) == from.next_seq && acked.before(from.next_seq) => {
+            Some(acked) if len == 1 && from.seen() && seg.seq.plus(1) == from.next_seq && acked.before(from.next_seq) => {
                 return Kind::Retransmission;
             }
             // Nothing acknowledged by the receiver yet (capture began mid-flow, or
@@ -79,8 +79,8 @@ pub fn classify(
             // the capture, that byte is unacknowledged data: a 1-byte segment there
             // is a retransmission. Otherwise (capture began mid-flow) the shape is
             // all there is to go on.
-            None if from.seen && seg.seq.plus(1) == from.next_seq => {
-                return match (from.data_seen, len) {
+            None if from.seen() && seg.seq.plus(1) == from.next_seq => {
+                return match (from.data_seen(), len) {
                     (false, _) => Kind::KeepaliveProbe,
                     (true, 1) => Kind::Retransmission,
                     (true, _) => Kind::Ack,

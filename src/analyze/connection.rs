@@ -33,24 +33,32 @@ pub struct Keepalive {
 
 static QUIET: LazyLock<Keepalive> = LazyLock::new(Keepalive::default);
 
+/// Laid out (C order, 64-byte aligned) so that a segment touches the first
+/// four cache lines only: the key with the cold pointer and `last_time`, both
+/// directions with `closed_at`, the pending probes. What the report alone
+/// reads comes last.
 #[derive(Clone, Debug)]
+#[repr(C, align(64))]
 pub struct Connection {
-    pub id: u64,
     pub key: FlowKey,
-    /// The side that sent the first SYN without ACK, when seen.
-    pub client: Option<Side>,
+    cold: Option<Box<Keepalive>>,
+    pub last_time: u64,
     pub dir: [Direction; 2],
+    pub closed_at: Option<u64>,
     /// Each side's probe waiting for an answer.
     pub pending: [Option<Pending>; 2],
+    pub id: u64,
     pub first_frame: u64,
     pub first_time: u64,
-    pub last_time: u64,
-    pub closed_at: Option<u64>,
     pub time_backwards: u32,
-    cold: Option<Box<Keepalive>>,
+    /// The side that sent the first SYN without ACK, when seen.
+    pub client: Option<Side>,
 }
 
 impl Keyed for Connection {
+    /// What `segment` touches (see the layout above).
+    const HOT: usize = std::mem::offset_of!(Connection, id);
+
     fn key(&self) -> &FlowKey {
         &self.key
     }
@@ -109,7 +117,7 @@ impl Connection {
         let f = seg.flags;
         let probe_shaped = seg.payload_len <= 1
             && !(f.syn() || f.fin() || f.rst())
-            && self.dir[o].acked.is_none_or(|a| a == seg.seq.plus(1));
+            && self.dir[o].acked().is_none_or(|a| a == seg.seq.plus(1));
         if probe_shaped || (f.rst() && self.pending[s].is_some()) {
             k.ka[s].prefetch_probe(self.pending[s].as_ref());
         }
@@ -121,10 +129,8 @@ impl Connection {
 
     /// Both SYNs carried the window scale option, so the shift applies.
     fn wshift(&self, side: Side) -> u8 {
-        match (self.dir[0].syn, self.dir[1].syn) {
-            (Some(a), Some(b)) if a.wscale.is_some() && b.wscale.is_some() => {
-                self.dir[side.idx()].syn.and_then(|s| s.wscale).unwrap_or(0)
-            }
+        match (self.dir[0].syn_wscale(), self.dir[1].syn_wscale()) {
+            (Some(a), Some(b)) => [a, b][side.idx()],
             _ => 0,
         }
     }
@@ -132,15 +138,15 @@ impl Connection {
     /// Timestamps are in use: both SYNs offered them, or (handshake not
     /// captured) this side has sent them before.
     fn timestamps_negotiated(&self, side: Side) -> bool {
-        match (self.dir[0].syn, self.dir[1].syn) {
-            (Some(a), Some(b)) => a.timestamps && b.timestamps,
-            _ => self.dir[side.idx()].ts.is_some(),
+        match (self.dir[0].syn_timestamps(), self.dir[1].syn_timestamps()) {
+            (Some(a), Some(b)) => a && b,
+            _ => self.dir[side.idx()].tsval().is_some(),
         }
     }
 
     /// A SYN without ACK that starts a new connection on this 4-tuple.
     pub fn is_new_connection(&self, side: Side, seg: &Segment) -> bool {
-        seg.flags.syn() && !seg.flags.ack() && self.dir[side.idx()].syn.is_none_or(|s| s.isn != seg.seq)
+        seg.flags.syn() && !seg.flags.ack() && self.dir[side.idx()].isn().is_none_or(|isn| isn != seg.seq)
     }
 
     /// Classifies `seg` and updates all state. The full event is built only
@@ -175,7 +181,7 @@ impl Connection {
         // What the event reports of the sender's state before this segment
         // (only its own direction changes below).
         let from = &self.dir[s];
-        let (from_seen, from_next, from_ttl, rel_seq) = (from.seen, from.next_seq, from.ttl, from.relative(seg.seq));
+        let (from_seen, from_next, from_ttl, rel_seq) = (from.seen(), from.next_seq, from.ttl(), from.relative(seg.seq));
         // (probe answered, its rtt, D-SACK) for answers.
         let mut answer: Option<(u64, u64, bool)> = None;
         match kind {
@@ -184,7 +190,7 @@ impl Connection {
                 if !zero_window {
                     self.check_probe(frame, time, side, seg);
                 }
-                let last_received = self.dir[o].last_live_time;
+                let last_received = self.dir[o].last_live_time();
                 let cold = self.cold.get_or_insert_with(Default::default);
                 let p = cold.ka[s].probe(&mut self.pending[s], frame, time, seg, zero_window, last_received);
                 if p.rate_limited {
@@ -218,8 +224,8 @@ impl Connection {
                 let to = &self.dir[o];
                 if kind == Kind::Data
                     && seg.payload_len >= 2
-                    && to.acked == Some(seg.seq.plus(1))
-                    && to.last_live_time.is_some_and(|t| time.saturating_sub(t) >= MIN_IDLE_NS)
+                    && to.acked() == Some(seg.seq.plus(1))
+                    && to.last_live_time().is_some_and(|t| time.saturating_sub(t) >= MIN_IDLE_NS)
                 {
                     self.violate(ViolationKind::PayloadTooLong, frame, time, side);
                 }
@@ -233,14 +239,14 @@ impl Connection {
             }
         }
         let wshift = self.wshift(side);
-        self.dir[s].update(seg, frame, time, wshift);
+        self.dir[s].update(seg, frame, wshift);
         if !seg.flags.rst() {
-            self.dir[s].ttl = Some(ttl);
+            self.dir[s].set_ttl(ttl);
         }
         if !matches!(kind, Kind::KeepaliveProbe | Kind::ZeroWindowProbe) {
-            self.dir[s].last_live_time = Some(time);
+            self.dir[s].set_last_live_time(time);
         }
-        if seg.flags.rst() || (self.dir[0].fin && self.dir[1].fin) {
+        if seg.flags.rst() || (self.dir[0].fin() && self.dir[1].fin()) {
             self.closed_at.get_or_insert(time);
         }
         let timeline = keep_timeline && kind.is_notable();
@@ -272,9 +278,9 @@ impl Connection {
             rtt: answer.map(|a| a.1),
             dsack: answer.is_some_and(|a| a.2),
             next_seq: from_seen.then_some(from_next),
-            peer_acked: to.acked,
-            peer_acked_frame: to.acked.map(|_| to.acked_frame),
-            peer_window: to.window,
+            peer_acked: to.acked(),
+            peer_acked_frame: to.acked().map(|_| to.acked_frame),
+            peer_window: to.window(),
             timestamp: seg.options.timestamp,
             ttl,
             usual_ttl: from_ttl,
@@ -293,9 +299,9 @@ impl Connection {
     /// Format checks on a keepalive probe, against state before it.
     fn check_probe(&mut self, frame: u64, time: u64, side: Side, seg: &Segment) {
         let (from, to) = (&self.dir[side.idx()], &self.dir[side.other().idx()]);
-        let in_flight = from.seen && to.acked.is_some_and(|a| from.next_seq.after(a));
-        let stale = match (seg.options.timestamp, from.ts) {
-            (Some((now, _)), Some((before, _))) => (now.wrapping_sub(before) as i32) < 0,
+        let in_flight = from.seen() && to.acked().is_some_and(|a| from.next_seq.after(a));
+        let stale = match (seg.options.timestamp, from.tsval()) {
+            (Some((now, _)), Some(before)) => (now.wrapping_sub(before) as i32) < 0,
             _ => false,
         };
         let missing_ts = seg.options.timestamp.is_none() && self.timestamps_negotiated(side);

@@ -245,9 +245,9 @@ fn outcome(c: &Connection) -> Outcome {
     let k = c.keepalive();
     if k.ka.iter().any(|k| k.last == Last::Aborted) {
         Outcome::TimedOut
-    } else if c.dir.iter().any(|d| d.rst) {
+    } else if c.dir.iter().any(|d| d.rst()) {
         Outcome::Reset
-    } else if c.dir.iter().any(|d| d.fin) {
+    } else if c.dir.iter().any(|d| d.fin()) {
         Outcome::Closed
     } else if k.ka.iter().any(|k| k.last == Last::Answered) {
         Outcome::Alive

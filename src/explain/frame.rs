@@ -51,7 +51,7 @@ impl Sink for Finder {
         let Some(ev) = self.event.filter(|e| e.flow_id == c.id) else {
             return;
         };
-        let syn = |s: Side| c.dir[s.idx()].syn.and_then(|x| x.wscale);
+        let syn = |s: Side| c.dir[s.idx()].syn_wscale();
         if let (Some(a), Some(b)) = (syn(ev.side), syn(ev.side.other())) {
             self.wscale = Some((a, b));
         }

@@ -12,81 +12,262 @@ pub struct SynInfo {
     pub mss: Option<u16>,
 }
 
-/// Per-direction sequence state. Sizes are fixed: no allocation per flow.
+/// Which of `Direction`'s optional fields hold a value, and its flags.
+mod bit {
+    pub const SEEN: u16 = 1;
+    pub const SYN: u16 = 1 << 1;
+    pub const SYN_WSCALE: u16 = 1 << 2;
+    pub const SYN_TS: u16 = 1 << 3;
+    pub const SYN_SACK: u16 = 1 << 4;
+    pub const SYN_MSS: u16 = 1 << 5;
+    pub const ACKED: u16 = 1 << 6;
+    pub const WINDOW: u16 = 1 << 7;
+    pub const TS: u16 = 1 << 8;
+    pub const TTL: u16 = 1 << 9;
+    pub const LIVE: u16 = 1 << 10;
+    pub const FIN: u16 = 1 << 11;
+    pub const RST: u16 = 1 << 12;
+    pub const DATA: u16 = 1 << 13;
+}
+
+/// Per-direction sequence state, 56 bytes: every segment reads both
+/// directions of its flow, so they are kept small (optional values are a
+/// field plus a bit in `has`, not `Option`s with their padding).
 #[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
 pub struct Direction {
-    /// At least one segment was seen in this direction.
-    pub seen: bool,
-    pub syn: Option<SynInfo>,
     /// Highest sequence number sent plus its length (SND.NXT as seen on the wire).
     pub next_seq: Seq,
-    /// Highest acknowledgment this direction has sent (what it has received
-    /// of the other direction), and the frame that first carried it.
-    pub acked: Option<Seq>,
+    acked: Seq,
+    window: u32,
+    tsval: u32,
+    isn: Seq,
+    mss: u16,
+    has: u16,
+    wscale: u8,
+    ttl: u8,
+    last_live_time: u64,
+    /// The frame that first carried the highest acknowledgment (`acked`).
     pub acked_frame: u64,
-    /// Last advertised window (scaled when the shift is known).
-    pub window: Option<u32>,
-    /// Last (TSval, TSecr); and whether any segment carried a timestamp.
-    pub ts: Option<(u32, u32)>,
-    pub fin: bool,
-    pub rst: bool,
-    /// TTL (hop limit) of this direction's last non-RST segment.
-    pub ttl: Option<u8>,
-    /// Capture time of the last segment sent in this direction.
-    pub last_time: u64,
-    /// Capture time of the last segment that restarts the other side's
-    /// keepalive clock: keepalive and zero-window probes do not (Linux drops
-    /// them before `tcp_ack`), everything else does.
-    pub last_live_time: Option<u64>,
-    /// This direction sent payload in the capture (so a byte at SND.NXT − 1
-    /// that was never acknowledged is known to be data).
-    pub data_seen: bool,
     pub packets: u64,
-    pub payload_bytes: u64,
 }
 
 impl Direction {
+    #[inline]
+    fn is(&self, b: u16) -> bool {
+        self.has & b != 0
+    }
+
+    #[inline]
+    fn set(&mut self, b: u16, on: bool) {
+        if on {
+            self.has |= b;
+        } else {
+            self.has &= !b;
+        }
+    }
+
+    /// At least one segment was seen in this direction.
+    #[inline]
+    pub fn seen(&self) -> bool {
+        self.is(bit::SEEN)
+    }
+
+    /// The options of this direction's SYN, when seen.
+    pub fn syn(&self) -> Option<SynInfo> {
+        self.is(bit::SYN).then(|| SynInfo {
+            isn: self.isn,
+            wscale: self.is(bit::SYN_WSCALE).then_some(self.wscale),
+            timestamps: self.is(bit::SYN_TS),
+            sack_permitted: self.is(bit::SYN_SACK),
+            mss: self.is(bit::SYN_MSS).then_some(self.mss),
+        })
+    }
+
+    /// The SYN carried the window scale option: its shift (at most 14).
+    #[inline]
+    pub fn syn_wscale(&self) -> Option<u8> {
+        self.is(bit::SYN_WSCALE).then_some(self.wscale)
+    }
+
+    /// This direction's SYN was seen and offered timestamps.
+    #[inline]
+    pub fn syn_timestamps(&self) -> Option<bool> {
+        self.is(bit::SYN).then_some(self.is(bit::SYN_TS))
+    }
+
+    /// The ISN of this direction's SYN, when seen.
+    #[inline]
+    pub fn isn(&self) -> Option<Seq> {
+        self.is(bit::SYN).then_some(self.isn)
+    }
+
+    /// Highest acknowledgment this direction has sent (what it has received
+    /// of the other direction).
+    #[inline]
+    pub fn acked(&self) -> Option<Seq> {
+        self.is(bit::ACKED).then_some(self.acked)
+    }
+
+    /// Last advertised window (scaled when the shift is known).
+    #[inline]
+    pub fn window(&self) -> Option<u32> {
+        self.is(bit::WINDOW).then_some(self.window)
+    }
+
+    /// TSval of the last segment that carried a timestamp.
+    #[inline]
+    pub fn tsval(&self) -> Option<u32> {
+        self.is(bit::TS).then_some(self.tsval)
+    }
+
+    /// TTL (hop limit) of this direction's last non-RST segment.
+    #[inline]
+    pub fn ttl(&self) -> Option<u8> {
+        self.is(bit::TTL).then_some(self.ttl)
+    }
+
+    /// Capture time of the last segment that restarts the other side's
+    /// keepalive clock: keepalive and zero-window probes do not (Linux drops
+    /// them before `tcp_ack`), everything else does.
+    #[inline]
+    pub fn last_live_time(&self) -> Option<u64> {
+        self.is(bit::LIVE).then_some(self.last_live_time)
+    }
+
+    pub fn fin(&self) -> bool {
+        self.is(bit::FIN)
+    }
+
+    pub fn rst(&self) -> bool {
+        self.is(bit::RST)
+    }
+
+    /// This direction sent payload in the capture (so a byte at SND.NXT − 1
+    /// that was never acknowledged is known to be data).
+    #[inline]
+    pub fn data_seen(&self) -> bool {
+        self.is(bit::DATA)
+    }
+
+    pub fn set_ttl(&mut self, ttl: u8) {
+        self.ttl = ttl;
+        self.has |= bit::TTL;
+    }
+
+    pub fn set_last_live_time(&mut self, time: u64) {
+        self.last_live_time = time;
+        self.has |= bit::LIVE;
+    }
+
     /// Takes a segment sent in this direction into account. `wshift` is the
     /// window scale that applies to this direction's non-SYN segments.
-    pub fn update(&mut self, seg: &Segment, frame: u64, time: u64, wshift: u8) {
+    #[inline]
+    pub fn update(&mut self, seg: &Segment, frame: u64, wshift: u8) {
         let f = seg.flags;
         if f.syn() {
-            self.syn = Some(SynInfo {
-                isn: seg.seq,
-                // RFC 7323 §2.3: a shift above 14 is taken as 14.
-                wscale: seg.options.wscale.map(|w| w.min(14)),
-                timestamps: seg.options.timestamp.is_some(),
-                sack_permitted: seg.options.sack_permitted,
-                mss: seg.options.mss,
-            });
+            let o = &seg.options;
+            self.isn = seg.seq;
+            // RFC 7323 §2.3: a shift above 14 is taken as 14.
+            self.wscale = o.wscale.map_or(0, |w| w.min(14));
+            self.mss = o.mss.unwrap_or(0);
+            self.has |= bit::SYN;
+            self.set(bit::SYN_WSCALE, o.wscale.is_some());
+            self.set(bit::SYN_MSS, o.mss.is_some());
+            self.set(bit::SYN_TS, o.timestamp.is_some());
+            self.set(bit::SYN_SACK, o.sack_permitted);
         }
         let end = seg.end();
-        self.next_seq = if self.seen { self.next_seq.max(end) } else { end };
+        self.next_seq = if self.seen() { self.next_seq.max(end) } else { end };
         // A RST's ACK and window say nothing about the connection's state (a
         // Linux RST advertises window 0; it is not a zero window).
         if f.rst() {
-            self.rst = true;
+            self.has |= bit::RST;
         } else {
-            if f.ack() && self.acked.is_none_or(|a| seg.ack.after(a)) {
-                self.acked = Some(seg.ack);
+            if f.ack() && (!self.is(bit::ACKED) || seg.ack.after(self.acked)) {
+                self.acked = seg.ack;
                 self.acked_frame = frame;
+                self.has |= bit::ACKED;
             }
             let shift = if f.syn() { 0 } else { wshift.min(14) };
-            self.window = Some((seg.window as u32) << shift);
+            self.window = (seg.window as u32) << shift;
+            self.has |= bit::WINDOW;
         }
-        if seg.options.timestamp.is_some() {
-            self.ts = seg.options.timestamp;
+        if let Some((tsval, _)) = seg.options.timestamp {
+            self.tsval = tsval;
+            self.has |= bit::TS;
         }
-        self.fin |= f.fin();
-        self.seen = true;
-        self.last_time = time;
-        self.data_seen |= seg.payload_len > 0;
+        if f.fin() {
+            self.has |= bit::FIN;
+        }
+        if seg.payload_len > 0 {
+            self.has |= bit::DATA;
+        }
+        self.has |= bit::SEEN;
         self.packets += 1;
-        self.payload_bytes += seg.payload_len as u64;
     }
 
     /// Sequence number relative to this direction's ISN, where the SYN was seen.
+    #[inline]
     pub fn relative(&self, seq: Seq) -> Option<u32> {
-        self.syn.map(|s| seq.0.wrapping_sub(s.isn.0))
+        self.isn().map(|isn| seq.0.wrapping_sub(isn.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Flags, TcpOptions};
+
+    fn seg(flags: u8, seq: u32, ack: u32, len: u32) -> Segment {
+        Segment {
+            seq: Seq(seq),
+            ack: Seq(ack),
+            flags: Flags(flags),
+            window: 100,
+            payload_len: len,
+            ..Segment::default()
+        }
+    }
+
+    #[test]
+    fn optional_fields_are_empty_until_set() {
+        let d = Direction::default();
+        assert!(!d.seen());
+        assert_eq!((d.syn(), d.acked(), d.window(), d.tsval()), (None, None, None, None));
+        assert_eq!((d.ttl(), d.last_live_time(), d.relative(Seq(5))), (None, None, None));
+        assert_eq!(std::mem::size_of::<Direction>(), 56);
+    }
+
+    #[test]
+    fn syn_then_data_then_rst() {
+        let mut d = Direction::default();
+        let mut syn = seg(0x02, 1000, 0, 0);
+        syn.options = TcpOptions {
+            mss: Some(1460),
+            wscale: Some(20),
+            timestamp: Some((7, 0)),
+            ..TcpOptions::default()
+        };
+        d.update(&syn, 1, 7);
+        let want = SynInfo {
+            isn: Seq(1000),
+            wscale: Some(14),
+            timestamps: true,
+            sack_permitted: false,
+            mss: Some(1460),
+        };
+        assert_eq!(d.syn(), Some(want));
+        assert_eq!((d.next_seq, d.window(), d.tsval(), d.acked()), (Seq(1001), Some(100), Some(7), None));
+        d.update(&seg(0x18, 1001, 500, 10), 2, 7);
+        assert_eq!((d.next_seq, d.acked(), d.acked_frame), (Seq(1011), Some(Seq(500)), 2));
+        assert_eq!((d.window(), d.relative(Seq(1011)), d.data_seen()), (Some(100 << 7), Some(11), true));
+        // An older ACK does not move `acked`; a RST's window is not recorded.
+        d.update(&seg(0x14, 1011, 400, 0), 3, 7);
+        assert_eq!((d.acked(), d.acked_frame, d.window(), d.rst()), (Some(Seq(500)), 2, Some(100 << 7), true));
+        assert_eq!((d.packets, d.fin(), d.tsval()), (3, false, Some(7)));
+        // A SYN without options clears what the first one offered.
+        d.update(&seg(0x02, 9, 0, 0), 4, 0);
+        assert_eq!(d.syn().map(|s| (s.wscale, s.mss, s.timestamps)), Some((None, None, false)));
     }
 }

@@ -15,7 +15,11 @@ use super::prefetch;
 const SWEEP_EVERY_NS: u64 = 60_000_000_000;
 
 /// A flow knows its own key, so the table does not store it again.
-pub trait Keyed {
+pub trait Keyed: Sized {
+    /// Bytes from the start that looking a flow up and updating it touch:
+    /// what `prefetch_flow` loads.
+    const HOT: usize = std::mem::size_of::<Self>();
+
     fn key(&self) -> &FlowKey;
 }
 
@@ -62,15 +66,14 @@ impl<T: Keyed> FlowTable<T> {
         self.index.prefetch(hash);
     }
 
-    /// Second step, once the entry has arrived: the flow it names (at most
-    /// 512 bytes of it; the hot part comes first).
+    /// Second step, once the entry has arrived: the hot part of the flow it names.
     #[inline]
     pub fn prefetch_flow(&self, hash: u64) {
         if let Some(i) = self.index.candidates(hash).next() {
             let p = self.slots.as_ptr().wrapping_add(i as usize) as *const u8;
             // From the start of the line the flow begins in, to its end.
             let skew = p as usize % 64;
-            prefetch::lines(p.wrapping_sub(skew), skew + std::mem::size_of::<Option<T>>().min(512));
+            prefetch::lines(p.wrapping_sub(skew), skew + T::HOT.min(std::mem::size_of::<Option<T>>()));
         }
     }
 
