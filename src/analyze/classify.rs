@@ -70,7 +70,9 @@ pub fn classify(
                 };
             }
             // The byte at SND.NXT − 1 was never acknowledged: data, resent.
-            Some(acked) if len == 1 && from.seen() && seg.seq.plus(1) == from.next_seq && acked.before(from.next_seq) => {
+            Some(acked)
+                if len == 1 && from.seen() && seg.seq.plus(1) == from.next_seq && acked.before(from.next_seq) =>
+            {
                 return Kind::Retransmission;
             }
             // Nothing acknowledged by the receiver yet (capture began mid-flow, or

@@ -181,7 +181,8 @@ impl Connection {
         // What the event reports of the sender's state before this segment
         // (only its own direction changes below).
         let from = &self.dir[s];
-        let (from_seen, from_next, from_ttl, rel_seq) = (from.seen(), from.next_seq, from.ttl(), from.relative(seg.seq));
+        let (from_seen, from_next, from_ttl, rel_seq) =
+            (from.seen(), from.next_seq, from.ttl(), from.relative(seg.seq));
         // (probe answered, its rtt, D-SACK) for answers.
         let mut answer: Option<(u64, u64, bool)> = None;
         match kind {
@@ -225,7 +226,9 @@ impl Connection {
                 if kind == Kind::Data
                     && seg.payload_len >= 2
                     && to.acked() == Some(seg.seq.plus(1))
-                    && to.last_live_time().is_some_and(|t| time.saturating_sub(t) >= MIN_IDLE_NS)
+                    && to
+                        .last_live_time()
+                        .is_some_and(|t| time.saturating_sub(t) >= MIN_IDLE_NS)
                 {
                     self.violate(ViolationKind::PayloadTooLong, frame, time, side);
                 }

@@ -18,9 +18,8 @@ pub use filter::FlowFilter;
 pub use kind::Kind;
 pub use report::{secs, Estimate, FlowReport, Outcome, ProberReport};
 
-use crate::decode::{Packet, Skip};
+use crate::decode::{decode_into, LinkType, Packet, Skip};
 use crate::flow::{FlowKey, FlowTable, Side};
-use crate::wire::Segment;
 
 /// Receives the analyzer's output as it is produced.
 pub trait Sink {
@@ -106,8 +105,7 @@ const RING: usize = 16;
 struct Queued {
     frame: u64,
     time: u64,
-    ttl: u8,
-    seg: Segment,
+    pkt: Packet,
     key: FlowKey,
     hash: u64,
     side: Side,
@@ -163,10 +161,30 @@ impl Analyzer {
         self.prev_time = Some(time);
     }
 
+    /// One captured frame of link type `link` (`frame` is its 1-based record
+    /// number), decoded straight into the lookahead queue.
+    #[inline]
+    pub fn frame(&mut self, frame: u64, time: u64, link: LinkType, data: &[u8], snapped: bool, sink: &mut impl Sink) {
+        let at = self.queued % RING;
+        match decode_into(link, data, snapped, &mut self.ring[at].pkt) {
+            Ok(()) => self.enqueue(frame, time, sink),
+            Err(why) => self.skipped(time, why),
+        }
+    }
+
     /// One decoded TCP segment; `frame` is its 1-based record number.
-    /// Processed `LOOKAHEAD` packets later, once its flow is in the cache.
     pub fn packet(&mut self, frame: u64, time: u64, pkt: &Packet, sink: &mut impl Sink) {
+        self.ring[self.queued % RING].pkt = *pkt;
+        self.enqueue(frame, time, sink);
+    }
+
+    /// Queues the packet just written to the next ring slot. It is processed
+    /// `LOOKAHEAD` packets later, once its flow is in the cache.
+    #[inline]
+    fn enqueue(&mut self, frame: u64, time: u64, sink: &mut impl Sink) {
         self.tick(time);
+        let n = self.queued;
+        let pkt = &self.ring[n % RING].pkt;
         self.stats.tcp_packets += 1;
         self.stats.truncated_payloads += pkt.truncated as u64;
         let (key, side) = FlowKey::of(pkt);
@@ -175,25 +193,17 @@ impl Analyzer {
         }
         let hash = self.table.hash(&key);
         self.table.prefetch(hash);
-        let n = self.queued;
         if n - self.done >= STAGE {
             self.table.prefetch_flow(self.ring[(n - STAGE) % RING].hash);
         }
         if n - self.done >= 2 * STAGE {
             let q = &self.ring[(n - 2 * STAGE) % RING];
             if let Some(c) = self.table.peek(q.hash) {
-                c.prefetch_cold(q.side, &q.seg);
+                c.prefetch_cold(q.side, &q.pkt.tcp);
             }
         }
-        self.ring[n % RING] = Queued {
-            frame,
-            time,
-            ttl: pkt.ttl,
-            seg: pkt.tcp,
-            key,
-            hash,
-            side,
-        };
+        let q = &mut self.ring[n % RING];
+        (q.frame, q.time, q.key, q.hash, q.side) = (frame, time, key, hash, side);
         self.queued = n + 1;
         if self.queued - self.done > LOOKAHEAD {
             self.process_next(sink);
@@ -219,8 +229,7 @@ impl Analyzer {
         let Queued {
             frame,
             time,
-            ttl,
-            ref seg,
+            pkt: Packet { ttl, tcp: ref seg, .. },
             ref key,
             hash,
             side,

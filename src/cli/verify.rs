@@ -5,7 +5,6 @@ use crate::analyze::{
     Analyzer, Config, Connection, Events, Expectations, FlowFilter, FlowReport, SegmentEvent, Sink, Stats,
 };
 use crate::capture::{read_file, CaptureError, ReadSummary};
-use crate::decode::decode;
 use crate::explain::ladder::{self, Ladder};
 use crate::report::{json, text};
 use crate::units::format_duration;
@@ -229,10 +228,8 @@ fn verify_file(
         let Some(link) = rec.link else {
             return;
         };
-        match decode(link, rec.data, (rec.data.len() as u32) < rec.wire_len) {
-            Ok(p) => an.packet(rec.frame, rec.time, &p, &mut sink),
-            Err(skip) => an.skipped(rec.time, skip),
-        }
+        let snapped = (rec.data.len() as u32) < rec.wire_len;
+        an.frame(rec.frame, rec.time, link, rec.data, snapped, &mut sink);
     });
     // A capture cut short (tcpdump killed mid-write) is analysed up to the
     // damage; the error line follows the results and the exit code is still 2.

@@ -8,7 +8,7 @@
 //! a property test checks both paths agree wherever this one answers.
 
 use super::{LinkType, Packet};
-use crate::wire::{Flags, Segment, Seq, TcpOptions};
+use crate::wire::{Flags, Seq, TcpOptions};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const ETH_HEADER: usize = 14;
@@ -26,8 +26,22 @@ fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-#[inline]
+/// The common case as a value (for tests).
+#[cfg(test)]
 pub fn decode(link: LinkType, frame: &[u8]) -> Option<Packet> {
+    let mut p = Packet::default();
+    decode_into(link, frame, &mut p).then_some(p)
+}
+
+/// Decodes into `out`, field by field, when this path applies (`out` is left
+/// partly written otherwise).
+#[inline]
+pub fn decode_into(link: LinkType, frame: &[u8], out: &mut Packet) -> bool {
+    parse(link, frame, out).is_some()
+}
+
+#[inline(always)]
+fn parse(link: LinkType, frame: &[u8], out: &mut Packet) -> Option<()> {
     let mut vlan = [0u16; 2];
     let ip = match link {
         LinkType::Ethernet => {
@@ -81,22 +95,20 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Option<Packet> {
         return None;
     }
     let payload = &tcp[doff..];
-    Some(Packet {
-        vlan,
-        src,
-        dst,
-        tcp: Segment {
-            src_port: be16(t, 0),
-            dst_port: be16(t, 2),
-            seq: Seq(be32(t, 4)),
-            ack: Seq(be32(t, 8)),
-            flags: Flags(t[13]),
-            window: be16(t, 14),
-            payload_len: payload.len() as u32,
-            first_byte: payload.first().copied(),
-            options: TcpOptions::parse(&tcp[20..doff]),
-        },
-        truncated: false,
-        ttl,
-    })
+    out.vlan = vlan;
+    out.src = src;
+    out.dst = dst;
+    out.truncated = false;
+    out.ttl = ttl;
+    let seg = &mut out.tcp;
+    seg.src_port = be16(t, 0);
+    seg.dst_port = be16(t, 2);
+    seg.seq = Seq(be32(t, 4));
+    seg.ack = Seq(be32(t, 8));
+    seg.flags = Flags(t[13]);
+    seg.window = be16(t, 14);
+    seg.payload_len = payload.len() as u32;
+    seg.first_byte = payload.first().copied();
+    seg.options = TcpOptions::parse(&tcp[20..doff]);
+    Some(())
 }

@@ -26,6 +26,20 @@ pub struct Packet {
     pub ttl: u8,
 }
 
+impl Default for Packet {
+    fn default() -> Self {
+        let none = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        Packet {
+            vlan: [0; 2],
+            src: none,
+            dst: none,
+            tcp: Segment::default(),
+            truncated: false,
+            ttl: 0,
+        }
+    }
+}
+
 /// Why a frame yields no TCP segment. Not errors: captures hold all kinds of traffic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Skip {
@@ -44,12 +58,20 @@ const NULL_HEADER_LEN: usize = 4;
 /// fewer bytes than were on the wire (caplen < len), so lengths the IP header
 /// declares are believed beyond what was captured. Otherwise the captured
 /// bytes are the packet, and an IP length that claims more is wrong.
-#[inline]
 pub fn decode(link: LinkType, frame: &[u8], snapped: bool) -> Result<Packet, Skip> {
-    if let Some(p) = fast::decode(link, frame) {
-        return Ok(p);
+    let mut p = Packet::default();
+    decode_into(link, frame, snapped, &mut p).map(|()| p)
+}
+
+/// `decode` into `out` (unspecified on error): the analyzer decodes straight
+/// into its queue, so the common packet is written once and never copied.
+#[inline]
+pub fn decode_into(link: LinkType, frame: &[u8], snapped: bool, out: &mut Packet) -> Result<(), Skip> {
+    if fast::decode_into(link, frame, out) {
+        return Ok(());
     }
-    lax(link, frame, snapped)
+    *out = lax(link, frame, snapped)?;
+    Ok(())
 }
 
 /// Every frame, through etherparse's lax slicer.

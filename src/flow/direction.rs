@@ -258,16 +258,28 @@ mod tests {
             mss: Some(1460),
         };
         assert_eq!(d.syn(), Some(want));
-        assert_eq!((d.next_seq, d.window(), d.tsval(), d.acked()), (Seq(1001), Some(100), Some(7), None));
+        assert_eq!(
+            (d.next_seq, d.window(), d.tsval(), d.acked()),
+            (Seq(1001), Some(100), Some(7), None)
+        );
         d.update(&seg(0x18, 1001, 500, 10), 2, 7);
         assert_eq!((d.next_seq, d.acked(), d.acked_frame), (Seq(1011), Some(Seq(500)), 2));
-        assert_eq!((d.window(), d.relative(Seq(1011)), d.data_seen()), (Some(100 << 7), Some(11), true));
+        assert_eq!(
+            (d.window(), d.relative(Seq(1011)), d.data_seen()),
+            (Some(100 << 7), Some(11), true)
+        );
         // An older ACK does not move `acked`; a RST's window is not recorded.
         d.update(&seg(0x14, 1011, 400, 0), 3, 7);
-        assert_eq!((d.acked(), d.acked_frame, d.window(), d.rst()), (Some(Seq(500)), 2, Some(100 << 7), true));
+        assert_eq!(
+            (d.acked(), d.acked_frame, d.window(), d.rst()),
+            (Some(Seq(500)), 2, Some(100 << 7), true)
+        );
         assert_eq!((d.packets, d.fin(), d.tsval()), (3, false, Some(7)));
         // A SYN without options clears what the first one offered.
         d.update(&seg(0x02, 9, 0, 0), 4, 0);
-        assert_eq!(d.syn().map(|s| (s.wscale, s.mss, s.timestamps)), Some((None, None, false)));
+        assert_eq!(
+            d.syn().map(|s| (s.wscale, s.mss, s.timestamps)),
+            Some((None, None, false))
+        );
     }
 }

@@ -73,7 +73,10 @@ impl<T: Keyed> FlowTable<T> {
             let p = self.slots.as_ptr().wrapping_add(i as usize) as *const u8;
             // From the start of the line the flow begins in, to its end.
             let skew = p as usize % 64;
-            prefetch::lines(p.wrapping_sub(skew), skew + T::HOT.min(std::mem::size_of::<Option<T>>()));
+            prefetch::lines(
+                p.wrapping_sub(skew),
+                skew + T::HOT.min(std::mem::size_of::<Option<T>>()),
+            );
         }
     }
 
