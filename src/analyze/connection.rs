@@ -242,13 +242,8 @@ impl Connection {
             }
         }
         let wshift = self.wshift(side);
-        self.dir[s].update(seg, frame, wshift);
-        if !seg.flags.rst() {
-            self.dir[s].set_ttl(ttl);
-        }
-        if !matches!(kind, Kind::KeepaliveProbe | Kind::ZeroWindowProbe) {
-            self.dir[s].set_last_live_time(time);
-        }
+        let live = !matches!(kind, Kind::KeepaliveProbe | Kind::ZeroWindowProbe);
+        self.dir[s].update(seg, frame, wshift, ttl, live.then_some(time));
         if seg.flags.rst() || (self.dir[0].fin() && self.dir[1].fin()) {
             self.closed_at.get_or_insert(time);
         }

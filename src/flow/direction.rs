@@ -58,15 +58,6 @@ impl Direction {
         self.has & b != 0
     }
 
-    #[inline]
-    fn set(&mut self, b: u16, on: bool) {
-        if on {
-            self.has |= b;
-        } else {
-            self.has &= !b;
-        }
-    }
-
     /// At least one segment was seen in this direction.
     #[inline]
     pub fn seen(&self) -> bool {
@@ -150,60 +141,64 @@ impl Direction {
         self.is(bit::DATA)
     }
 
-    pub fn set_ttl(&mut self, ttl: u8) {
-        self.ttl = ttl;
-        self.has |= bit::TTL;
-    }
-
-    pub fn set_last_live_time(&mut self, time: u64) {
-        self.last_live_time = time;
-        self.has |= bit::LIVE;
-    }
-
     /// Takes a segment sent in this direction into account. `wshift` is the
-    /// window scale that applies to this direction's non-SYN segments.
+    /// window scale that applies to this direction's non-SYN segments; `ttl`
+    /// the segment's; `live` its time, unless it does not restart the other
+    /// side's keepalive clock (a probe).
     #[inline]
-    pub fn update(&mut self, seg: &Segment, frame: u64, wshift: u8) {
+    pub fn update(&mut self, seg: &Segment, frame: u64, wshift: u8, ttl: u8, live: Option<u64>) {
         let f = seg.flags;
+        // The presence bits, written back once.
+        let mut has = self.has;
         if f.syn() {
             let o = &seg.options;
             self.isn = seg.seq;
             // RFC 7323 §2.3: a shift above 14 is taken as 14.
             self.wscale = o.wscale.map_or(0, |w| w.min(14));
             self.mss = o.mss.unwrap_or(0);
-            self.has |= bit::SYN;
-            self.set(bit::SYN_WSCALE, o.wscale.is_some());
-            self.set(bit::SYN_MSS, o.mss.is_some());
-            self.set(bit::SYN_TS, o.timestamp.is_some());
-            self.set(bit::SYN_SACK, o.sack_permitted);
+            has &= !(bit::SYN_WSCALE | bit::SYN_MSS | bit::SYN_TS | bit::SYN_SACK);
+            has |= bit::SYN
+                | if o.wscale.is_some() { bit::SYN_WSCALE } else { 0 }
+                | if o.mss.is_some() { bit::SYN_MSS } else { 0 }
+                | if o.timestamp.is_some() { bit::SYN_TS } else { 0 }
+                | if o.sack_permitted { bit::SYN_SACK } else { 0 };
         }
         let end = seg.end();
-        self.next_seq = if self.seen() { self.next_seq.max(end) } else { end };
-        // A RST's ACK and window say nothing about the connection's state (a
-        // Linux RST advertises window 0; it is not a zero window).
-        if f.rst() {
-            self.has |= bit::RST;
+        self.next_seq = if has & bit::SEEN != 0 {
+            self.next_seq.max(end)
         } else {
-            if f.ack() && (!self.is(bit::ACKED) || seg.ack.after(self.acked)) {
+            end
+        };
+        // A RST's ACK, window and TTL say nothing about the connection's state
+        // (a Linux RST advertises window 0; it is not a zero window).
+        if f.rst() {
+            has |= bit::RST;
+        } else {
+            if f.ack() && (has & bit::ACKED == 0 || seg.ack.after(self.acked)) {
                 self.acked = seg.ack;
                 self.acked_frame = frame;
-                self.has |= bit::ACKED;
+                has |= bit::ACKED;
             }
             let shift = if f.syn() { 0 } else { wshift.min(14) };
             self.window = (seg.window as u32) << shift;
-            self.has |= bit::WINDOW;
+            self.ttl = ttl;
+            has |= bit::WINDOW | bit::TTL;
         }
         if let Some((tsval, _)) = seg.options.timestamp {
             self.tsval = tsval;
-            self.has |= bit::TS;
+            has |= bit::TS;
+        }
+        if let Some(t) = live {
+            self.last_live_time = t;
+            has |= bit::LIVE;
         }
         if f.fin() {
-            self.has |= bit::FIN;
+            has |= bit::FIN;
         }
         if seg.payload_len > 0 {
-            self.has |= bit::DATA;
+            has |= bit::DATA;
         }
-        self.has |= bit::SEEN;
+        self.has = has | bit::SEEN;
         self.packets += 1;
     }
 
@@ -249,7 +244,7 @@ mod tests {
             timestamp: Some((7, 0)),
             ..TcpOptions::default()
         };
-        d.update(&syn, 1, 7);
+        d.update(&syn, 1, 7, 64, Some(10));
         let want = SynInfo {
             isn: Seq(1000),
             wscale: Some(14),
@@ -262,21 +257,24 @@ mod tests {
             (d.next_seq, d.window(), d.tsval(), d.acked()),
             (Seq(1001), Some(100), Some(7), None)
         );
-        d.update(&seg(0x18, 1001, 500, 10), 2, 7);
+        d.update(&seg(0x18, 1001, 500, 10), 2, 7, 64, None);
         assert_eq!((d.next_seq, d.acked(), d.acked_frame), (Seq(1011), Some(Seq(500)), 2));
         assert_eq!(
             (d.window(), d.relative(Seq(1011)), d.data_seen()),
             (Some(100 << 7), Some(11), true)
         );
         // An older ACK does not move `acked`; a RST's window is not recorded.
-        d.update(&seg(0x14, 1011, 400, 0), 3, 7);
+        d.update(&seg(0x14, 1011, 400, 0), 3, 7, 9, Some(30));
         assert_eq!(
             (d.acked(), d.acked_frame, d.window(), d.rst()),
             (Some(Seq(500)), 2, Some(100 << 7), true)
         );
         assert_eq!((d.packets, d.fin(), d.tsval()), (3, false, Some(7)));
+        // A RST's TTL is not the direction's usual one; the live time is the
+        // last segment's that was passed one (the data segment was not).
+        assert_eq!((d.ttl(), d.last_live_time()), (Some(64), Some(30)));
         // A SYN without options clears what the first one offered.
-        d.update(&seg(0x02, 9, 0, 0), 4, 0);
+        d.update(&seg(0x02, 9, 0, 0), 4, 0, 64, None);
         assert_eq!(
             d.syn().map(|s| (s.wscale, s.mss, s.timestamps)),
             Some((None, None, false))
