@@ -1,6 +1,7 @@
 //! The common case, read straight from the bytes: Ethernet (untagged or up to
-//! two 802.1Q tags) or raw IP carrying a whole, unfragmented TCP segment in
-//! IPv4 or in IPv6 without extension headers. Why by hand: this runs on every
+//! two 802.1Q tags) or raw IP carrying an unfragmented TCP segment in IPv4 or
+//! in IPv6 without extension headers, whole or (snaplen) cut after the TCP
+//! header. Why by hand: this runs on every
 //! packet, and etherparse's validating slices cost several times more than
 //! the few fixed-offset reads needed here. Anything unusual (cooked captures,
 //! truncation, fragments, IP options that do not add up, extension headers)
@@ -28,20 +29,21 @@ fn be32(b: &[u8], at: usize) -> u32 {
 
 /// The common case as a value (for tests).
 #[cfg(test)]
-pub fn decode(link: LinkType, frame: &[u8]) -> Option<Packet> {
+pub fn decode(link: LinkType, frame: &[u8], snapped: bool) -> Option<Packet> {
     let mut p = Packet::default();
-    decode_into(link, frame, &mut p).then_some(p)
+    decode_into(link, frame, snapped, &mut p).then_some(p)
 }
 
 /// Decodes into `out`, field by field, when this path applies (`out` is left
-/// partly written otherwise).
+/// partly written otherwise). `snapped` as for `super::decode`: only then is
+/// an IP length beyond the captured bytes believed.
 #[inline]
-pub fn decode_into(link: LinkType, frame: &[u8], out: &mut Packet) -> bool {
-    parse(link, frame, out).is_some()
+pub fn decode_into(link: LinkType, frame: &[u8], snapped: bool, out: &mut Packet) -> bool {
+    parse(link, frame, snapped, out).is_some()
 }
 
 #[inline(always)]
-fn parse(link: LinkType, frame: &[u8], out: &mut Packet) -> Option<()> {
+fn parse(link: LinkType, frame: &[u8], snapped: bool, out: &mut Packet) -> Option<()> {
     let mut vlan = [0u16; 2];
     let ip = match link {
         LinkType::Ethernet => {
@@ -64,28 +66,35 @@ fn parse(link: LinkType, frame: &[u8], out: &mut Packet) -> Option<()> {
         LinkType::RawIp | LinkType::Ipv4 | LinkType::Ipv6 => frame,
         _ => return None,
     };
-    let (src, dst, tcp, ttl) = match ip.first()? >> 4 {
+    // `tcp` is what was captured of the segment, `declared` its length per the IP header.
+    let (src, dst, tcp, declared, ttl) = match ip.first()? >> 4 {
         4 => {
             let ihl = (ip[0] & 0x0f) as usize * 4;
             let h = ip.get(..20)?;
             let total = be16(h, 2) as usize;
             // MF set or a fragment offset: a fragment, for the lax path to count.
             let fragment = be16(h, 6) & 0x3fff != 0;
-            if ihl < 20 || h[9] != TCP || fragment || total < ihl || total > ip.len() {
+            if ihl < 20 || h[9] != TCP || fragment || total < ihl || ihl > ip.len() || (total > ip.len() && !snapped) {
                 return None;
             }
             let src = IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15]));
             let dst = IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19]));
-            (src, dst, &ip[ihl..total], h[8])
+            (src, dst, &ip[ihl..total.min(ip.len())], total - ihl, h[8])
         }
         6 => {
             let h = ip.get(..IPV6_HEADER)?;
             let total = IPV6_HEADER + be16(h, 4) as usize;
-            if h[6] != TCP || total == IPV6_HEADER || total > ip.len() {
+            if h[6] != TCP || total == IPV6_HEADER || (total > ip.len() && !snapped) {
                 return None;
             }
             let addr = |at: usize| IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&h[at..at + 16]).unwrap()));
-            (addr(8), addr(24), &ip[IPV6_HEADER..total], h[7])
+            (
+                addr(8),
+                addr(24),
+                &ip[IPV6_HEADER..total.min(ip.len())],
+                total - IPV6_HEADER,
+                h[7],
+            )
         }
         _ => return None,
     };
@@ -98,7 +107,7 @@ fn parse(link: LinkType, frame: &[u8], out: &mut Packet) -> Option<()> {
     out.vlan = vlan;
     out.src = src;
     out.dst = dst;
-    out.truncated = false;
+    out.truncated = declared > tcp.len();
     out.ttl = ttl;
     let seg = &mut out.tcp;
     seg.src_port = be16(t, 0);
@@ -107,7 +116,7 @@ fn parse(link: LinkType, frame: &[u8], out: &mut Packet) -> Option<()> {
     seg.ack = Seq(be32(t, 8));
     seg.flags = Flags(t[13]);
     seg.window = be16(t, 14);
-    seg.payload_len = payload.len() as u32;
+    seg.payload_len = (declared - doff) as u32;
     seg.first_byte = payload.first().copied();
     seg.options = TcpOptions::parse(&tcp[20..doff]);
     Some(())

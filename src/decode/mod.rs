@@ -67,7 +67,7 @@ pub fn decode(link: LinkType, frame: &[u8], snapped: bool) -> Result<Packet, Ski
 /// into its queue, so the common packet is written once and never copied.
 #[inline]
 pub fn decode_into(link: LinkType, frame: &[u8], snapped: bool, out: &mut Packet) -> Result<(), Skip> {
-    if fast::decode_into(link, frame, out) {
+    if fast::decode_into(link, frame, snapped, out) {
         return Ok(());
     }
     *out = lax(link, frame, snapped)?;

@@ -200,9 +200,10 @@ mod fast_path {
             }
             for link in [LinkType::Ethernet, LinkType::RawIp] {
                 let bytes = if link == LinkType::RawIp { f.get(ip..).unwrap_or(&[]) } else { &f[..] };
-                if let Some(p) = fast::decode(link, bytes) {
-                    prop_assert_eq!(Ok(p), lax(link, bytes, false));
-                    prop_assert_eq!(Ok(p), lax(link, bytes, true));
+                for snapped in [false, true] {
+                    if let Some(p) = fast::decode(link, bytes, snapped) {
+                        prop_assert_eq!(Ok(p), lax(link, bytes, snapped));
+                    }
                 }
             }
         }
@@ -229,11 +230,37 @@ mod fast_path {
                 g
             }),
         ] {
-            assert_eq!(fast::decode(LinkType::Ethernet, &g), None, "{what}");
+            assert_eq!(fast::decode(LinkType::Ethernet, &g, false), None, "{what}");
         }
         let mut jumbo = probe_frame("[fd00::1]:1", "[fd00::2]:2", &[]);
         jumbo[ip + 4..ip + 6].fill(0);
-        assert_eq!(fast::decode(LinkType::Ethernet, &jumbo), None, "IPv6 payload length 0");
+        assert_eq!(
+            fast::decode(LinkType::Ethernet, &jumbo, true),
+            None,
+            "IPv6 payload length 0"
+        );
+    }
+
+    /// A capture cut by snaplen (`tcpdump -s 128`) keeps the fast path: the
+    /// payload length is the IP header's, and the packet is marked truncated.
+    #[test]
+    fn answers_frames_cut_after_the_tcp_header() {
+        for (src, dst) in [("10.0.0.1:1", "10.0.0.2:2"), ("[fd00::1]:1", "[fd00::2]:2")] {
+            let payload = [7u8; 1000];
+            let mut spec = SegmentSpec::new(addr(src), addr(dst), Seq(1), Seq(2), Flags::ACK);
+            spec.payload = &payload;
+            let mut f = Vec::new();
+            ethernet_frame(&spec, &mut f).unwrap();
+            f.truncate(128);
+            let p = fast::decode(LinkType::Ethernet, &f, true).expect("fast path");
+            assert_eq!(
+                (p.tcp.payload_len, p.truncated, p.tcp.first_byte),
+                (1000, true, Some(7))
+            );
+            assert_eq!(Ok(p), lax(LinkType::Ethernet, &f, true));
+            // Not cut by snaplen: an IP length beyond the bytes is not believed.
+            assert_eq!(fast::decode(LinkType::Ethernet, &f, false), None);
+        }
     }
 
     #[test]
@@ -241,7 +268,7 @@ mod fast_path {
         for vlan in [&[][..], &[7], &[7, 8]] {
             for (src, dst) in [("10.0.0.1:1", "10.0.0.2:2"), ("[fd00::1]:1", "[fd00::2]:2")] {
                 let f = probe_frame(src, dst, vlan);
-                let p = fast::decode(LinkType::Ethernet, &f).expect("fast path");
+                let p = fast::decode(LinkType::Ethernet, &f, false).expect("fast path");
                 check_probe(&p);
                 assert_eq!(&p.vlan[..vlan.len()], vlan);
             }
