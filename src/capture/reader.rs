@@ -31,28 +31,40 @@ struct Interface {
     link: Option<LinkType>,
     /// Timestamp units per second.
     units: u64,
+    /// Nanoseconds per unit, when a whole number (µs, ms, ns: every common
+    /// capture): a multiplication per packet instead of a 128-bit division.
+    ns_per_unit: Option<u64>,
     offset_s: i64,
 }
 
 impl Interface {
     fn new(code: u32, units: u64, offset_s: i64) -> Interface {
+        let units = units.max(1);
         Interface {
             code,
             link: LinkType::from_code(code),
-            units: units.max(1),
+            units,
+            ns_per_unit: (NS_PER_S.is_multiple_of(units) && offset_s == 0).then(|| NS_PER_S / units),
             offset_s,
         }
     }
 
+    #[inline]
     fn time(&self, ts: u64) -> u64 {
-        let ns = if self.units == 1_000_000_000 {
-            ts as i128
-        } else {
-            ts as i128 * 1_000_000_000 / self.units as i128
-        };
-        (ns + self.offset_s as i128 * 1_000_000_000).clamp(0, u64::MAX as i128) as u64
+        match self.ns_per_unit.and_then(|n| ts.checked_mul(n)) {
+            Some(ns) => ns,
+            None => self.time_slow(ts),
+        }
+    }
+
+    #[cold]
+    fn time_slow(&self, ts: u64) -> u64 {
+        let ns = ts as i128 * NS_PER_S as i128 / self.units as i128;
+        (ns + self.offset_s as i128 * NS_PER_S as i128).clamp(0, u64::MAX as i128) as u64
     }
 }
+
+const NS_PER_S: u64 = 1_000_000_000;
 
 pub fn read(path: &Path, name: &str, mut each: impl FnMut(&Record)) -> Result<ReadSummary, CaptureError> {
     let open = |why: String| CaptureError::Open { path: name.into(), why };
@@ -570,6 +582,23 @@ mod tests {
                 prop_assert_eq!(fast.orig_len, e.orig_len());
             }
         }
+    }
+
+    #[test]
+    fn timestamps_become_nanoseconds_in_every_resolution() {
+        let at = |units: u64, offset_s: i64, ts: u64| Interface::new(1, units, offset_s).time(ts);
+        assert_eq!(at(1_000_000, 0, 1_700_000_000_123_456), 1_700_000_000_123_456_000);
+        assert_eq!(at(1_000_000_000, 0, 42), 42);
+        assert_eq!(at(1_000, 0, 5), 5_000_000);
+        // pcapng's binary resolutions (2^-10 s) do not divide a second in ns.
+        assert_eq!(at(1024, 0, 1536), 1_500_000_000);
+        assert_eq!(at(1_000_000, 10, 1), 10_000_001_000);
+        assert_eq!(at(1_000_000, -10, 1), 0, "before the epoch: clamped");
+        assert_eq!(
+            at(1_000_000, 0, u64::MAX / 10),
+            u64::MAX,
+            "past 2554: clamped, not wrapped"
+        );
     }
 
     #[test]
