@@ -85,15 +85,23 @@ impl TcpOptions {
     /// wrong length, makes the rest unreadable: `malformed`. By hand rather
     /// than etherparse's iterator: it runs on every packet, and the iterator
     /// gives up on the first unknown kind.
+    #[inline]
     pub fn parse(raw: &[u8]) -> TcpOptions {
-        let mut o = TcpOptions::default();
-        // What nearly every Linux segment carries: NOP, NOP, timestamp.
-        if let [1, 1, 8, 10, v @ ..] = raw {
-            if v.len() == 8 {
-                o.timestamp = Some((be32(v, 0), be32(v, 4)));
-                return o;
-            }
+        // What nearly every Linux segment carries (NOP, NOP, timestamp), or
+        // nothing, inline; anything else out of line.
+        match raw {
+            [1, 1, 8, 10, v @ ..] if v.len() == 8 => TcpOptions {
+                timestamp: Some((be32(v, 0), be32(v, 4))),
+                ..TcpOptions::default()
+            },
+            [] => TcpOptions::default(),
+            _ => Self::walk(raw),
         }
+    }
+
+    #[inline(never)]
+    fn walk(raw: &[u8]) -> TcpOptions {
+        let mut o = TcpOptions::default();
         let mut i = 0;
         while let Some(&kind) = raw.get(i) {
             match kind {
