@@ -162,13 +162,29 @@ impl Analyzer {
     }
 
     /// One captured frame of link type `link` (`frame` is its 1-based record
-    /// number), decoded straight into the lookahead queue.
+    /// number), decoded straight into the lookahead queue. `snapped`: the
+    /// capture kept fewer bytes than were on the wire. A frame without a TCP
+    /// segment is counted, and why it has none is returned.
     #[inline]
-    pub fn frame(&mut self, frame: u64, time: u64, link: LinkType, data: &[u8], snapped: bool, sink: &mut impl Sink) {
+    pub fn frame(
+        &mut self,
+        frame: u64,
+        time: u64,
+        link: LinkType,
+        data: &[u8],
+        snapped: bool,
+        sink: &mut impl Sink,
+    ) -> Option<Skip> {
         let at = self.queued % RING;
         match decode_into(link, data, snapped, &mut self.ring[at].pkt) {
-            Ok(()) => self.enqueue(frame, time, sink),
-            Err(why) => self.skipped(time, why),
+            Ok(()) => {
+                self.enqueue(frame, time, sink);
+                None
+            }
+            Err(why) => {
+                self.skipped(time, why);
+                Some(why)
+            }
         }
     }
 

@@ -176,15 +176,8 @@ impl Blocks<'_> {
                 None
             }
             PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
-                let i = self.ifaces.get(epb.if_id as usize).ok_or_else(|| {
-                    self.fail(format!(
-                        "packet names interface {} but {} are described",
-                        epb.if_id,
-                        self.ifaces.len()
-                    ))
-                })?;
                 let ts = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
-                Some((i, i.time(ts), epb.packet_data(), epb.orig_len()))
+                return self.enhanced(epb.if_id, ts, epb.packet_data(), epb.orig_len(), each);
             }
             PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
                 let i = self
@@ -196,9 +189,29 @@ impl Blocks<'_> {
             _ => None,
         };
         if let Some((i, time, data, wire_len)) = frame {
-            self.sum.records += 1;
             Self::frame(i, &mut self.sum, time, data, wire_len, each);
         }
+        Ok(())
+    }
+
+    /// A pcapng Enhanced Packet Block's packet (from pcap-parser's block, or
+    /// read at fixed offsets by `Epb`).
+    #[inline]
+    fn enhanced(
+        &mut self,
+        if_id: u32,
+        ts: u64,
+        data: &[u8],
+        wire_len: u32,
+        each: &mut impl FnMut(&Record),
+    ) -> Result<(), CaptureError> {
+        let Some(i) = self.ifaces.get(if_id as usize) else {
+            return Err(self.fail(format!(
+                "packet names interface {if_id} but {} are described",
+                self.ifaces.len()
+            )));
+        };
+        Self::frame(i, &mut self.sum, i.time(ts), data, wire_len, each);
         Ok(())
     }
 
@@ -208,7 +221,6 @@ impl Blocks<'_> {
     fn legacy(&mut self, b: &LegacyPcapBlock, each: &mut impl FnMut(&Record)) {
         let i = &self.ifaces[0];
         let ts = b.ts_sec as u64 * i.units + b.ts_usec as u64;
-        self.sum.records += 1;
         Self::frame(i, &mut self.sum, i.time(ts), b.data, b.origlen, each);
     }
 
@@ -221,6 +233,7 @@ impl Blocks<'_> {
         wire_len: u32,
         each: &mut impl FnMut(&Record),
     ) {
+        sum.records += 1;
         sum.unknown_link += i.link.is_none() as u64;
         each(&Record {
             frame: sum.records,
@@ -299,8 +312,6 @@ struct Ahead<'m> {
     /// Bytes before this (a multiple of the line size) have been prefetched.
     cached: usize,
     released: usize,
-    /// Position at which `maintain` next has something to do.
-    next: usize,
 }
 
 impl<'m> Ahead<'m> {
@@ -313,14 +324,13 @@ impl<'m> Ahead<'m> {
             map,
             cached: 0,
             released: 0,
-            next: 0,
         }
     }
 
     #[inline]
     fn prefetch(&mut self, pos: usize) {
-        if pos >= self.next {
-            self.maintain(pos);
+        if pos >= self.released + 2 * Self::RELEASE {
+            self.release(pos);
         }
         let base = self.map.as_ptr();
         while self.cached < pos + Self::CACHE {
@@ -330,20 +340,18 @@ impl<'m> Ahead<'m> {
         }
     }
 
+    /// Unmaps what lies more than `RELEASE` behind `pos`.
     #[cold]
-    fn maintain(&mut self, pos: usize) {
-        if pos >= self.released + 2 * Self::RELEASE {
-            let end = pos - Self::RELEASE;
-            // SAFETY: MADV_DONTNEED on a read-only file mapping only unmaps:
-            // a later read of those bytes faults them back in from the file,
-            // unchanged. No record before `end` is still being read.
-            let _ = unsafe {
-                self.map
-                    .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, self.released, end - self.released)
-            };
-            self.released = end;
-        }
-        self.next = self.released + 2 * Self::RELEASE;
+    fn release(&mut self, pos: usize) {
+        let end = pos - Self::RELEASE;
+        // SAFETY: MADV_DONTNEED on a read-only file mapping only unmaps:
+        // a later read of those bytes faults them back in from the file,
+        // unchanged. No record before `end` is still being read.
+        let _ = unsafe {
+            self.map
+                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, self.released, end - self.released)
+        };
+        self.released = end;
     }
 }
 
@@ -442,15 +450,10 @@ fn read_mapped(
             while pos < data.len() {
                 st.offset = pos as u64;
                 ahead.prefetch(pos);
-                if !big_endian {
-                    if let Some(b) = Epb::le(&data[pos..]) {
-                        if let Some(i) = st.ifaces.get(b.if_id as usize) {
-                            st.sum.records += 1;
-                            Blocks::frame(i, &mut st.sum, i.time(b.ts), b.data, b.orig_len, each);
-                            pos += b.len;
-                            continue;
-                        }
-                    }
+                if let Some(b) = Epb::le(&data[pos..]).filter(|_| !big_endian) {
+                    st.enhanced(b.if_id, b.ts, b.data, b.orig_len, each)?;
+                    pos += b.len;
+                    continue;
                 }
                 let parse = if big_endian { parse_block_be } else { parse_block_le };
                 let (rest, b) = match parse(&data[pos..]) {

@@ -7,7 +7,7 @@
 
 use super::annotate::{annotate, Annotated};
 use crate::analyze::{Analyzer, Config, Connection, Events, Kind, SegmentEvent, Sink};
-use crate::decode::{decode, LinkType, Skip};
+use crate::decode::{LinkType, Skip};
 use crate::flow::Side;
 use crate::units::format_duration;
 use std::collections::HashMap;
@@ -117,16 +117,8 @@ impl FrameExplainer {
     ) {
         self.records = self.records.max(frame);
         self.first_time.get_or_insert(time);
-        let mut skip = None;
-        if let Some(l) = link {
-            match decode(l, data, (data.len() as u32) < wire_len) {
-                Ok(p) => self.an.packet(frame, time, &p, &mut self.finder),
-                Err(s) => {
-                    self.an.skipped(time, s);
-                    skip = Some(s);
-                }
-            }
-        }
+        let snapped = (data.len() as u32) < wire_len;
+        let skip = link.and_then(|l| self.an.frame(frame, time, l, data, snapped, &mut self.finder));
         if frame == self.target {
             self.found = Some(Target {
                 time,

@@ -13,7 +13,7 @@ pub mod svg;
 pub mod timing;
 
 use crate::analyze::{Analyzer, Collect, Config, Events, SegmentEvent};
-use crate::decode::{decode, LinkType};
+use crate::decode::LinkType;
 
 /// Every segment event of a list of Ethernet frames `(time ns, bytes)`, in order.
 pub fn events_of<'a>(frames: impl IntoIterator<Item = (u64, &'a [u8])>) -> Vec<SegmentEvent> {
@@ -23,10 +23,7 @@ pub fn events_of<'a>(frames: impl IntoIterator<Item = (u64, &'a [u8])>) -> Vec<S
     });
     let mut all = Collect::default();
     for (i, (time, bytes)) in frames.into_iter().enumerate() {
-        match decode(LinkType::Ethernet, bytes, false) {
-            Ok(p) => an.packet(i as u64 + 1, time, &p, &mut all),
-            Err(s) => an.skipped(time, s),
-        }
+        an.frame(i as u64 + 1, time, LinkType::Ethernet, bytes, false, &mut all);
     }
     an.finish(&mut all);
     all.segments
