@@ -55,6 +55,10 @@ pub struct Connection {
     pub client: Option<Side>,
 }
 
+// The layout above, checked when compiling: five lines, of which a segment
+// touches the first four.
+const _: () = assert!(std::mem::size_of::<Option<Connection>>() == 5 * 64 && Connection::HOT <= 4 * 64);
+
 impl Keyed for Connection {
     /// What `segment` touches (see the layout above).
     const HOT: usize = std::mem::offset_of!(Connection, id);

@@ -406,10 +406,3 @@ fn an_absurd_window_scale_is_clamped_not_a_crash() {
         "RFC 7323: a shift over 14 counts as 14"
     );
 }
-
-#[test]
-fn a_flow_is_five_cache_lines_and_a_segment_touches_four() {
-    use crate::flow::Keyed;
-    assert_eq!(std::mem::size_of::<Option<Connection>>(), 320);
-    assert_eq!(Connection::HOT, 256);
-}

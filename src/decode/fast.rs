@@ -1,31 +1,22 @@
 //! The common case, read straight from the bytes: Ethernet (untagged or up to
 //! two 802.1Q tags) or raw IP carrying an unfragmented TCP segment in IPv4 or
 //! in IPv6 without extension headers, whole or (snaplen) cut after the TCP
-//! header. Why by hand: this runs on every
-//! packet, and etherparse's validating slices cost several times more than
-//! the few fixed-offset reads needed here. Anything unusual (cooked captures,
-//! truncation, fragments, IP options that do not add up, extension headers)
+//! header. Why by hand: this runs on every packet, and etherparse's
+//! validating slices cost several times more than the few fixed-offset reads
+//! needed here. Anything unusual (cooked captures,
+//! frames cut inside the headers, an IP length beyond the bytes without
+//! snaplen, fragments, IP options that do not add up, extension headers)
 //! returns `None` and takes etherparse's lax path, which handles everything;
 //! a property test checks both paths agree wherever this one answers.
 
 use super::{LinkType, Packet};
-use crate::wire::{Flags, Seq, TcpOptions};
+use crate::wire::{be16, be32, Flags, Seq, TcpOptions};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const ETH_HEADER: usize = 14;
 const VLAN_TAG: usize = 4;
 const IPV6_HEADER: usize = 40;
 const TCP: u8 = 6;
-
-#[inline(always)]
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
-#[inline(always)]
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
 
 /// The common case as a value (for tests).
 #[cfg(test)]

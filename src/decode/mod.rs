@@ -102,7 +102,7 @@ fn lax(link: LinkType, frame: &[u8], snapped: bool) -> Result<Packet, Skip> {
 }
 
 fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+    Some(crate::wire::be16(b.get(at..at + 2)?, 0))
 }
 
 fn from_ip(b: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> {

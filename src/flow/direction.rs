@@ -2,35 +2,23 @@
 
 use crate::wire::{Segment, Seq};
 
-/// The options a SYN (or SYN-ACK) offered.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SynInfo {
-    pub isn: Seq,
-    pub wscale: Option<u8>,
-    pub timestamps: bool,
-    pub sack_permitted: bool,
-    pub mss: Option<u16>,
-}
-
 /// Which of `Direction`'s optional fields hold a value, and its flags.
 mod bit {
     pub const SEEN: u16 = 1;
     pub const SYN: u16 = 1 << 1;
     pub const SYN_WSCALE: u16 = 1 << 2;
     pub const SYN_TS: u16 = 1 << 3;
-    pub const SYN_SACK: u16 = 1 << 4;
-    pub const SYN_MSS: u16 = 1 << 5;
-    pub const ACKED: u16 = 1 << 6;
-    pub const WINDOW: u16 = 1 << 7;
-    pub const TS: u16 = 1 << 8;
-    pub const TTL: u16 = 1 << 9;
-    pub const LIVE: u16 = 1 << 10;
-    pub const FIN: u16 = 1 << 11;
-    pub const RST: u16 = 1 << 12;
-    pub const DATA: u16 = 1 << 13;
+    pub const ACKED: u16 = 1 << 4;
+    pub const WINDOW: u16 = 1 << 5;
+    pub const TS: u16 = 1 << 6;
+    pub const TTL: u16 = 1 << 7;
+    pub const LIVE: u16 = 1 << 8;
+    pub const FIN: u16 = 1 << 9;
+    pub const RST: u16 = 1 << 10;
+    pub const DATA: u16 = 1 << 11;
 }
 
-/// Per-direction sequence state, 56 bytes: every segment reads both
+/// Per-direction sequence state, 48 bytes: every segment reads both
 /// directions of its flow, so they are kept small (optional values are a
 /// field plus a bit in `has`, not `Option`s with their padding).
 #[derive(Clone, Copy, Debug, Default)]
@@ -42,7 +30,6 @@ pub struct Direction {
     window: u32,
     tsval: u32,
     isn: Seq,
-    mss: u16,
     has: u16,
     wscale: u8,
     ttl: u8,
@@ -62,17 +49,6 @@ impl Direction {
     #[inline]
     pub fn seen(&self) -> bool {
         self.is(bit::SEEN)
-    }
-
-    /// The options of this direction's SYN, when seen.
-    pub fn syn(&self) -> Option<SynInfo> {
-        self.is(bit::SYN).then(|| SynInfo {
-            isn: self.isn,
-            wscale: self.is(bit::SYN_WSCALE).then_some(self.wscale),
-            timestamps: self.is(bit::SYN_TS),
-            sack_permitted: self.is(bit::SYN_SACK),
-            mss: self.is(bit::SYN_MSS).then_some(self.mss),
-        })
     }
 
     /// The SYN carried the window scale option: its shift (at most 14).
@@ -156,13 +132,10 @@ impl Direction {
             self.isn = seg.seq;
             // RFC 7323 §2.3: a shift above 14 is taken as 14.
             self.wscale = o.wscale.map_or(0, |w| w.min(14));
-            self.mss = o.mss.unwrap_or(0);
-            has &= !(bit::SYN_WSCALE | bit::SYN_MSS | bit::SYN_TS | bit::SYN_SACK);
+            has &= !(bit::SYN_WSCALE | bit::SYN_TS);
             has |= bit::SYN
                 | if o.wscale.is_some() { bit::SYN_WSCALE } else { 0 }
-                | if o.mss.is_some() { bit::SYN_MSS } else { 0 }
-                | if o.timestamp.is_some() { bit::SYN_TS } else { 0 }
-                | if o.sack_permitted { bit::SYN_SACK } else { 0 };
+                | if o.timestamp.is_some() { bit::SYN_TS } else { 0 };
         }
         let end = seg.end();
         self.next_seq = if has & bit::SEEN != 0 {
@@ -230,9 +203,10 @@ mod tests {
     fn optional_fields_are_empty_until_set() {
         let d = Direction::default();
         assert!(!d.seen());
-        assert_eq!((d.syn(), d.acked(), d.window(), d.tsval()), (None, None, None, None));
+        assert_eq!((d.isn(), d.syn_wscale(), d.syn_timestamps()), (None, None, None));
+        assert_eq!((d.acked(), d.window(), d.tsval()), (None, None, None));
         assert_eq!((d.ttl(), d.last_live_time(), d.relative(Seq(5))), (None, None, None));
-        assert_eq!(std::mem::size_of::<Direction>(), 56);
+        assert_eq!(std::mem::size_of::<Direction>(), 48);
     }
 
     #[test]
@@ -246,14 +220,10 @@ mod tests {
             ..TcpOptions::default()
         };
         d.update(&syn, 1, 7, 64, Some(10));
-        let want = SynInfo {
-            isn: Seq(1000),
-            wscale: Some(14),
-            timestamps: true,
-            sack_permitted: false,
-            mss: Some(1460),
-        };
-        assert_eq!(d.syn(), Some(want));
+        assert_eq!(
+            (d.isn(), d.syn_wscale(), d.syn_timestamps()),
+            (Some(Seq(1000)), Some(14), Some(true))
+        );
         assert_eq!(
             (d.next_seq, d.window(), d.tsval(), d.acked()),
             (Seq(1001), Some(100), Some(7), None)
@@ -277,8 +247,8 @@ mod tests {
         // A SYN without options clears what the first one offered.
         d.update(&seg(0x02, 9, 0, 0), 4, 0, 64, None);
         assert_eq!(
-            d.syn().map(|s| (s.wscale, s.mss, s.timestamps)),
-            Some((None, None, false))
+            (d.isn(), d.syn_wscale(), d.syn_timestamps()),
+            (Some(Seq(9)), None, Some(false))
         );
     }
 }

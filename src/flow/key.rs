@@ -73,9 +73,19 @@ impl FlowKey {
     /// The key of a packet and the side that sent it.
     #[inline]
     pub fn of(p: &Packet) -> (FlowKey, Side) {
-        let v6 = if p.src.is_ipv6() { V6 } else { 0 };
-        let (src, dst) = (word(p.src), word(p.dst));
-        let (sp, dp) = (p.tcp.src_port, p.tcp.dst_port);
+        FlowKey::pack((p.src, p.tcp.src_port), (p.dst, p.tcp.dst_port), p.vlan)
+    }
+
+    /// The key of a flow between two endpoints (of one address family), and
+    /// which side `a` is.
+    pub fn new(a: Endpoint, b: Endpoint, vlan: [u16; 2]) -> (FlowKey, Side) {
+        FlowKey::pack((a.addr, a.port), (b.addr, b.port), vlan)
+    }
+
+    #[inline]
+    fn pack((src, sp): (IpAddr, u16), (dst, dp): (IpAddr, u16), vlan: [u16; 2]) -> (FlowKey, Side) {
+        let v6 = if src.is_ipv6() { V6 } else { 0 };
+        let (src, dst) = (word(src), word(dst));
         // Same order as comparing `Endpoint`s: address, then port.
         let (lo, hi, lp, hp, side) = if (src, sp) <= (dst, dp) {
             (src, dst, sp, dp, Side::Lo)
@@ -83,26 +93,8 @@ impl FlowKey {
             (dst, src, dp, sp, Side::Hi)
         };
         let tail =
-            (lp as u64) << 48 | (hp as u64) << 32 | (p.vlan[0] as u64 & 0xfff) << 16 | (p.vlan[1] as u64 & 0xfff) | v6;
+            (lp as u64) << 48 | (hp as u64) << 32 | (vlan[0] as u64 & 0xfff) << 16 | (vlan[1] as u64 & 0xfff) | v6;
         (FlowKey { lo, hi, tail }, side)
-    }
-
-    /// The key of a flow between two endpoints (of one address family), and
-    /// which side `a` is.
-    pub fn new(a: Endpoint, b: Endpoint, vlan: [u16; 2]) -> (FlowKey, Side) {
-        let p = Packet {
-            vlan,
-            src: a.addr,
-            dst: b.addr,
-            tcp: crate::wire::Segment {
-                src_port: a.port,
-                dst_port: b.port,
-                ..Default::default()
-            },
-            truncated: false,
-            ttl: 0,
-        };
-        FlowKey::of(&p)
     }
 
     pub fn endpoint(&self, side: Side) -> Endpoint {

@@ -6,6 +6,6 @@ mod key;
 pub(crate) mod prefetch;
 mod table;
 
-pub use direction::{Direction, SynInfo};
+pub use direction::Direction;
 pub use key::{Endpoint, FlowKey, Side};
 pub use table::{FlowTable, Keyed};

@@ -1,11 +1,8 @@
 //! A TCP segment reduced to what keepalive analysis needs. Built from
 //! etherparse's zero-copy `TcpSlice`; plain `Copy` data, no allocation.
 
+use super::be32;
 use super::seq::Seq;
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
 
 /// TCP header flags as the wire byte 13.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
