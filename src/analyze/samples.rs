@@ -3,8 +3,7 @@
 
 const KEPT: usize = 16;
 
-/// Laid out so that a push touches two known cache lines: the first (count,
-/// min, max, sum) and the one holding the next recent slot (see `prefetch`).
+/// Three cache lines: count, min, max and sum, then the recent values.
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C, align(64))]
 pub struct Samples {
@@ -16,11 +15,12 @@ pub struct Samples {
 }
 
 impl Samples {
-    /// Starts loading what the next `push` writes.
+    /// Starts loading what the next `push` writes: all of it, since which
+    /// recent slot that is depends on `n`, and reading `n` here would wait
+    /// for the very line being prefetched.
     #[inline]
     pub fn prefetch(&self) {
-        crate::flow::prefetch::lines(self, 1);
-        crate::flow::prefetch::lines(&self.recent[self.n as usize % KEPT], 1);
+        crate::flow::prefetch::lines(self, std::mem::size_of::<Self>());
     }
 
     pub fn push(&mut self, v: u64) {
