@@ -1,5 +1,8 @@
 //! The flow table: a hash index (`HashIndex`) over a slab of flows. The
-//! index stays small (8 bytes an entry), and growing it moves no flows.
+//! index stays small (8 bytes an entry), and growing it moves no flows: the
+//! slab grows by fixed chunks, so memory is touched once, where a doubling
+//! vector would copy its flows into fresh pages at every doubling (a third
+//! of the table's memory again, each page zeroed by the kernel first).
 //! Callers hash a key once (`hash`) and pass the hash along, so that a
 //! packet's flow can be loaded into the cache in two steps while earlier
 //! packets are processed: `prefetch` (the index entry, whose address follows
@@ -23,9 +26,14 @@ pub trait Keyed: Sized {
     fn key(&self) -> &FlowKey;
 }
 
+/// Flows per slab chunk.
+const CHUNK: usize = 1024;
+
 pub struct FlowTable<T> {
     index: HashIndex,
-    slots: Vec<Option<T>>,
+    /// Slot `i` is `chunks[i / CHUNK][i % CHUNK]`; `used` slots were ever handed out.
+    chunks: Vec<Box<[Option<T>]>>,
+    used: u32,
     free: Vec<u32>,
     hasher: ahash::RandomState,
     last_sweep: u64,
@@ -36,7 +44,8 @@ impl<T: Keyed> Default for FlowTable<T> {
     fn default() -> Self {
         FlowTable {
             index: HashIndex::default(),
-            slots: Vec::new(),
+            chunks: Vec::new(),
+            used: 0,
             free: Vec::new(),
             hasher: ahash::RandomState::new(),
             last_sweep: 0,
@@ -66,11 +75,21 @@ impl<T: Keyed> FlowTable<T> {
         self.index.prefetch(hash);
     }
 
+    #[inline]
+    fn slot(&self, i: u32) -> Option<&Option<T>> {
+        self.chunks.get(i as usize / CHUNK)?.get(i as usize % CHUNK)
+    }
+
+    #[inline]
+    fn slot_mut(&mut self, i: u32) -> Option<&mut Option<T>> {
+        self.chunks.get_mut(i as usize / CHUNK)?.get_mut(i as usize % CHUNK)
+    }
+
     /// Second step, once the entry has arrived: the hot part of the flow it names.
     #[inline]
     pub fn prefetch_flow(&self, hash: u64) {
-        if let Some(i) = self.index.candidates(hash).next() {
-            let p = self.slots.as_ptr().wrapping_add(i as usize) as *const u8;
+        if let Some(slot) = self.index.candidates(hash).next().and_then(|i| self.slot(i)) {
+            let p = slot as *const Option<T> as *const u8;
             // From the start of the line the flow begins in, to its end.
             let skew = p as usize % 64;
             prefetch::lines(
@@ -85,22 +104,21 @@ impl<T: Keyed> FlowTable<T> {
     #[inline]
     pub fn peek(&self, hash: u64) -> Option<&T> {
         let i = self.index.candidates(hash).next()?;
-        self.slots[i as usize].as_ref()
+        self.slot(i)?.as_ref()
     }
 
     /// The slot of `key`'s flow, for `at_mut`.
     #[inline]
     pub fn find(&self, hash: u64, key: &FlowKey) -> Option<u32> {
-        let slots = &self.slots;
         self.index
             .candidates(hash)
-            .find(|&i| slots[i as usize].as_ref().is_some_and(|s| s.key() == key))
+            .find(|&i| self.slot(i).and_then(Option::as_ref).is_some_and(|s| s.key() == key))
     }
 
     /// The flow in a slot `find` or `insert_at` returned.
     #[inline]
     pub fn at_mut(&mut self, slot: u32) -> Option<&mut T> {
-        self.slots.get_mut(slot as usize)?.as_mut()
+        self.slot_mut(slot)?.as_mut()
     }
 
     /// Inserts a flow (`hash` is its key's), returning its slot and the flow
@@ -108,17 +126,16 @@ impl<T: Keyed> FlowTable<T> {
     pub fn insert_at(&mut self, hash: u64, value: T) -> (u32, Option<T>) {
         debug_assert_eq!(hash, self.hash(value.key()));
         let old = self.remove(hash, value.key());
-        let slot = Some(value);
-        let i = match self.free.pop() {
-            Some(i) => {
-                self.slots[i as usize] = slot;
-                i
+        let i = self.free.pop().unwrap_or_else(|| {
+            if self.used as usize == self.chunks.len() * CHUNK {
+                self.chunks.push((0..CHUNK).map(|_| None).collect());
             }
-            None => {
-                self.slots.push(slot);
-                (self.slots.len() - 1) as u32
-            }
-        };
+            self.used += 1;
+            self.used - 1
+        });
+        if let Some(s) = self.slot_mut(i) {
+            *s = Some(value);
+        }
         self.index.insert(hash, i);
         (i, old)
     }
@@ -129,7 +146,7 @@ impl<T: Keyed> FlowTable<T> {
     }
 
     fn take(&mut self, i: u32) -> Option<T> {
-        let v = self.slots[i as usize].take()?;
+        let v = self.slot_mut(i)?.take()?;
         self.index.remove(self.hash(v.key()), i);
         self.free.push(i);
         Some(v)
@@ -152,28 +169,38 @@ impl<T: Keyed> FlowTable<T> {
     ) {
         self.last_sweep = now;
         self.since_sweep = 0;
-        let gone: Vec<u32> = (0..self.slots.len() as u32)
-            .filter(|&i| self.slots[i as usize].as_ref().is_some_and(&mut evict))
-            .collect();
-        let mut gone: Vec<T> = gone.into_iter().filter_map(|i| self.take(i)).collect();
-        gone.sort_unstable_by_key(|v| order(v));
-        gone.into_iter().for_each(out);
+        self.take_in_order(|f| evict(f).then(|| order(f)), out);
     }
 
     /// Empties the table, handing every flow to `out` in the order `order` gives.
     pub fn drain_by_key<K: Ord>(&mut self, order: impl Fn(&T) -> K, out: impl FnMut(T)) {
-        let mut all: Vec<T> = self.slots.drain(..).flatten().collect();
-        all.sort_unstable_by_key(|v| order(v));
-        all.into_iter().for_each(out);
+        self.take_in_order(|f| Some(order(f)), out);
+        self.chunks.clear();
+        self.used = 0;
         self.index.clear();
         self.free.clear();
+    }
+
+    /// Takes the flows `pick` gives a sort key, in key order. Only the keys
+    /// and slot numbers are sorted: the flows are not copied into a list
+    /// first, which at the end of a run would double the table's memory.
+    fn take_in_order<K: Ord>(&mut self, mut pick: impl FnMut(&T) -> Option<K>, mut out: impl FnMut(T)) {
+        let mut picked: Vec<(K, u32)> = (0..self.used)
+            .filter_map(|i| Some((pick(self.slot(i)?.as_ref()?)?, i)))
+            .collect();
+        picked.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (_, i) in picked {
+            if let Some(f) = self.take(i) {
+                out(f);
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::Endpoint;
+    use crate::flow::{Endpoint, Side};
 
     fn key(port: u16) -> FlowKey {
         let e = |p| Endpoint {
@@ -200,7 +227,7 @@ mod tests {
         t.insert_at(h(&t, 2), Flow(key(2), "b"));
         assert_eq!(t.remove(h(&t, 1), &key(1)), Some(Flow(key(1), "a")));
         let (slot, _) = t.insert_at(h(&t, 3), Flow(key(3), "c"));
-        assert_eq!(t.slots.len(), 2, "freed slot reused");
+        assert_eq!(t.used, 2, "freed slot reused");
         assert_eq!(t.find(h(&t, 3), &key(3)), Some(slot));
         assert_eq!(t.find(h(&t, 1), &key(1)), None);
         assert_eq!(t.at_mut(slot).map(|f| f.1), Some("c"));
@@ -209,5 +236,41 @@ mod tests {
         t.drain_by_key(|v| v.1, |v| out.push(v.1));
         assert_eq!(out, ["b", "d"]);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn flows_across_chunks_are_found_and_drained() {
+        let mut t = FlowTable::default();
+        let h = |t: &FlowTable<Flow>, p| t.hash(&key(p));
+        let n = 2 * CHUNK as u16 + 500;
+        for p in 1..=n {
+            t.insert_at(h(&t, p), Flow(key(p), "x"));
+        }
+        assert_eq!(t.chunks.len(), 3);
+        for p in (1..=n).step_by(3) {
+            assert!(t.remove(h(&t, p), &key(p)).is_some());
+        }
+        for p in n + 1..n + 300 {
+            t.insert_at(h(&t, p), Flow(key(p), "y"));
+        }
+        assert_eq!(t.chunks.len(), 3, "freed slots reused before a new chunk");
+        for p in 1..n + 300 {
+            let found = t.find(h(&t, p), &key(p)).and_then(|i| t.at_mut(i)).map(|f| f.0);
+            assert_eq!(found, (p > n || p % 3 != 1).then(|| key(p)), "port {p}");
+        }
+        let want = (n - n.div_ceil(3)) as usize + 299;
+        assert_eq!(t.len(), want);
+        // The client port: the endpoint that is not port 80.
+        let port = |v: &Flow| {
+            [Side::Lo, Side::Hi]
+                .map(|s| v.0.endpoint(s).port)
+                .into_iter()
+                .find(|&p| p != 80)
+        };
+        let mut ports = Vec::new();
+        t.drain_by_key(port, |v| ports.push(port(&v)));
+        assert_eq!(ports.len(), want);
+        assert!(ports.is_sorted(), "drained in key order");
+        assert!(t.is_empty() && t.chunks.is_empty());
     }
 }
