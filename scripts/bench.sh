@@ -147,13 +147,12 @@ generate() {
 }
 
 # cached_as_read FILE: puts FILE in the page cache the way reading it from disk does,
-# so the timed runs measure the analysis, not the disk, nor how the generator wrote the
-# file. Written in 1 MiB pieces, the file sits in the cache in small pages; mapping and
-# unmapping 400,000 of them cost kaprobe up to 0.4 s of kernel time on the main capture,
-# more than a third of the run. Dropped and read back, it sits in large folios (the
-# kernel's readahead), which a map takes whole: about 0.03 s. A capture copied or
-# recorded on another machine is read from disk this way; one just written on this
-# machine by tcpdump is in the first case until the kernel drops it.
+# so the timed runs measure the analysis, not the disk, nor how the file was written.
+# Read back from disk (readahead), the file sits in large folios that a map takes 2 MiB
+# at a time: 0.01-0.04 s of kernel time for the main capture. As the generator's writes
+# left it, in small pages, mapping and unmapping them cost kaprobe 0.15-0.4 s, a fifth
+# to a third of the run. A capture copied from another machine is in the first state;
+# one just written here by tcpdump is in the second until the kernel drops it.
 cached_as_read() {
     sync "$1" 2>/dev/null || sync
     dd if="$1" iflag=nocache count=0 status=none 2>/dev/null || true

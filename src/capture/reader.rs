@@ -86,7 +86,7 @@ pub fn read(path: &Path, name: &str, mut each: impl FnMut(&Record)) -> Result<Re
             let _ = map.advise(memmap2::Advice::Sequential);
             // Pages the kernel reads in for this map come in 2 MiB folios,
             // mapped a whole folio per fault: a 4 KiB page per fault, set up
-            // and torn down, was a quarter of verify's time on a large
+            // and torn down, was a fifth to a third of verify's time on a large
             // capture. (A file already cached in small pages stays so.)
             let _ = map.advise(memmap2::Advice::HugePage);
             read_mapped(map, format, &mut st, &mut each)?;
