@@ -174,10 +174,11 @@ impl<T: Keyed> FlowTable<T> {
 
     /// Empties the table, handing every flow to `out` in the order `order` gives.
     pub fn drain_by_key<K: Ord>(&mut self, order: impl Fn(&T) -> K, out: impl FnMut(T)) {
+        // Emptied first, the index has nothing for each take to look up and remove.
+        self.index.clear();
         self.take_in_order(|f| Some(order(f)), out);
         self.chunks.clear();
         self.used = 0;
-        self.index.clear();
         self.free.clear();
     }
 
