@@ -75,8 +75,6 @@ pub fn classify(
             {
                 return Kind::Retransmission;
             }
-            // Nothing acknowledged by the receiver yet (capture began mid-flow, or
-            // it never spoke): the shape is all there is to go on.
             // Nothing acknowledged by the receiver yet. If the sender's data is in
             // the capture, that byte is unacknowledged data: a 1-byte segment there
             // is a retransmission. Otherwise (capture began mid-flow) the shape is

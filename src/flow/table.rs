@@ -85,10 +85,16 @@ impl<T: Keyed> FlowTable<T> {
         self.chunks.get_mut(i as usize / CHUNK)?.get_mut(i as usize % CHUNK)
     }
 
+    /// The slot `hash` most likely names: its first candidate, key unchecked.
+    #[inline]
+    fn likely(&self, hash: u64) -> Option<&Option<T>> {
+        self.slot(self.index.candidates(hash).next()?)
+    }
+
     /// Second step, once the entry has arrived: the hot part of the flow it names.
     #[inline]
     pub fn prefetch_flow(&self, hash: u64) {
-        if let Some(slot) = self.index.candidates(hash).next().and_then(|i| self.slot(i)) {
+        if let Some(slot) = self.likely(hash) {
             let p = slot as *const Option<T> as *const u8;
             // From the start of the line the flow begins in, to its end.
             let skew = p as usize % 64;
@@ -103,8 +109,7 @@ impl<T: Keyed> FlowTable<T> {
     /// for prefetching what it points to (the key is not checked).
     #[inline]
     pub fn peek(&self, hash: u64) -> Option<&T> {
-        let i = self.index.candidates(hash).next()?;
-        self.slot(i)?.as_ref()
+        self.likely(hash)?.as_ref()
     }
 
     /// The slot of `key`'s flow, for `at_mut`.
