@@ -13,6 +13,7 @@ pub mod flow;
 pub mod keepalive;
 pub mod live;
 pub mod report;
+pub mod session;
 pub mod synth;
 pub mod units;
 pub mod wire;

@@ -6,6 +6,7 @@
 use super::kind::Kind;
 use super::prober::Pending;
 use crate::flow::Direction;
+use crate::session;
 use crate::wire::Segment;
 
 /// A keepalive abort comes an interval after the last probe (at least 1 s on
@@ -36,7 +37,7 @@ pub fn classify(
         // A RST after a zero-window probe is just a RST: flow control, not keepalive.
         return match (to_pending.filter(|p| !p.zero_window), from_pending) {
             // A peer that lost the socket answers with seq = the probe's ACK field.
-            (Some(p), _) if seg.seq == p.ack => Kind::KeepaliveRst,
+            (Some(p), _) if session::is_rst_answer(seg, p.ack) => Kind::KeepaliveRst,
             (_, Some(p)) if abort(p) => Kind::KeepaliveAbort,
             (Some(_), _) => Kind::KeepaliveRst,
             _ => Kind::Rst,
@@ -47,10 +48,7 @@ pub fn classify(
     }
     let len = seg.payload_len;
     if let Some(p) = to_pending {
-        // The answer: no data, acknowledges the byte after the probe, and
-        // (when known) comes from the sender's current sequence number.
-        let current = !from.seen() || seg.seq == from.next_seq;
-        if len == 0 && f.ack() && seg.ack == p.seq.plus(1) && current {
+        if session::is_ack_answer(seg, p.seq, from.seen().then_some(from.next_seq)) {
             return if p.zero_window {
                 Kind::ZeroWindowAck
             } else {

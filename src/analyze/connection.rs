@@ -4,15 +4,15 @@
 //! never probe stay small, and the per-packet path touches few cache lines.
 
 use super::classify::classify;
-use super::event::{SegmentEvent, Violation, ViolationKind};
+use super::event::{SegmentEvent, ViolationKind};
 use super::kind::Kind;
-use super::prober::{Pending, Prober};
+use super::prober::{Pending, Prober, Violations};
 use crate::flow::{Direction, FlowKey, Keyed, Side};
+use crate::session::negotiated;
 use crate::wire::Segment;
 use std::sync::LazyLock;
 
-/// Violations and timeline events kept per flow; the rest are only counted.
-pub const MAX_VIOLATIONS: usize = 32;
+/// Timeline events kept per flow; the rest are only counted.
 pub const MAX_TIMELINE: usize = 256;
 
 /// Probes come after at least a second of idle (the smallest TCP_KEEPIDLE).
@@ -23,8 +23,7 @@ const MIN_IDLE_NS: u64 = 1_000_000_000;
 pub struct Keepalive {
     pub ka: [Prober; 2],
     pub retransmissions: u32,
-    pub violations: Vec<Violation>,
-    pub violations_total: u32,
+    pub violations: Violations,
     pub timeline: Vec<SegmentEvent>,
     pub timeline_dropped: u32,
     /// A RST answered a probe: its TTL and the TTL of the peer's earlier segments.
@@ -53,6 +52,11 @@ pub struct Connection {
     pub time_backwards: u32,
     /// The side that sent the first SYN without ACK, when seen.
     pub client: Option<Side>,
+    /// When the SYN, then the SYN/ACK, was seen: for `rtt_hint`.
+    handshake_at: Option<u64>,
+    /// Each side's round trip as its handshake segment showed it (the client:
+    /// SYN to SYN/ACK; the server: SYN/ACK to ACK), to pair late answers.
+    rtt_hint: [Option<u64>; 2],
 }
 
 // The layout above, checked when compiling: five lines, of which a segment
@@ -97,6 +101,8 @@ impl Connection {
             closed_at: None,
             time_backwards: 0,
             cold: None,
+            handshake_at: None,
+            rtt_hint: [None; 2],
         }
     }
 
@@ -131,20 +137,35 @@ impl Connection {
         self.cold.get_or_insert_with(Default::default)
     }
 
-    /// Both SYNs carried the window scale option, so the shift applies.
+    /// The window shift of `side`'s non-SYN segments.
     fn wshift(&self, side: Side) -> u8 {
-        match (self.dir[0].syn_wscale(), self.dir[1].syn_wscale()) {
-            (Some(a), Some(b)) => [a, b][side.idx()],
-            _ => 0,
-        }
+        let (s, o) = (&self.dir[side.idx()], &self.dir[side.other().idx()]);
+        negotiated::window_shift(s.syn_wscale(), o.syn_wscale())
     }
 
-    /// Timestamps are in use: both SYNs offered them, or (handshake not
-    /// captured) this side has sent them before.
-    fn timestamps_negotiated(&self, side: Side) -> bool {
-        match (self.dir[0].syn_timestamps(), self.dir[1].syn_timestamps()) {
-            (Some(a), Some(b)) => a && b,
-            _ => self.dir[side.idx()].tsval().is_some(),
+    fn timestamps_negotiated(&self) -> bool {
+        let d = &self.dir;
+        negotiated::timestamps(
+            [d[0].syn_timestamps(), d[1].syn_timestamps()],
+            [d[0].tsval().is_some(), d[1].tsval().is_some()],
+        )
+    }
+
+    fn sack_negotiated(&self) -> bool {
+        let d = &self.dir;
+        negotiated::sack([d[0].syn_sack(), d[1].syn_sack()], [d[0].sack_seen(), d[1].sack_seen()])
+    }
+
+    fn handshake_rtt(&mut self, side: Side, seg: &Segment, time: u64) {
+        let (f, client) = (seg.flags, self.client);
+        let since = |at: Option<u64>| at.map(|at| time.saturating_sub(at));
+        if f.syn() && !f.ack() {
+            self.handshake_at = Some(time);
+        } else if f.syn() && client == Some(side.other()) {
+            self.rtt_hint[side.other().idx()] = since(self.handshake_at);
+            self.handshake_at = Some(time);
+        } else if f.ack() && client == Some(side) && self.dir[side.other().idx()].syn_timestamps().is_some() {
+            self.rtt_hint[side.other().idx()] = since(self.handshake_at.take());
         }
     }
 
@@ -174,6 +195,11 @@ impl Connection {
         if seg.flags.syn() && !seg.flags.ack() && self.client.is_none() {
             self.client = Some(side);
         }
+        // Handshake segments only (a side's second segment may be the ACK): the
+        // fields live outside the lines every segment touches.
+        if seg.flags.syn() || self.dir[s].packets == 1 {
+            self.handshake_rtt(side, seg, time);
+        }
         let kind = classify(
             seg,
             time,
@@ -195,34 +221,42 @@ impl Connection {
                 if !zero_window {
                     self.check_probe(frame, time, side, seg);
                 }
-                let last_received = self.dir[o].last_live_time();
+                let to = &self.dir[o];
+                let (last_received, peer_next) = (to.last_live_time(), to.seen().then_some(to.next_seq));
                 let cold = self.cold.get_or_insert_with(Default::default);
-                let p = cold.ka[s].probe(&mut self.pending[s], frame, time, seg, zero_window, last_received);
-                if p.rate_limited {
-                    self.violate(ViolationKind::WithinRateLimit, frame, time, side);
-                }
+                let pending = &mut self.pending[s];
+                let v = &mut cold.violations;
+                cold.ka[s].probe(
+                    pending,
+                    v,
+                    side,
+                    frame,
+                    time,
+                    seg,
+                    zero_window,
+                    last_received,
+                    peer_next,
+                );
             }
             Kind::KeepaliveAck | Kind::ZeroWindowAck => {
+                let (sack, hint) = (self.sack_negotiated(), self.rtt_hint[o]);
                 let cold = self.cold.get_or_insert_with(Default::default);
-                if let Some(p) = cold.ka[o].answer(&mut self.pending[o], time) {
-                    let dsack = seg
-                        .options
-                        .sack_blocks()
-                        .first()
-                        .is_some_and(|b| b.0 == p.seq && !b.1.after(seg.ack));
+                let (pending, v) = (&mut self.pending[o], &mut cold.violations);
+                if let Some((p, dsack)) = cold.ka[o].answer(pending, v, side.other(), time, seg, sack, hint) {
                     answer = Some((p.frame, time.saturating_sub(p.time), dsack));
                 }
             }
             Kind::KeepaliveRst => {
                 let cold = self.cold.get_or_insert_with(Default::default);
                 cold.reset_ttl = from_ttl.map(|usual| (ttl, usual));
-                if let Some(p) = cold.ka[o].reset(&mut self.pending[o]) {
+                let (pending, v) = (&mut self.pending[o], &mut cold.violations);
+                if let Some(p) = cold.ka[o].reset(pending, v, side.other(), time, self.rtt_hint[o]) {
                     answer = Some((p.frame, time.saturating_sub(p.time), false));
                 }
             }
             Kind::KeepaliveAbort => {
                 let cold = self.cold.get_or_insert_with(Default::default);
-                cold.ka[s].abort(&mut self.pending[s]);
+                cold.ka[s].abort(&mut self.pending[s], &mut cold.violations, side);
             }
             Kind::Retransmission => self.cold().retransmissions += 1,
             Kind::Handshake | Kind::Data | Kind::Ack | Kind::Fin | Kind::Rst => {
@@ -306,7 +340,7 @@ impl Connection {
             (Some((now, _)), Some(before)) => (now.wrapping_sub(before) as i32) < 0,
             _ => false,
         };
-        let missing_ts = seg.options.timestamp.is_none() && self.timestamps_negotiated(side);
+        let missing_ts = seg.options.timestamp.is_none() && self.timestamps_negotiated();
         for (hit, kind) in [
             (in_flight, ViolationKind::ProbeWithUnackedData),
             (stale, ViolationKind::StaleTsval),
@@ -319,23 +353,15 @@ impl Connection {
     }
 
     fn violate(&mut self, kind: ViolationKind, frame: u64, time: u64, side: Side) {
-        let cold = self.cold();
-        cold.violations_total += 1;
-        if cold.violations.len() < MAX_VIOLATIONS {
-            cold.violations.push(Violation {
-                kind,
-                frame,
-                time,
-                side,
-            });
-        }
+        self.cold().violations.push(kind, frame, time, side);
     }
 
     /// End of capture or eviction: probes still pending were never answered.
     pub fn finish(&mut self) {
         if let Some(cold) = self.cold.as_deref_mut() {
-            for (k, p) in cold.ka.iter_mut().zip(self.pending.iter_mut()) {
-                k.finish(p);
+            for side in [Side::Lo, Side::Hi] {
+                let i = side.idx();
+                cold.ka[i].finish(&mut self.pending[i], &mut cold.violations, side);
             }
         }
     }
@@ -343,6 +369,6 @@ impl Connection {
     /// Any keepalive or zero-window activity, or a look-alike worth reporting.
     pub fn is_notable(&self) -> bool {
         let k = self.keepalive();
-        k.ka.iter().any(|k| k.probes > 0 || k.zw_probes > 0) || k.retransmissions > 0 || k.violations_total > 0
+        k.ka.iter().any(|k| k.probes > 0 || k.zw_probes > 0) || k.retransmissions > 0 || k.violations.total > 0
     }
 }

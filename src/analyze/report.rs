@@ -6,6 +6,7 @@ use super::event::Violation;
 use super::prober::{Last, Prober};
 use super::samples::Samples;
 use crate::flow::Side;
+use crate::session::ResetBy;
 use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -184,13 +185,11 @@ impl FlowReport {
             interval_s: main.and_then(|k| k.interval.median()).map(secs),
             count: main.and_then(|k| k.count),
             outcome: outcome(c),
-            violations: k.violations.iter().map(|v| violation_report(c, v)).collect(),
-            violations_total: k.violations_total,
+            violations: violation_reports(c),
+            violations_total: k.violations.total,
             directions,
             timestamps_out_of_order: c.time_backwards,
-            reset_by: k
-                .reset_ttl
-                .map(|(rst, usual)| if rst == usual { "peer" } else { "path" }),
+            reset_by: k.reset_ttl.map(|(rst, usual)| ResetBy::of(rst, usual).name()),
             reset_ttl: k.reset_ttl,
         }
     }
@@ -254,4 +253,12 @@ fn outcome(c: &Connection) -> Outcome {
     } else {
         Outcome::Unknown
     }
+}
+
+/// A flow's violations in frame order (a probe's rate limit is judged when it
+/// is found unanswered, after later probes were checked).
+fn violation_reports(c: &Connection) -> Vec<ViolationReport> {
+    let mut list = c.keepalive().violations.list.clone();
+    list.sort_by_key(|v| v.frame);
+    list.iter().map(|v| violation_report(c, v)).collect()
 }

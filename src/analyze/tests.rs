@@ -224,13 +224,114 @@ fn probe_faults_are_reported() {
     let mut r = Run::new();
     r.open();
     r.probe(10 * S, Client, 0);
-    r.probe(100 * MS, Client, 0); // inside the peer's 500 ms rate limit
+    r.answer(MS, Server);
+    r.probe(100 * MS, Client, 0); // inside the peer's 500 ms rate limit, unanswered
     r.s.timestamps = false;
     r.probe(S, Client, 0); // no TSopt although negotiated
-    let (_, _, flows) = r.finish();
-    let kinds: Vec<&str> = flows[0].violations.iter().map(|v| v.kind).collect();
-    assert_eq!(kinds, ["probe_within_rate_limit", "probe_without_timestamp"]);
+    let (_, segs, flows) = r.finish();
+    let v: Vec<(&str, u64)> = flows[0].violations.iter().map(|v| (v.kind, v.frame)).collect();
+    let probes: Vec<u64> = segs
+        .iter()
+        .filter(|s| s.kind == KeepaliveProbe)
+        .map(|s| s.frame)
+        .collect();
+    assert_eq!(
+        v,
+        [
+            ("probe_within_rate_limit", probes[1]),
+            ("probe_without_timestamp", probes[2])
+        ]
+    );
     assert_eq!(flows[0].directions[0].unanswered_rate_limited, 1);
+}
+
+#[test]
+fn rate_limit_counts_from_the_peers_last_answer_and_spares_answered_probes() {
+    // `probe --idle 200ms --interval 200ms` against a Linux peer: the peer answers
+    // the first probe, then nothing for 500 ms, then the next probe again.
+    let mut r = Run::new();
+    r.open();
+    r.probe(10 * S, Client, 0);
+    r.answer(MS, Server);
+    r.probe(200 * MS, Client, 0); // 201 ms after the answered probe: limited
+    r.probe(200 * MS, Client, 0); // 401 ms: limited
+    r.probe(200 * MS, Client, 0); // 601 ms: answered
+    r.answer(MS, Server);
+    r.probe(200 * MS, Client, 0); // 201 ms after that one: limited, never answered
+    let (kinds, segs, flows) = r.finish();
+    assert_eq!(
+        kinds,
+        [
+            KeepaliveProbe,
+            KeepaliveAck,
+            KeepaliveProbe,
+            KeepaliveProbe,
+            KeepaliveProbe,
+            KeepaliveAck,
+            KeepaliveProbe
+        ]
+    );
+    let f = &flows[0];
+    assert_eq!((f.probes, f.answered, f.unanswered), (5, 2, 3));
+    // Every unanswered probe was inside the limit, no answered one is reported.
+    let flagged: Vec<u64> = f.violations.iter().map(|v| v.frame).collect();
+    let unanswered = [segs[2].frame, segs[3].frame, segs[6].frame];
+    assert_eq!(flagged, unanswered);
+    assert_eq!(f.directions[0].unanswered_rate_limited, 3);
+    // The second answer is paired with the probe just before it, not an older one.
+    assert_eq!((segs[5].answers, segs[5].rtt), (Some(segs[4].frame), Some(MS)));
+}
+
+#[test]
+fn answers_later_than_the_next_probe_pair_with_their_own_probe() {
+    // Round trip 1.5 s (the handshake shows it), probes 1 s apart, no
+    // timestamps: answers come in order, one round trip after their probe.
+    let mut r = Run::new();
+    r.s.timestamps = false;
+    let [syn, synack, ack] = r.s.handshake().unwrap();
+    r.feed(MS, &syn);
+    r.feed(1500 * MS, &synack);
+    r.feed(MS, &ack);
+    r.probe(10 * S, Client, 0); // 0 s
+    r.probe(S, Client, 0); // 1 s: the first is not answered yet
+    r.answer(500 * MS, Server); // 1.5 s: the first probe's
+    r.answer(S, Server); // 2.5 s: the second's
+    r.probe(MS, Client, 0); // 2.501 s, an idle after the last answer
+    r.answer(1500 * MS, Server);
+    let (kinds, segs, flows) = r.finish();
+    assert_eq!(
+        kinds,
+        [
+            KeepaliveProbe,
+            KeepaliveProbe,
+            KeepaliveAck,
+            KeepaliveAck,
+            KeepaliveProbe,
+            KeepaliveAck
+        ]
+    );
+    for (answer, probe) in [(2, 0), (3, 1), (5, 4)] {
+        assert_eq!(segs[answer].answers, Some(segs[probe].frame), "answer {answer}");
+        assert_eq!(segs[answer].rtt, Some(1500 * MS), "answer {answer}");
+    }
+    let f = &flows[0];
+    assert_eq!((f.probes, f.answered, f.unanswered), (3, 3, 0));
+    assert!(f.violations.is_empty(), "{:?}", f.violations);
+}
+
+#[test]
+fn a_lost_probe_is_passed_over_once_the_round_trip_is_known() {
+    let mut r = Run::new();
+    r.s.timestamps = false;
+    r.open();
+    r.probe(10 * S, Client, 0);
+    r.answer(MS, Server); // round trip 1 ms
+    r.probe(10 * S, Client, 0); // lost
+    r.probe(S, Client, 0);
+    r.answer(MS, Server);
+    let (_, segs, flows) = r.finish();
+    assert_eq!((segs[4].answers, segs[4].rtt), (Some(segs[3].frame), Some(MS)));
+    assert_eq!((flows[0].answered, flows[0].unanswered), (2, 1));
 }
 
 #[test]

@@ -111,7 +111,7 @@ impl<W: Write> Sink for Collector<'_, W> {
     fn flow(&mut self, c: Connection) {
         let keepalive = c.keepalive().ka.iter().any(|k| k.probes > 0);
         self.keepalive_flows += keepalive as u64;
-        self.totals.violations += c.keepalive().violations_total as u64;
+        self.totals.violations += c.keepalive().violations.total as u64;
         let events = self.ladder.as_mut().map(|l| l.take(c.id));
         // -q without --expect or --json: the counts above are all that is shown.
         let reported = self.args.json || self.args.expect.is_some() || !self.args.quiet;

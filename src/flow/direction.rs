@@ -16,6 +16,8 @@ mod bit {
     pub const FIN: u16 = 1 << 9;
     pub const RST: u16 = 1 << 10;
     pub const DATA: u16 = 1 << 11;
+    pub const SYN_SACK: u16 = 1 << 12;
+    pub const SACK: u16 = 1 << 13;
 }
 
 /// Per-direction sequence state, 48 bytes: every segment reads both
@@ -61,6 +63,18 @@ impl Direction {
     #[inline]
     pub fn syn_timestamps(&self) -> Option<bool> {
         self.is(bit::SYN).then_some(self.is(bit::SYN_TS))
+    }
+
+    /// This direction's SYN was seen and offered SACK.
+    #[inline]
+    pub fn syn_sack(&self) -> Option<bool> {
+        self.is(bit::SYN).then_some(self.is(bit::SYN_SACK))
+    }
+
+    /// This direction has sent SACK blocks.
+    #[inline]
+    pub fn sack_seen(&self) -> bool {
+        self.is(bit::SACK)
     }
 
     /// The ISN of this direction's SYN, when seen.
@@ -132,17 +146,19 @@ impl Direction {
             self.isn = seg.seq;
             // RFC 7323 §2.3: a shift above 14 is taken as 14.
             self.wscale = o.wscale.map_or(0, |w| w.min(14));
-            has &= !(bit::SYN_WSCALE | bit::SYN_TS);
+            has &= !(bit::SYN_WSCALE | bit::SYN_TS | bit::SYN_SACK);
             has |= bit::SYN
                 | if o.wscale.is_some() { bit::SYN_WSCALE } else { 0 }
-                | if o.timestamp.is_some() { bit::SYN_TS } else { 0 };
+                | if o.timestamp.is_some() { bit::SYN_TS } else { 0 }
+                | if o.sack_permitted { bit::SYN_SACK } else { 0 };
         }
-        let end = seg.end();
-        self.next_seq = if has & bit::SEEN != 0 {
-            self.next_seq.max(end)
-        } else {
-            end
-        };
+        // A RST occupies no sequence space, and one from elsewhere on the path
+        // may carry any seq: it moves SND.NXT only when nothing else was seen.
+        if has & bit::SEEN == 0 {
+            self.next_seq = seg.end();
+        } else if !f.rst() {
+            self.next_seq = self.next_seq.max(seg.end());
+        }
         // A RST's ACK, window and TTL say nothing about the connection's state
         // (a Linux RST advertises window 0; it is not a zero window).
         if f.rst() {
@@ -171,6 +187,9 @@ impl Direction {
         }
         if seg.payload_len > 0 {
             has |= bit::DATA;
+        }
+        if seg.options.sack_len > 0 {
+            has |= bit::SACK;
         }
         self.has = has | bit::SEEN;
         self.packets += 1;

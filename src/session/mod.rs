@@ -1,0 +1,14 @@
+//! One model of a TCP session, shared by capture analysis (`analyze`) and live
+//! tracking (`keepalive::track`): each direction's state is a
+//! [`crate::flow::Direction`], and the rules on it are written once, here, as
+//! pure functions of that state — what was negotiated, whether a segment
+//! answers a probe (and which), whether the peer's answer rate limit applies,
+//! and what a RST means. Facts and sources: `docs/keepalive-facts.md`.
+
+pub mod answer;
+pub mod negotiated;
+pub mod rate_limit;
+pub mod rst;
+
+pub use answer::{dsack, is_ack_answer, is_rst_answer, pick, Candidate};
+pub use rst::{ResetBy, RstAcceptance};
