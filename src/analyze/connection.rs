@@ -223,6 +223,7 @@ impl Connection {
                 }
                 let to = &self.dir[o];
                 let (last_received, peer_next) = (to.last_live_time(), to.seen().then_some(to.next_seq));
+                let hint = self.rtt_hint[s];
                 let cold = self.cold.get_or_insert_with(Default::default);
                 let pending = &mut self.pending[s];
                 let v = &mut cold.violations;
@@ -236,6 +237,7 @@ impl Connection {
                     zero_window,
                     last_received,
                     peer_next,
+                    hint,
                 );
             }
             Kind::KeepaliveAck | Kind::ZeroWindowAck => {

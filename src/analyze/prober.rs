@@ -128,7 +128,8 @@ impl Prober {
 
     /// A keepalive or zero-window probe left `side`. `last_received` is when
     /// this side last received a segment, which Linux's idle clock counts
-    /// from; `peer_next` the peer's SND.NXT (a probe acking less is old).
+    /// from; `peer_next` the peer's SND.NXT (a probe acking less is old);
+    /// `rtt_hint` the round trip the handshake showed.
     #[allow(clippy::too_many_arguments)]
     pub fn probe(
         &mut self,
@@ -141,6 +142,7 @@ impl Prober {
         zero_window: bool,
         last_received: Option<u64>,
         peer_next: Option<Seq>,
+        rtt_hint: Option<u64>,
     ) {
         let len = seg.payload_len;
         let ack_behind = peer_next.is_some_and(|n| seg.ack.before(n));
@@ -161,7 +163,20 @@ impl Prober {
                 _ => {}
             }
             if let Some(prev) = prev {
-                self.keep_in_flight(prev, v, side);
+                // Probes the peer had time to answer are given up on now.
+                let rtt = self.last_rtt.or(rtt_hint);
+                for k in 0..EARLIER {
+                    if let Some(p) = self.earlier[k].filter(|p| session::overdue(p.time, time, rtt)) {
+                        self.note_unanswered(&p, v, side);
+                        self.earlier[k] = None;
+                    }
+                }
+                self.earlier.sort_by_key(|p| p.map_or(u64::MAX, |p| p.time));
+                if session::overdue(prev.time, time, rtt) {
+                    self.note_unanswered(&prev, v, side);
+                } else {
+                    self.keep_in_flight(prev, v, side);
+                }
             }
         }
         let (tsval, has_ts) = seg.options.timestamp.map_or((0, false), |t| (t.0, true));

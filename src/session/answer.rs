@@ -1,4 +1,4 @@
-//! Is this segment the answer to a probe, and to which (docs/keepalive-facts.md §3, §7).
+//! Is this segment the answer to a probe, and to which (docs/keepalive-facts.md §3, §9, §10, §11).
 
 use crate::wire::{Segment, Seq};
 
@@ -71,6 +71,14 @@ pub fn pick(cands: &[Candidate], at: u64, tsecr: Option<u32>, rtt: Option<u64>) 
     }
 }
 
+/// A probe sent at `sent` is given up on at `now` (the next probe is due):
+/// more than two round trips old, or at once when no round trip is known.
+/// Until then it may still be answered (a path slower than the interval).
+#[inline]
+pub fn overdue(sent: u64, now: u64, rtt: Option<u64>) -> bool {
+    rtt.is_none_or(|r| now.saturating_sub(sent) > r.saturating_mul(2))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +141,14 @@ mod tests {
         // A block above the cumulative ACK is an ordinary SACK, not a duplicate.
         s.ack = Seq(1000);
         assert!(!dsack(&s, Seq(1000)));
+    }
+
+    #[test]
+    fn a_probe_is_overdue_after_two_round_trips() {
+        assert!(overdue(0, S, None));
+        assert!(overdue(0, S, Some(1_000_000)));
+        assert!(!overdue(0, S, Some(S)));
+        assert!(overdue(0, 3 * S + 1, Some(3 * S / 2)));
     }
 
     fn c(t: u64, ts: Option<u32>) -> Candidate {

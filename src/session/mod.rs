@@ -10,5 +10,5 @@ pub mod negotiated;
 pub mod rate_limit;
 pub mod rst;
 
-pub use answer::{dsack, is_ack_answer, is_rst_answer, pick, Candidate};
+pub use answer::{dsack, is_ack_answer, is_rst_answer, overdue, pick, Candidate};
 pub use rst::{ResetBy, RstAcceptance};

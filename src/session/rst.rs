@@ -1,4 +1,4 @@
-//! What a RST from the peer's direction means (docs/keepalive-facts.md §3, §8).
+//! What a RST from the peer's direction means (docs/keepalive-facts.md §3, §7).
 
 use crate::wire::Seq;
 
