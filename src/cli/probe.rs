@@ -5,7 +5,7 @@ use crate::keepalive::{self, Style};
 use crate::live::capture::{check_device, LiveCapture, OpenCapture};
 use crate::live::engine::{self, Event, Mode, Outcome, Setup, Sink};
 use crate::live::send::RawSender;
-use crate::live::{libpcap, privs, route, socket, LiveError};
+use crate::live::{privs, route, socket, LiveError};
 use crate::report::pcap::PcapOut;
 use crate::units::{format_duration, parse_duration};
 use anyhow::{anyhow, Context, Result};
@@ -195,8 +195,6 @@ fn parse_keepalive_time(s: &str) -> std::result::Result<u64, String> {
 }
 
 fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Outcome> {
-    // Without libpcap, fail before any socket, connection or --pcap file exists.
-    libpcap::load()?;
     if args.interval == 0 {
         return Err(anyhow!("--interval: must be more than 0"));
     }
@@ -383,7 +381,9 @@ impl<W: Write> HumanSink<W> {
         let [seq, ack, len, rtt] = cols;
         let what = match what.split(' ').next() {
             Some("ack") | Some("dsack") => self.paint(&format!("{what:<11}"), "32"),
-            Some("reset") | Some("unanswered") | Some("abort") => self.paint(&format!("{what:<11}"), "31"),
+            Some("reset") | Some("unanswered") | Some("abort") | Some("drops") => {
+                self.paint(&format!("{what:<11}"), "31")
+            }
             _ => format!("{what:<11}"),
         };
         let _ = writeln!(
@@ -537,6 +537,16 @@ impl<W: Write> Sink for HumanSink<W> {
                 [String::new(), String::new(), String::new(), String::new()],
                 "the peer closed the connection",
             ),
+            Event::CaptureDrops {
+                at,
+                dropped,
+                if_dropped,
+            } => self.line(
+                at.time_ns,
+                "drops",
+                [String::new(), String::new(), String::new(), String::new()],
+                &format!("the capture dropped {dropped} packets, the interface {if_dropped} (so far)"),
+            ),
             Event::Abort { at, seq, ack } => self.line(
                 at.time_ns,
                 "abort",
@@ -574,6 +584,9 @@ impl<W: Write> Sink for HumanSink<W> {
                     v.resets,
                     v.elapsed_s
                 );
+                if let Some(note) = &v.note {
+                    let _ = writeln!(self.out, "  {}", self.paint(note, "33"));
+                }
             }
         }
         let _ = self.out.flush();
