@@ -736,3 +736,137 @@ fn sigint_stops_an_answered_session_with_its_verdict() {
         "kaprobe {pid} still there"
     );
 }
+
+/// (Uid, Gid, CapBnd, NoNewPrivs) lines of every thread of process `pid`.
+fn thread_credentials(pid: u32) -> Vec<[String; 4]> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .map(|t| {
+            let status = std::fs::read_to_string(t.unwrap().path().join("status")).unwrap();
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .unwrap_or_else(|| panic!("no {name} in {status}"))
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            [field("Uid:"), field("Gid:"), field("CapBnd:"), field("NoNewPrivs:")]
+        })
+        .collect()
+}
+
+/// Every thread of kaprobe `pid` (the main one, the capture reader, the signal
+/// handler's) runs as `uid`/`gid` (real, effective, saved, filesystem), with an
+/// empty capability bounding set and no_new_privs.
+fn every_thread_unprivileged(pid: u32, uid: u32, gid: u32) {
+    let threads = thread_credentials(pid);
+    assert!(threads.len() >= 3, "main, capture and signal threads: {threads:?}");
+    for t in threads {
+        assert_eq!(
+            t,
+            [
+                format!("{uid} {uid} {uid} {uid}"),
+                format!("{gid} {gid} {gid} {gid}"),
+                "0000000000000000".into(),
+                "1".into()
+            ]
+        );
+    }
+}
+
+/// The kaprobe process `ip netns exec` became (it execs, so the child is kaprobe).
+fn kaprobe_pid(b: &Background) -> u32 {
+    let pid = b.pid();
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(exe, Path::new(env!("CARGO_BIN_EXE_kaprobe")), "pid {pid}");
+    pid
+}
+
+/// Names in a directory.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A session ended by a signal after its answers: verdict alive (interrupted), exit 0,
+/// and a complete pcap with exactly the probes and answers the verdict counts.
+fn ended_by_signal_with_verdict_and_pcap(b: Background, pcap: &Path) {
+    let (code, lines, err) = b.finish(10);
+    let p = Probed::of(code, &lines, err);
+    assert_eq!(p.code, 0, "{:?}\n{}", p.types(), p.stderr);
+    let v = p.verdict();
+    assert_eq!(
+        (v["outcome"].as_str(), v["reason"].as_str()),
+        (Some("alive"), Some("interrupted"))
+    );
+    let (probes, answered) = (u(&v["probes"]), u(&v["answered"]));
+    assert!(answered >= 1, "{v}");
+    let (_, k) = kinds(pcap);
+    assert_eq!(k.iter().filter(|k| *k == PROBE).count() as u64, probes, "{k:?}");
+    assert_eq!(k.iter().filter(|k| *k == ACK).count() as u64, answered, "{k:?}");
+}
+
+/// SIGKILL mid-session: the pcap never had a name, and its linker exits without
+/// giving it one; nothing is left in the directory.
+#[test]
+fn sigkill_leaves_no_file_behind() {
+    let Some(lab) = Lab::up("prkill", &[]) else {
+        return;
+    };
+    let pcap = lab.path("killed.pcap");
+    let mut args = vec!["probe"];
+    args.extend(ALIVE);
+    args.extend(["3", "--json", "--pcap", pcap.to_str().unwrap()]);
+    let mut b = Background::spawn(lab.kaprobe("c", &args));
+    b.wait_line("\"type\":\"probe_acked\"", 10);
+    let pid = kaprobe_pid(&b);
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let linker: Vec<&str> = children.split_whitespace().collect();
+    assert_eq!(linker.len(), 1, "one linker: {children:?}");
+    let linker = format!("/proc/{}/status", linker[0]);
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    let (code, _, _) = b.finish(10);
+    assert_eq!(code, -1, "killed");
+    wait_until("the linker to exit", 10, || {
+        std::fs::read_to_string(&linker).map_or(true, |s| s.contains("State:\tZ"))
+    });
+    assert!(names_in(&lab.dir).is_empty(), "left behind: {:?}", names_in(&lab.dir));
+}
+
+/// As under sudo (SUDO_UID/SUDO_GID of a user who may not write the directory): the
+/// session runs as that user, and the pcap still lands in the root-owned 0755
+/// directory, owned by the user.
+#[test]
+fn under_sudo_the_pcap_lands_in_a_root_owned_directory() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Some(lab) = Lab::up("prsudo", &[]) else {
+        return;
+    };
+    let (uid, gid) = (4242, 4343);
+    let dir = lab.path("root-only");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let meta = std::fs::metadata(&dir).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o755));
+    let pcap = dir.join("sudo.pcap");
+    let mut args = vec!["probe"];
+    args.extend(ALIVE);
+    args.extend(["3", "--json", "--pcap", pcap.to_str().unwrap()]);
+    let mut c = lab.kaprobe("c", &args);
+    c.env("SUDO_UID", uid.to_string()).env("SUDO_GID", gid.to_string());
+    let mut b = Background::spawn(c);
+    b.wait_line("\"type\":\"probe_acked\"", 10);
+    let pid = kaprobe_pid(&b);
+    every_thread_unprivileged(pid, uid, gid);
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGINT) }, 0);
+    ended_by_signal_with_verdict_and_pcap(b, &pcap);
+    let meta = std::fs::metadata(&pcap).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (uid, gid), "given to the sudo user");
+    assert_eq!(names_in(&dir), ["sudo.pcap"]);
+}

@@ -4,6 +4,7 @@ use super::exit;
 use crate::keepalive::{self, Style};
 use crate::live::capture::{check_device, LiveCapture, OpenCapture};
 use crate::live::engine::{self, Event, Mode, Outcome, Setup, Sink};
+use crate::live::linker::Linker;
 use crate::live::send::RawSender;
 use crate::live::{privs, route, socket, LiveError};
 use crate::report::pcap::PcapOut;
@@ -147,16 +148,18 @@ fn open_pcap(args: &ProbeArgs, cap: &OpenCapture) -> Result<Option<PcapOut>> {
 }
 
 /// The raw socket(s), the capture and the output file are open: gives up
-/// privileges, then starts the threads (Ctrl-C's and the capture reader's), which
-/// so never hold any (capabilities are per thread).
-fn unprivileged(cap: OpenCapture, pcap: &Option<PcapOut>, stop: &Arc<AtomicBool>) -> Result<LiveCapture> {
-    if let (Some((uid, gid)), Some(p)) = (privs::sudo_user(), pcap) {
-        p.chown(uid, gid).map_err(|e| anyhow!("{}: {}", e.path, e.why))?;
+/// privileges, then starts the threads (the signal handler's and the capture
+/// reader's), which so never hold any. As root, the `--pcap` file is first
+/// handed to a linker that keeps root's right to name it in its directory.
+fn unprivileged(cap: OpenCapture, pcap: &mut Option<PcapOut>, stop: &Arc<AtomicBool>) -> Result<LiveCapture> {
+    if let (true, Some(p)) = (privs::is_root(), pcap.as_mut()) {
+        let linker = Linker::spawn(p, privs::sudo_user())?;
+        p.publish_through(Box::new(linker));
     }
-    privs::drop_privileges();
+    privs::drop_privileges()?;
     let flag = stop.clone();
-    // Ctrl-C ends the session with its summary.
-    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
+    // Ctrl-C ends the session with its verdict and its pcap.
+    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)).map_err(|e| anyhow!("signal handler: {e}"))?;
     Ok(cap.spawn())
 }
 
@@ -217,8 +220,8 @@ fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Outcome> {
             remote.port()
         );
         let cap = OpenCapture::open(&dev, &filter)?;
-        let pcap = open_pcap(args, &cap)?;
-        let cap = unprivileged(cap, &pcap, &stop)?;
+        let mut pcap = open_pcap(args, &cap)?;
+        let cap = unprivileged(cap, &mut pcap, &stop)?;
         let sock = socket::connect(fd, remote, Duration::from_nanos(args.connect_timeout))?;
         let local = canonical(sock.local_addr().context("getsockname")?);
         sender.bind(local.ip())?;
@@ -241,8 +244,8 @@ fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Outcome> {
         let v6 = RawSender::open(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)).ok();
         let listener = socket::listen(addr)?;
         let cap = OpenCapture::open(&dev, &format!("tcp and port {}", addr.port()))?;
-        let pcap = open_pcap(args, &cap)?;
-        let cap = unprivileged(cap, &pcap, &stop)?;
+        let mut pcap = open_pcap(args, &cap)?;
+        let cap = unprivileged(cap, &mut pcap, &stop)?;
         let until = args.duration.map(|d| begun + Duration::from_nanos(d));
         let Some(sock) = accept(&listener, &stop, until)? else {
             return Err(anyhow!("listen on {addr}: no connection came"));
@@ -283,8 +286,8 @@ fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Outcome> {
             remote.port()
         );
         let cap = OpenCapture::open(&dev, &filter)?;
-        let pcap = open_pcap(args, &cap)?;
-        let cap = unprivileged(cap, &pcap, &stop)?;
+        let mut pcap = open_pcap(args, &cap)?;
+        let cap = unprivileged(cap, &mut pcap, &stop)?;
         (Mode::Attach, None, local, remote, sender, cap, pcap)
     };
     let capture = cap;
