@@ -776,6 +776,19 @@ fn every_thread_unprivileged(pid: u32, uid: u32, gid: u32) {
     }
 }
 
+/// The uid and gid `nobody` and `nogroup` have here (65534 when unnamed).
+fn nobody() -> (u32, u32) {
+    let id = |args: &[&str]| {
+        let out = Command::new("getent").args(args).output().unwrap();
+        text(&out.stdout)
+            .split(':')
+            .nth(2)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(65534)
+    };
+    (id(&["passwd", "nobody"]), id(&["group", "nogroup"]))
+}
+
 /// The kaprobe process `ip netns exec` became (it execs, so the child is kaprobe).
 fn kaprobe_pid(b: &Background) -> u32 {
     let pid = b.pid();
@@ -810,6 +823,30 @@ fn ended_by_signal_with_verdict_and_pcap(b: Background, pcap: &Path) {
     let (_, k) = kinds(pcap);
     assert_eq!(k.iter().filter(|k| *k == PROBE).count() as u64, probes, "{k:?}");
     assert_eq!(k.iter().filter(|k| *k == ACK).count() as u64, answered, "{k:?}");
+}
+
+/// SIGTERM and SIGHUP end a session as Ctrl-C does: the verdict, a complete pcap
+/// that `verify` reads, nothing else in the directory. Meanwhile, as plain root,
+/// every thread runs as nobody with no capabilities to get back.
+#[test]
+fn sigterm_and_sighup_end_a_session_with_its_verdict_and_pcap() {
+    let Some(lab) = Lab::up("prterm", &[]) else {
+        return;
+    };
+    let (uid, gid) = nobody();
+    for (sig, name) in [(libc::SIGTERM, "term.pcap"), (libc::SIGHUP, "hup.pcap")] {
+        let pcap = lab.path(name);
+        let mut args = vec!["probe"];
+        args.extend(ALIVE);
+        args.extend(["3", "--json", "--pcap", pcap.to_str().unwrap()]);
+        let mut b = Background::spawn(lab.kaprobe("c", &args));
+        b.wait_line("\"type\":\"probe_acked\"", 10);
+        let pid = kaprobe_pid(&b);
+        every_thread_unprivileged(pid, uid, gid);
+        assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
+        ended_by_signal_with_verdict_and_pcap(b, &pcap);
+    }
+    assert_eq!(names_in(&lab.dir), ["hup.pcap", "term.pcap"], "no partial file");
 }
 
 /// SIGKILL mid-session: the pcap never had a name, and its linker exits without

@@ -158,7 +158,7 @@ fn unprivileged(cap: OpenCapture, pcap: &mut Option<PcapOut>, stop: &Arc<AtomicB
     }
     privs::drop_privileges()?;
     let flag = stop.clone();
-    // Ctrl-C ends the session with its verdict and its pcap.
+    // SIGINT, SIGTERM and SIGHUP end the session with its verdict and its pcap.
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)).map_err(|e| anyhow!("signal handler: {e}"))?;
     Ok(cap.spawn())
 }

@@ -53,7 +53,7 @@ pub struct Setup {
     pub no_abort: bool,
     /// Attach: provoke the peer into revealing its state while nothing is known.
     pub provoke: bool,
-    /// Set by Ctrl-C.
+    /// Set by SIGINT (Ctrl-C), SIGTERM and SIGHUP.
     pub interrupted: Arc<AtomicBool>,
     /// How long to wait for the capture to show the session (connect, listen).
     pub ready_timeout: u64,
