@@ -907,3 +907,22 @@ fn under_sudo_the_pcap_lands_in_a_root_owned_directory() {
     assert_eq!((meta.uid(), meta.gid()), (uid, gid), "given to the sudo user");
     assert_eq!(names_in(&dir), ["sudo.pcap"]);
 }
+
+/// `--connect` with an IPv6 address and port without brackets (which group is the
+/// port?) or with no port: one line, exit 2, before anything is opened.
+#[test]
+fn connect_refuses_an_ambiguous_ipv6_address_and_a_missing_port() {
+    for (target, want) in [
+        (
+            "fd77:0:0:101::2:7077",
+            "kaprobe: --connect fd77:0:0:101::2:7077: ambiguous IPv6 address and port: write [ADDR]:PORT, e.g. [fd77:0:0:101::2]:7077\n",
+        ),
+        (
+            "10.0.0.1",
+            "kaprobe: --connect 10.0.0.1: the port is missing (write HOST:PORT)\n",
+        ),
+    ] {
+        let r = kaprobe(&["probe", "--connect", target]);
+        assert_eq!((r.code, r.stderr.as_str(), r.stdout.as_str()), (2, want, ""));
+    }
+}

@@ -109,6 +109,23 @@ fn resolve(s: &str) -> Result<SocketAddr> {
     it.next().ok_or_else(|| anyhow!("{s}: no address"))
 }
 
+/// `--connect`'s HOST:PORT, refused when the port is missing or the split is
+/// ambiguous (an IPv6 address without brackets: is its last group the port?).
+fn connect_target(s: &str) -> Result<&str> {
+    let colons = s.matches(':').count();
+    if s.starts_with('[') && !s.contains("]:") || !s.starts_with('[') && colons == 0 {
+        let hint = if s.starts_with('[') { "[ADDR]:PORT" } else { "HOST:PORT" };
+        return Err(anyhow!("--connect {s}: the port is missing (write {hint})"));
+    }
+    if !s.starts_with('[') && colons > 1 {
+        let (host, port) = s.rsplit_once(':').unwrap_or((s, "PORT"));
+        return Err(anyhow!(
+            "--connect {s}: ambiguous IPv6 address and port: write [ADDR]:PORT, e.g. [{host}]:{port}"
+        ));
+    }
+    Ok(s)
+}
+
 fn canonical(a: SocketAddr) -> SocketAddr {
     match a.ip() {
         IpAddr::V6(v6) => v6
@@ -210,7 +227,7 @@ fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Outcome> {
     };
     let begun = Instant::now();
     let (mode, socket, local, remote, sender, cap, pcap) = if let Some(target) = &args.connect {
-        let remote = canonical(resolve(target)?);
+        let remote = canonical(resolve(connect_target(target)?)?);
         let dev = interface_for(args, remote.ip())?;
         let mut sender = RawSender::open(remote.ip())?;
         let (fd, port) = socket::prepare(remote, args.bind_port)?;
@@ -598,7 +615,21 @@ impl<W: Write> Sink for HumanSink<W> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_keepalive_time;
+    use super::{connect_target, parse_keepalive_time};
+
+    #[test]
+    fn connect_needs_a_port_and_brackets_around_ipv6() {
+        for ok in ["10.0.0.1:7077", "[fd77:0:0:101::2]:7077", "localhost:80"] {
+            assert_eq!(connect_target(ok).unwrap(), ok);
+        }
+        let err = |s| connect_target(s).unwrap_err().to_string();
+        assert!(err("fd77:0:0:101::2:7077")
+            .contains("ambiguous IPv6 address and port: write [ADDR]:PORT, e.g. [fd77:0:0:101::2]:7077"));
+        assert!(err("fd77::2").contains("[ADDR]:PORT"));
+        for missing in ["10.0.0.1", "localhost", "[fd77::2]"] {
+            assert!(err(missing).contains("the port is missing"), "{missing}");
+        }
+    }
 
     #[test]
     fn idle_and_interval_are_limited_to_1ms_through_32767s() {
