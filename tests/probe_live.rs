@@ -607,109 +607,6 @@ fn errors_are_one_line_exit_2_and_leave_nothing() {
     assert!(!ss.contains(":7079"), "{ss}");
 }
 
-/// Hides libpcap from the command it runs, in a private mount namespace. `sh -c` arguments:
-/// MODE SCRATCH COMMAND... MODE `absent`: every directory holding a libpcap.so* (as
-/// `ldconfig -p` and the library directories list them) is overlaid and the files deleted
-/// in the overlay (upper layer on a tmpfs mounted on SCRATCH), as when libpcap is not
-/// installed; `broken`: /dev/null is bind-mounted over each. Prints `hidden: SIZE PATH`
-/// (SIZE `absent` when gone) for each path to stderr, then execs COMMAND.
-const HIDE_LIBPCAP: &str = r#"
-mode=$1 scratch=$2
-shift 2
-paths=$( { ldconfig -p | sed -n 's/.*libpcap.*=> //p'
-           ls -d /lib/libpcap.so* /lib/*/libpcap.so* /usr/lib/libpcap.so* /usr/lib/*/libpcap.so* \
-                 /lib64/libpcap.so* /usr/lib64/libpcap.so* 2>/dev/null; } | sort -u)
-[ -n "$paths" ] || { echo "hidden: nothing to hide" >&2; exit 97; }
-files=$(for p in $paths; do readlink -f "$p"; done | sort -u)
-if [ "$mode" = broken ]; then
-    for f in $files; do mount --bind /dev/null "$f" || exit 97; done
-else
-    mount -t tmpfs tmpfs "$scratch" || exit 97
-    for d in $(for f in $files; do dirname "$f"; done | sort -u); do
-        mkdir -p "$scratch/u$d" "$scratch/w$d"
-        mount -t overlay overlay -o "lowerdir=$d,upperdir=$scratch/u$d,workdir=$scratch/w$d" "$d" || exit 97
-        rm -f "$d"/libpcap.so*
-    done
-fi
-for p in $paths; do
-    echo "hidden: $(stat -L -c %s "$p" 2>/dev/null || echo absent) $p" >&2
-done
-exec "$@"
-"#;
-
-/// Without libpcap (not installed, or a broken file), `probe` fails before it creates
-/// anything — one line, exit 2, no --pcap file, no connection — while `verify` and
-/// `explain` (no libpcap needed) still work. Were libpcap linked at load time, the
-/// dynamic loader would refuse to start kaprobe at all (exit 127).
-#[test]
-fn without_libpcap_probe_fails_cleanly_and_verify_still_works() {
-    let Some(lab) = Lab::up("prnopcap", &[]) else {
-        return;
-    };
-    let ns = lab.env("LAB_NS_C");
-    // The overlays' upper layers: a tmpfs mounted here in the private namespace only.
-    let scratch = std::env::temp_dir().join(format!("kaprobe-nolibpcap-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).unwrap();
-    for (mode, size, why) in [("absent", "absent", "libpcap: not found"), ("broken", "0", "libpcap")] {
-        let hidden = |args: &[&str]| {
-            let mut c = Command::new("ip");
-            c.args([
-                "netns",
-                "exec",
-                &ns,
-                "unshare",
-                "--mount",
-                "sh",
-                "-c",
-                HIDE_LIBPCAP,
-                "sh",
-                mode,
-            ])
-            .arg(&scratch)
-            .arg(env!("CARGO_BIN_EXE_kaprobe"))
-            .args(args);
-            let out = c.stdin(std::process::Stdio::null()).output().unwrap();
-            let err = text(&out.stderr);
-            let (shown, rest): (Vec<&str>, Vec<&str>) = err.lines().partition(|l| l.starts_with("hidden: "));
-            assert!(!shown.is_empty(), "{mode}: nothing hidden: {err}");
-            for l in &shown {
-                assert!(l.starts_with(&format!("hidden: {size} /")), "{mode}: not hidden: {l}");
-            }
-            (out.status.code(), text(&out.stdout), rest.join("\n"))
-        };
-
-        let pcap = lab.path("never.pcap");
-        let (code, out, err) = hidden(&["probe", "--connect", V4, "--pcap", pcap.to_str().unwrap()]);
-        assert_eq!(code, Some(2), "{mode}: {err}");
-        assert_eq!(err.lines().count(), 1, "{mode}: one line: {err}");
-        assert!(err.starts_with("kaprobe: ") && err.contains(why), "{mode}: {err}");
-        assert!(out.is_empty(), "{mode}: {out}");
-        let left: Vec<_> = std::fs::read_dir(&lab.dir).unwrap().collect();
-        assert!(left.is_empty(), "{mode}: left behind: {left:?}");
-        let ss = lab.ok("exec", &["c", "ss", "-tan"]);
-        assert!(!ss.contains(":7077"), "{mode}: {ss}");
-        let log = lab.server_log();
-        assert!(!log.iter().any(|e| e["event"] == "accepted"), "{mode}: {log:?}");
-
-        let cap = capture("linux_ka_answered_v4.pcap");
-        let (code, out, err) = hidden(&["verify", cap.to_str().unwrap()]);
-        assert_eq!(code, Some(0), "{mode}: {err}");
-        assert!(out.contains("3 probes, 0 violations"), "{mode}: {out}");
-        let written = lab.path("linux-alive.pcap");
-        let (code, _, err) = hidden(&[
-            "explain",
-            "scenario",
-            "linux-alive",
-            "--pcap",
-            written.to_str().unwrap(),
-        ]);
-        assert_eq!(code, Some(0), "{mode}: {err}");
-        assert_eq!(verify_json(&written, &[]).code, 0, "{mode}");
-        std::fs::remove_file(&written).unwrap();
-    }
-    std::fs::remove_dir(&scratch).unwrap();
-}
-
 /// A connection owned by another process (peer.py, kernel keepalive off), idle after its
 /// data: kaprobe attaches, provokes the peer into showing its sequence numbers, and
 /// probes on the application's behalf.
@@ -838,4 +735,194 @@ fn sigint_stops_an_answered_session_with_its_verdict() {
         !Path::new(&format!("/proc/{pid}")).exists(),
         "kaprobe {pid} still there"
     );
+}
+
+/// (Uid, Gid, CapBnd, NoNewPrivs) lines of every thread of process `pid`.
+fn thread_credentials(pid: u32) -> Vec<[String; 4]> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .map(|t| {
+            let status = std::fs::read_to_string(t.unwrap().path().join("status")).unwrap();
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .unwrap_or_else(|| panic!("no {name} in {status}"))
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            [field("Uid:"), field("Gid:"), field("CapBnd:"), field("NoNewPrivs:")]
+        })
+        .collect()
+}
+
+/// Every thread of kaprobe `pid` (the main one, the capture reader, the signal
+/// handler's) runs as `uid`/`gid` (real, effective, saved, filesystem), with an
+/// empty capability bounding set and no_new_privs.
+fn every_thread_unprivileged(pid: u32, uid: u32, gid: u32) {
+    let threads = thread_credentials(pid);
+    assert!(threads.len() >= 3, "main, capture and signal threads: {threads:?}");
+    for t in threads {
+        assert_eq!(
+            t,
+            [
+                format!("{uid} {uid} {uid} {uid}"),
+                format!("{gid} {gid} {gid} {gid}"),
+                "0000000000000000".into(),
+                "1".into()
+            ]
+        );
+    }
+}
+
+/// The uid and gid `nobody` and `nogroup` have here (65534 when unnamed).
+fn nobody() -> (u32, u32) {
+    let id = |args: &[&str]| {
+        let out = Command::new("getent").args(args).output().unwrap();
+        text(&out.stdout)
+            .split(':')
+            .nth(2)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(65534)
+    };
+    (id(&["passwd", "nobody"]), id(&["group", "nogroup"]))
+}
+
+/// The kaprobe process `ip netns exec` became (it execs, so the child is kaprobe).
+fn kaprobe_pid(b: &Background) -> u32 {
+    let pid = b.pid();
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(exe, Path::new(env!("CARGO_BIN_EXE_kaprobe")), "pid {pid}");
+    pid
+}
+
+/// Names in a directory.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A session ended by a signal after its answers: verdict alive (interrupted), exit 0,
+/// and a complete pcap with exactly the probes and answers the verdict counts.
+fn ended_by_signal_with_verdict_and_pcap(b: Background, pcap: &Path) {
+    let (code, lines, err) = b.finish(10);
+    let p = Probed::of(code, &lines, err);
+    assert_eq!(p.code, 0, "{:?}\n{}", p.types(), p.stderr);
+    let v = p.verdict();
+    assert_eq!(
+        (v["outcome"].as_str(), v["reason"].as_str()),
+        (Some("alive"), Some("interrupted"))
+    );
+    let (probes, answered) = (u(&v["probes"]), u(&v["answered"]));
+    assert!(answered >= 1, "{v}");
+    let (_, k) = kinds(pcap);
+    assert_eq!(k.iter().filter(|k| *k == PROBE).count() as u64, probes, "{k:?}");
+    assert_eq!(k.iter().filter(|k| *k == ACK).count() as u64, answered, "{k:?}");
+}
+
+/// SIGTERM and SIGHUP end a session as Ctrl-C does: the verdict, a complete pcap
+/// that `verify` reads, nothing else in the directory. Meanwhile, as plain root,
+/// every thread runs as nobody with no capabilities to get back.
+#[test]
+fn sigterm_and_sighup_end_a_session_with_its_verdict_and_pcap() {
+    let Some(lab) = Lab::up("prterm", &[]) else {
+        return;
+    };
+    let (uid, gid) = nobody();
+    for (sig, name) in [(libc::SIGTERM, "term.pcap"), (libc::SIGHUP, "hup.pcap")] {
+        let pcap = lab.path(name);
+        let mut args = vec!["probe"];
+        args.extend(ALIVE);
+        args.extend(["3", "--json", "--pcap", pcap.to_str().unwrap()]);
+        let mut b = Background::spawn(lab.kaprobe("c", &args));
+        b.wait_line("\"type\":\"probe_acked\"", 10);
+        let pid = kaprobe_pid(&b);
+        every_thread_unprivileged(pid, uid, gid);
+        assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
+        ended_by_signal_with_verdict_and_pcap(b, &pcap);
+    }
+    assert_eq!(names_in(&lab.dir), ["hup.pcap", "term.pcap"], "no partial file");
+}
+
+/// SIGKILL mid-session: the pcap never had a name, and its linker exits without
+/// giving it one; nothing is left in the directory.
+#[test]
+fn sigkill_leaves_no_file_behind() {
+    let Some(lab) = Lab::up("prkill", &[]) else {
+        return;
+    };
+    let pcap = lab.path("killed.pcap");
+    let mut args = vec!["probe"];
+    args.extend(ALIVE);
+    args.extend(["3", "--json", "--pcap", pcap.to_str().unwrap()]);
+    let mut b = Background::spawn(lab.kaprobe("c", &args));
+    b.wait_line("\"type\":\"probe_acked\"", 10);
+    let pid = kaprobe_pid(&b);
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let linker: Vec<&str> = children.split_whitespace().collect();
+    assert_eq!(linker.len(), 1, "one linker: {children:?}");
+    let linker = format!("/proc/{}/status", linker[0]);
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    let (code, _, _) = b.finish(10);
+    assert_eq!(code, -1, "killed");
+    wait_until("the linker to exit", 10, || {
+        std::fs::read_to_string(&linker).map_or(true, |s| s.contains("State:\tZ"))
+    });
+    assert!(names_in(&lab.dir).is_empty(), "left behind: {:?}", names_in(&lab.dir));
+}
+
+/// As under sudo (SUDO_UID/SUDO_GID of a user who may not write the directory): the
+/// session runs as that user, and the pcap still lands in the root-owned 0755
+/// directory, owned by the user.
+#[test]
+fn under_sudo_the_pcap_lands_in_a_root_owned_directory() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Some(lab) = Lab::up("prsudo", &[]) else {
+        return;
+    };
+    let (uid, gid) = (4242, 4343);
+    let dir = lab.path("root-only");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let meta = std::fs::metadata(&dir).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o755));
+    let pcap = dir.join("sudo.pcap");
+    let mut args = vec!["probe"];
+    args.extend(ALIVE);
+    args.extend(["3", "--json", "--pcap", pcap.to_str().unwrap()]);
+    let mut c = lab.kaprobe("c", &args);
+    c.env("SUDO_UID", uid.to_string()).env("SUDO_GID", gid.to_string());
+    let mut b = Background::spawn(c);
+    b.wait_line("\"type\":\"probe_acked\"", 10);
+    let pid = kaprobe_pid(&b);
+    every_thread_unprivileged(pid, uid, gid);
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGINT) }, 0);
+    ended_by_signal_with_verdict_and_pcap(b, &pcap);
+    let meta = std::fs::metadata(&pcap).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (uid, gid), "given to the sudo user");
+    assert_eq!(names_in(&dir), ["sudo.pcap"]);
+}
+
+/// `--connect` with an IPv6 address and port without brackets (which group is the
+/// port?) or with no port: one line, exit 2, before anything is opened.
+#[test]
+fn connect_refuses_an_ambiguous_ipv6_address_and_a_missing_port() {
+    for (target, want) in [
+        (
+            "fd77:0:0:101::2:7077",
+            "kaprobe: --connect fd77:0:0:101::2:7077: ambiguous IPv6 address and port: write [ADDR]:PORT, e.g. [fd77:0:0:101::2]:7077\n",
+        ),
+        (
+            "10.0.0.1",
+            "kaprobe: --connect 10.0.0.1: the port is missing (write HOST:PORT)\n",
+        ),
+    ] {
+        let r = kaprobe(&["probe", "--connect", target]);
+        assert_eq!((r.code, r.stderr.as_str(), r.stdout.as_str()), (2, want, ""));
+    }
 }

@@ -4,8 +4,9 @@ use super::exit;
 use crate::keepalive::{self, Style};
 use crate::live::capture::{check_device, LiveCapture, OpenCapture};
 use crate::live::engine::{self, Event, Mode, Outcome, Setup, Sink};
+use crate::live::linker::Linker;
 use crate::live::send::RawSender;
-use crate::live::{libpcap, privs, route, socket, LiveError};
+use crate::live::{privs, route, socket, LiveError};
 use crate::report::pcap::PcapOut;
 use crate::units::{format_duration, parse_duration};
 use anyhow::{anyhow, Context, Result};
@@ -108,6 +109,23 @@ fn resolve(s: &str) -> Result<SocketAddr> {
     it.next().ok_or_else(|| anyhow!("{s}: no address"))
 }
 
+/// `--connect`'s HOST:PORT, refused when the port is missing or the split is
+/// ambiguous (an IPv6 address without brackets: is its last group the port?).
+fn connect_target(s: &str) -> Result<&str> {
+    let colons = s.matches(':').count();
+    if s.starts_with('[') && !s.contains("]:") || !s.starts_with('[') && colons == 0 {
+        let hint = if s.starts_with('[') { "[ADDR]:PORT" } else { "HOST:PORT" };
+        return Err(anyhow!("--connect {s}: the port is missing (write {hint})"));
+    }
+    if !s.starts_with('[') && colons > 1 {
+        let (host, port) = s.rsplit_once(':').unwrap_or((s, "PORT"));
+        return Err(anyhow!(
+            "--connect {s}: ambiguous IPv6 address and port: write [ADDR]:PORT, e.g. [{host}]:{port}"
+        ));
+    }
+    Ok(s)
+}
+
 fn canonical(a: SocketAddr) -> SocketAddr {
     match a.ip() {
         IpAddr::V6(v6) => v6
@@ -147,16 +165,18 @@ fn open_pcap(args: &ProbeArgs, cap: &OpenCapture) -> Result<Option<PcapOut>> {
 }
 
 /// The raw socket(s), the capture and the output file are open: gives up
-/// privileges, then starts the threads (Ctrl-C's and the capture reader's), which
-/// so never hold any (capabilities are per thread).
-fn unprivileged(cap: OpenCapture, pcap: &Option<PcapOut>, stop: &Arc<AtomicBool>) -> Result<LiveCapture> {
-    if let (Some((uid, gid)), Some(p)) = (privs::sudo_user(), pcap) {
-        p.chown(uid, gid).map_err(|e| anyhow!("{}: {}", e.path, e.why))?;
+/// privileges, then starts the threads (the signal handler's and the capture
+/// reader's), which so never hold any. As root, the `--pcap` file is first
+/// handed to a linker that keeps root's right to name it in its directory.
+fn unprivileged(cap: OpenCapture, pcap: &mut Option<PcapOut>, stop: &Arc<AtomicBool>) -> Result<LiveCapture> {
+    if let (true, Some(p)) = (privs::is_root(), pcap.as_mut()) {
+        let linker = Linker::spawn(p, privs::sudo_user())?;
+        p.publish_through(Box::new(linker));
     }
-    privs::drop_privileges();
+    privs::drop_privileges()?;
     let flag = stop.clone();
-    // Ctrl-C ends the session with its summary.
-    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
+    // SIGINT, SIGTERM and SIGHUP end the session with its verdict and its pcap.
+    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)).map_err(|e| anyhow!("signal handler: {e}"))?;
     Ok(cap.spawn())
 }
 
@@ -195,8 +215,6 @@ fn parse_keepalive_time(s: &str) -> std::result::Result<u64, String> {
 }
 
 fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Outcome> {
-    // Without libpcap, fail before any socket, connection or --pcap file exists.
-    libpcap::load()?;
     if args.interval == 0 {
         return Err(anyhow!("--interval: must be more than 0"));
     }
@@ -209,7 +227,7 @@ fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Outcome> {
     };
     let begun = Instant::now();
     let (mode, socket, local, remote, sender, cap, pcap) = if let Some(target) = &args.connect {
-        let remote = canonical(resolve(target)?);
+        let remote = canonical(resolve(connect_target(target)?)?);
         let dev = interface_for(args, remote.ip())?;
         let mut sender = RawSender::open(remote.ip())?;
         let (fd, port) = socket::prepare(remote, args.bind_port)?;
@@ -219,8 +237,8 @@ fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Outcome> {
             remote.port()
         );
         let cap = OpenCapture::open(&dev, &filter)?;
-        let pcap = open_pcap(args, &cap)?;
-        let cap = unprivileged(cap, &pcap, &stop)?;
+        let mut pcap = open_pcap(args, &cap)?;
+        let cap = unprivileged(cap, &mut pcap, &stop)?;
         let sock = socket::connect(fd, remote, Duration::from_nanos(args.connect_timeout))?;
         let local = canonical(sock.local_addr().context("getsockname")?);
         sender.bind(local.ip())?;
@@ -243,8 +261,8 @@ fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Outcome> {
         let v6 = RawSender::open(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)).ok();
         let listener = socket::listen(addr)?;
         let cap = OpenCapture::open(&dev, &format!("tcp and port {}", addr.port()))?;
-        let pcap = open_pcap(args, &cap)?;
-        let cap = unprivileged(cap, &pcap, &stop)?;
+        let mut pcap = open_pcap(args, &cap)?;
+        let cap = unprivileged(cap, &mut pcap, &stop)?;
         let until = args.duration.map(|d| begun + Duration::from_nanos(d));
         let Some(sock) = accept(&listener, &stop, until)? else {
             return Err(anyhow!("listen on {addr}: no connection came"));
@@ -285,8 +303,8 @@ fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Outcome> {
             remote.port()
         );
         let cap = OpenCapture::open(&dev, &filter)?;
-        let pcap = open_pcap(args, &cap)?;
-        let cap = unprivileged(cap, &pcap, &stop)?;
+        let mut pcap = open_pcap(args, &cap)?;
+        let cap = unprivileged(cap, &mut pcap, &stop)?;
         (Mode::Attach, None, local, remote, sender, cap, pcap)
     };
     let capture = cap;
@@ -383,7 +401,9 @@ impl<W: Write> HumanSink<W> {
         let [seq, ack, len, rtt] = cols;
         let what = match what.split(' ').next() {
             Some("ack") | Some("dsack") => self.paint(&format!("{what:<11}"), "32"),
-            Some("reset") | Some("unanswered") | Some("abort") => self.paint(&format!("{what:<11}"), "31"),
+            Some("reset") | Some("unanswered") | Some("abort") | Some("drops") => {
+                self.paint(&format!("{what:<11}"), "31")
+            }
             _ => format!("{what:<11}"),
         };
         let _ = writeln!(
@@ -537,6 +557,16 @@ impl<W: Write> Sink for HumanSink<W> {
                 [String::new(), String::new(), String::new(), String::new()],
                 "the peer closed the connection",
             ),
+            Event::CaptureDrops {
+                at,
+                dropped,
+                if_dropped,
+            } => self.line(
+                at.time_ns,
+                "drops",
+                [String::new(), String::new(), String::new(), String::new()],
+                &format!("the capture dropped {dropped} packets, the interface {if_dropped} (so far)"),
+            ),
             Event::Abort { at, seq, ack } => self.line(
                 at.time_ns,
                 "abort",
@@ -574,6 +604,9 @@ impl<W: Write> Sink for HumanSink<W> {
                     v.resets,
                     v.elapsed_s
                 );
+                if let Some(note) = &v.note {
+                    let _ = writeln!(self.out, "  {}", self.paint(note, "33"));
+                }
             }
         }
         let _ = self.out.flush();
@@ -582,7 +615,21 @@ impl<W: Write> Sink for HumanSink<W> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_keepalive_time;
+    use super::{connect_target, parse_keepalive_time};
+
+    #[test]
+    fn connect_needs_a_port_and_brackets_around_ipv6() {
+        for ok in ["10.0.0.1:7077", "[fd77:0:0:101::2]:7077", "localhost:80"] {
+            assert_eq!(connect_target(ok).unwrap(), ok);
+        }
+        let err = |s| connect_target(s).unwrap_err().to_string();
+        assert!(err("fd77:0:0:101::2:7077")
+            .contains("ambiguous IPv6 address and port: write [ADDR]:PORT, e.g. [fd77:0:0:101::2]:7077"));
+        assert!(err("fd77::2").contains("[ADDR]:PORT"));
+        for missing in ["10.0.0.1", "localhost", "[fd77::2]"] {
+            assert!(err(missing).contains("the port is missing"), "{missing}");
+        }
+    }
 
     #[test]
     fn idle_and_interval_are_limited_to_1ms_through_32767s() {

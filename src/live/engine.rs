@@ -1,10 +1,11 @@
 //! The engine loop: captured frames → `Tracker` (session state, answers) →
 //! `Keepalive` (when to probe, when to give up) → probes on the raw socket,
-//! events to a `Sink`. The only clock reads are here, through `Clock`: monotonic,
-//! in the capture's (wall-clock epoch) timeline; frames' libpcap stamps are
-//! brought into it by `Clock::capture_time`.
+//! events to a `Sink`; libpcap's drop counters reported as they grow. The
+//! only clock reads are here, through `Clock`: monotonic, in the capture's
+//! (wall-clock epoch) timeline; frames' libpcap stamps are brought into it by
+//! `Clock::capture_time`.
 
-use super::capture::{Frame, LiveCapture};
+use super::capture::{Drops, Frame, LiveCapture};
 use super::send::RawSender;
 use super::{socket, Clock, LiveError};
 use crate::decode::decode;
@@ -52,7 +53,7 @@ pub struct Setup {
     pub no_abort: bool,
     /// Attach: provoke the peer into revealing its state while nothing is known.
     pub provoke: bool,
-    /// Set by Ctrl-C.
+    /// Set by SIGINT (Ctrl-C), SIGTERM and SIGHUP.
     pub interrupted: Arc<AtomicBool>,
     /// How long to wait for the capture to show the session (connect, listen).
     pub ready_timeout: u64,
@@ -140,6 +141,12 @@ pub struct Verdict {
     pub resets: u64,
     pub rtt_ms: Option<RttStats>,
     pub elapsed_s: f64,
+    /// Frames the capture lost (pcap_stats): in the buffer, by the interface.
+    pub capture_dropped: u64,
+    pub capture_if_dropped: u64,
+    /// Why the outcome may be wrong (an answer lost by the capture).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     #[serde(flatten)]
     pub at: At,
 }
@@ -232,6 +239,13 @@ pub enum Event {
         #[serde(flatten)]
         at: At,
     },
+    /// The capture lost frames (counts since it began): an answer may be among them.
+    CaptureDrops {
+        #[serde(flatten)]
+        at: At,
+        dropped: u64,
+        if_dropped: u64,
+    },
     /// The kernel socket closed with a RST after the peer was declared dead.
     Abort {
         #[serde(flatten)]
@@ -269,6 +283,8 @@ struct Engine<'a> {
     last_resolved_answered: Option<bool>,
     ka: Option<keepalive::Keepalive>,
     buf: Vec<u8>,
+    /// The capture's losses last reported.
+    drops: Drops,
 }
 
 /// Runs a live session to its verdict.
@@ -291,13 +307,21 @@ pub fn run(setup: Setup, sink: &mut dyn Sink) -> Result<Verdict, LiveError> {
         last_resolved_answered: None,
         ka: None,
         buf: vec![0u8; 65536],
+        drops: Drops::default(),
     };
     let result = e.session();
     // Whatever happened: stop capturing, and only a complete pcap appears.
     if let Some(err) = e.s.capture.stop() {
         return Err(LiveError::new(format!("capture on {}", e.s.capture.device), err));
     }
-    let verdict = result?;
+    let mut verdict = result?;
+    // The final count: a loss must show in the verdict, never pass for silence.
+    e.report_drops();
+    verdict.capture_dropped = e.drops.dropped;
+    verdict.capture_if_dropped = e.drops.if_dropped;
+    verdict.note = e
+        .drops
+        .verdict_note(verdict.outcome, verdict.unanswered + verdict.pending);
     if let Some(p) = e.s.pcap.take() {
         p.finish().map_err(|err| LiveError::new(err.path, err.why))?;
     }
@@ -313,6 +337,20 @@ enum Step {
 impl Engine<'_> {
     fn interrupted(&self) -> bool {
         self.s.interrupted.load(Ordering::Relaxed)
+    }
+
+    /// A `capture_drops` event when libpcap's drop counters grew.
+    fn report_drops(&mut self) {
+        let d = self.s.capture.drops();
+        if d == self.drops {
+            return;
+        }
+        self.drops = d;
+        self.sink.event(&Event::CaptureDrops {
+            at: At::of(self.clock.now()),
+            dropped: d.dropped,
+            if_dropped: d.if_dropped,
+        });
     }
 
     fn duration_end(&self) -> Option<u64> {
@@ -413,6 +451,7 @@ impl Engine<'_> {
     /// Handles frames (and the socket) until `until`; the step a peer segment asked for.
     fn pump(&mut self, until: u64) -> Result<Option<Step>, LiveError> {
         self.drain_socket();
+        self.report_drops();
         let now = self.clock.now();
         let wait = Duration::from_nanos(until.saturating_sub(now).min(50 * MS));
         let first = match self.s.capture.rx.recv_timeout(wait) {
@@ -706,6 +745,9 @@ impl Engine<'_> {
             resets: self.resets,
             rtt_ms,
             elapsed_s: now.saturating_sub(self.started) as f64 / 1e9,
+            capture_dropped: 0,
+            capture_if_dropped: 0,
+            note: None,
             at: At::of(now),
         }
     }

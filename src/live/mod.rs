@@ -1,10 +1,11 @@
 //! The live emulator's I/O edges: the raw-socket sender (pnet), the libpcap
-//! receiver, the kernel TCP socket, route lookup, privileges, and the engine
-//! loop that feeds the pure state machine (`crate::keepalive`) and acts on it.
+//! receiver (the `pcap` crate), the kernel TCP socket, route lookup,
+//! privileges and the `--pcap` linker, and the engine loop that feeds the pure
+//! state machine (`crate::keepalive`) and acts on it.
 
 pub mod capture;
 pub mod engine;
-pub mod libpcap;
+pub mod linker;
 pub mod privs;
 pub mod route;
 pub mod send;

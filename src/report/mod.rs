@@ -3,3 +3,4 @@
 pub mod json;
 pub mod pcap;
 pub mod text;
+pub mod tmpfile;

@@ -1,11 +1,14 @@
 //! Writing captures: nanosecond pcap, Ethernet or another link type. The file
-//! appears under its name only when complete: frames go to a temporary file
-//! beside it, renamed by `finish`; dropped unfinished, the temporary is removed.
+//! appears under its name only when complete: frames go to an unnamed file in
+//! its directory (`tmpfile`), linked under the name by `finish`; dropped
+//! unfinished, or the process killed, nothing is left.
 
+use super::tmpfile::{self, LinkNames};
 use pcap_parser::{Linktype, PcapHeader, ToVec};
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {why}")]
@@ -19,12 +22,30 @@ const MAGIC_NS: u32 = 0xa1b2_3c4d;
 /// The snaplen the header announces (what libpcap's writer put there).
 const SNAPLEN: u32 = 65535;
 
+/// Links a finished file under its name on this process's behalf: for a
+/// process that gave up the privileges its directory needs (`crate::live::linker`).
+pub trait Publish {
+    fn publish(self: Box<Self>) -> std::io::Result<()>;
+}
+
 pub struct PcapOut {
     file: Option<BufWriter<File>>,
     /// The first write error: `write` has no result, `finish` reports it.
     failed: Option<std::io::Error>,
-    tmp: PathBuf,
-    dest: PathBuf,
+    names: LinkNames,
+    publisher: Option<Box<dyn Publish>>,
+    dest: String,
+}
+
+/// An I/O error as the reason a pcap could not be written.
+fn why(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::EISDIR) => "is a directory".into(),
+        Some(libc::EOPNOTSUPP) => {
+            "the filesystem has no unnamed temporary files (O_TMPFILE): write it elsewhere".into()
+        }
+        _ => crate::live::io_reason(e),
+    }
 }
 
 impl PcapOut {
@@ -39,8 +60,9 @@ impl PcapOut {
             path: dest.display().to_string(),
             why,
         };
-        let name = dest.file_name().ok_or_else(|| err("not a file name".into()))?;
-        let tmp = dest.with_file_name(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
+        if dest.file_name().is_none() {
+            return Err(err("not a file name".into()));
+        }
         let header = PcapHeader {
             magic_number: MAGIC_NS,
             snaplen: SNAPLEN,
@@ -48,22 +70,26 @@ impl PcapOut {
             ..PcapHeader::new()
         };
         let header = header.to_vec_raw().map_err(|e| err(format!("pcap header: {e:?}")))?;
-        let mut file = BufWriter::new(File::create(&tmp).map_err(|e| err(crate::live::io_reason(&e)))?);
+        let file = tmpfile::create(dest).map_err(|e| err(why(&e)))?;
+        let names = LinkNames::new(&file, dest).map_err(|e| err(why(&e)))?;
+        let mut file = BufWriter::new(file);
         Ok(PcapOut {
             failed: file.write_all(&header).err(),
             file: Some(file),
-            tmp,
-            dest: dest.to_path_buf(),
+            names,
+            publisher: None,
+            dest: dest.display().to_string(),
         })
     }
 
-    /// Gives the file (still under its temporary name) to `uid`/`gid`, so a
-    /// process that drops privileges afterwards can still move it into place.
-    pub fn chown(&self, uid: u32, gid: u32) -> Result<(), PcapWriteError> {
-        std::os::unix::fs::chown(&self.tmp, Some(uid), Some(gid)).map_err(|e| PcapWriteError {
-            path: self.dest.display().to_string(),
-            why: e.to_string(),
-        })
+    /// The unnamed file's descriptor and how to name it, for a `Publish`er.
+    pub fn to_publish(&self) -> Option<(RawFd, &LinkNames)> {
+        Some((self.file.as_ref()?.get_ref().as_raw_fd(), &self.names))
+    }
+
+    /// `finish` asks `p` to link the file instead of linking it itself.
+    pub fn publish_through(&mut self, p: Box<dyn Publish>) {
+        self.publisher = Some(p);
     }
 
     /// Appends one frame captured at `time_ns` since the epoch.
@@ -94,28 +120,26 @@ impl PcapOut {
         self.failed = written.err();
     }
 
-    /// Flushes, closes and moves the file into place; the first write error, if
-    /// any (the temporary file is then removed).
+    /// Flushes and gives the file its name; the first write error, if any
+    /// (the file is then left unnamed, i.e. gone).
     pub fn finish(mut self) -> Result<(), PcapWriteError> {
         let err = |e: std::io::Error| PcapWriteError {
-            path: self.dest.display().to_string(),
-            why: crate::live::io_reason(&e),
+            path: self.dest.clone(),
+            why: why(&e),
         };
         if let Some(e) = self.failed.take() {
             return Err(err(e));
         }
-        if let Some(f) = self.file.take() {
-            f.into_inner().map_err(|e| err(e.into_error()))?;
+        let Some(f) = self.file.take() else {
+            return Ok(());
+        };
+        // Kept open until linked: the link names the inode through its fd.
+        let _file = f.into_inner().map_err(|e| err(e.into_error()))?;
+        match self.publisher.take() {
+            Some(p) => p.publish(),
+            None => self.names.link().map_err(std::io::Error::from_raw_os_error),
         }
-        std::fs::rename(&self.tmp, &self.dest).map_err(err)
-    }
-}
-
-impl Drop for PcapOut {
-    fn drop(&mut self) {
-        if self.file.take().is_some() || self.tmp.exists() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
+        .map_err(err)
     }
 }
 
