@@ -2,7 +2,7 @@
 //! ([`ProbeShape::build`]) and the segment that carries it ([`ProbeShape::segment`]).
 //! `probe` sends it, `explain` shows it, the synthetic scenarios record it.
 
-use super::style::{AckRule, Payload, Style};
+use super::style::{AckRule, Payload, Style, TsRule};
 use crate::wire::build::SegmentSpec;
 use crate::wire::{Flags, Seq};
 use std::net::SocketAddr;
@@ -55,7 +55,8 @@ impl ProbeShape {
                 AckRule::RcvNxtMinusOne => inp.rcv_nxt.minus(1),
             },
             payload: (len == 1).then_some(byte),
-            timestamp: inp.timestamp.filter(|_| style.probe_has_ts(true)),
+            // `inp` has a timestamp only when timestamps were negotiated.
+            timestamp: inp.timestamp.filter(|_| info.ts == TsRule::WhenNegotiated),
             window: inp.window,
         }
     }
