@@ -2,6 +2,7 @@
 //! probes and their answers, resets. Pure: the caller supplies times and
 //! receives frames. Used by tests, benchmarks and teaching scenarios.
 
+use crate::keepalive::{ProbeInputs, ProbeShape, Style};
 use crate::wire::build::{ethernet_frame, BuildError, SegmentSpec};
 use crate::wire::{Flags, Seq};
 use std::net::SocketAddr;
@@ -127,16 +128,32 @@ impl Session {
         self.emit(e, Flags::ACK, None, None, &[], &[], false)
     }
 
-    /// A keepalive probe: seq = SND.NXT − 1 with `payload` (empty or one byte).
+    /// A probe-shaped segment: seq = SND.NXT − 1 with any `payload`, ACK =
+    /// RCV.NXT. For zero-window probes and hand-made look-alikes; a stack's
+    /// keepalive probe is [`Session::keepalive`].
     pub fn probe(&mut self, e: End, payload: &[u8]) -> Result<&[u8], BuildError> {
         let seq = self.next_seq(e).minus(1);
         self.emit(e, Flags::ACK, Some(seq), None, payload, &[], false)
     }
 
-    /// Any segment from `e` with the given numbers; SND.NXT does not move.
-    /// For probes built other ways (e.g. 4.2BSD's, whose ACK is RCV.NXT − 1).
-    pub fn segment(&mut self, e: End, flags: u8, seq: Seq, ack: Seq, payload: &[u8]) -> Result<&[u8], BuildError> {
-        self.emit(e, flags, Some(seq), Some(ack), payload, &[], false)
+    /// Keepalive probe number `n` from `e` in `style`, built by the same
+    /// builder `kaprobe probe` sends with.
+    pub fn keepalive(&mut self, e: End, style: Style, n: u64) -> Result<&[u8], BuildError> {
+        let (me, peer) = Self::idx(e);
+        self.ends[me].tsval = self.ends[me].tsval.wrapping_add(1);
+        let (m, p) = (self.ends[me], self.ends[peer]);
+        let inputs = ProbeInputs {
+            snd_nxt: m.nxt,
+            rcv_nxt: p.nxt,
+            window: m.window,
+            timestamp: self.timestamps.then_some((m.tsval, p.tsval)),
+        };
+        let shape = ProbeShape::build(style, None, &inputs, n);
+        let mut spec = shape.segment(m.addr, p.addr);
+        spec.vlan = &self.vlan;
+        self.frame.clear();
+        ethernet_frame(&spec, &mut self.frame)?;
+        Ok(&self.frame)
     }
 
     /// Resends the last `n` bytes `e` sent (a retransmission of unacknowledged data).

@@ -182,6 +182,79 @@ fn probe_names_the_rule_and_verifies_checksums() {
     assert!(out.contains("ack = RCV.NXT − 1 = 5000"));
 }
 
+/// The first frame `explain probe` dumps (the probe), reassembled from its hex rows.
+fn first_dump(out: &str) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let rows = out
+        .lines()
+        .skip_while(|l| !l.contains("keepalive probe: "))
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with("checksums:"));
+    for l in rows {
+        let Some(off) = l.get(2..6).and_then(|o| usize::from_str_radix(o, 16).ok()) else {
+            continue; // the column header and layer titles
+        };
+        assert_eq!(off, bytes.len(), "rows are contiguous: {l}");
+        for b in l.get(10..l.len().min(33)).unwrap_or("").split_whitespace() {
+            bytes.push(u8::from_str_radix(b, 16).unwrap_or_else(|_| panic!("hex byte '{b}' in {l}")));
+        }
+    }
+    bytes
+}
+
+/// For every style, `explain probe` shows byte for byte what `kaprobe probe` puts on the wire
+/// for the same session state: the shared builder, the shared segment, wire::build (as
+/// live/engine.rs send_probe and live/send.rs do). Fails if explain builds its probe another
+/// way, or if the probe path stops being the table's.
+#[test]
+fn probe_shows_the_bytes_probe_sends_for_every_style() {
+    use kaprobe::explain::probe::ProbeParams;
+    use kaprobe::keepalive::{ProbeShape, Style};
+    use kaprobe::wire::build::{ip_packet, tcp_segment};
+    let cases: [(&[&str], bool, bool, u32, u32); 3] = [
+        (&[], false, false, 1001, 5001),
+        (&["--timestamps", "--ipv6"], true, true, 1001, 5001),
+        (&["--timestamps", "--seq", "0", "--ack", "77"], false, true, 0, 77),
+    ];
+    for style in Style::ALL {
+        for (extra, ipv6, timestamps, snd_nxt, rcv_nxt) in cases {
+            let p = ProbeParams {
+                style,
+                snd_nxt,
+                rcv_nxt,
+                ipv6,
+                timestamps,
+            };
+            // The probe path: the first probe of a session in this state.
+            let shape = ProbeShape::build(style, None, &p.inputs(), 1);
+            let (me, peer) = p.endpoints();
+            let spec = shape.segment(me, peer);
+            let (mut ip, mut tcp) = (Vec::new(), Vec::new());
+            ip_packet(&spec, &mut ip).unwrap();
+            tcp_segment(&spec, &mut tcp).unwrap();
+            assert!(
+                ip.ends_with(&tcp),
+                "{style}: one segment either way the sender builds it"
+            );
+
+            let mut args = vec!["explain", "probe", "--style", style.name()];
+            args.extend_from_slice(extra);
+            let shown = first_dump(&ok(&args));
+            assert_eq!(
+                shown.len(),
+                14 + ip.len(),
+                "{style} {extra:?}: Ethernet header + IP packet"
+            );
+            assert_eq!(shown[14..], ip[..], "{style} {extra:?}: explain shows what probe sends");
+            assert_eq!(shown.len() - 14 - tcp.len(), if ipv6 { 40 } else { 20 });
+            assert_eq!(shape.len(), style.payload_len() as u32, "{style}");
+            if style == Style::Bsd42 {
+                assert_ne!(shape.payload, Some(0), "the 4.2BSD byte is garbage, not zero");
+            }
+        }
+    }
+}
+
 #[test]
 fn probe_usage_errors() {
     let e = usage_error(&["explain", "probe", "--style", "vms"]);

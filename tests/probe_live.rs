@@ -10,8 +10,13 @@ mod common;
 use common::lab::*;
 use common::*;
 
+use kaprobe::keepalive::style::AckRule;
+use kaprobe::keepalive::{ProbeInputs, ProbeShape, Style};
+use kaprobe::wire::build::tcp_segment;
+use kaprobe::wire::Seq;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 
@@ -231,10 +236,15 @@ fn answered_run(lab: &Lab, target: &str, style: &str, file: &str) -> (Probed, st
     let s = p.one("session");
     assert_eq!(s["handshake_seen"], true);
     assert_eq!(s["style"], style);
+    let st = Style::parse(style).unwrap();
     for probe in p.of_type("probe_sent") {
         assert_eq!(probe["rel_seq"], 5, "SND.NXT - 1 after 5 bytes");
-        assert_eq!(probe["rel_ack"], 6, "RCV.NXT after the 5-byte echo");
-        assert_eq!(probe["len"], if style == "windows" { 1 } else { 0 });
+        let ack = match st.info().ack {
+            AckRule::RcvNxt => 6,
+            AckRule::RcvNxtMinusOne => 5,
+        };
+        assert_eq!(probe["rel_ack"], ack, "RCV.NXT (- 1 for {style}) after the 5-byte echo");
+        assert_eq!(probe["len"], st.payload_len());
     }
     (p, pcap)
 }
@@ -278,6 +288,44 @@ fn linux_and_windows_styles_answered_ipv6_without_timestamps() {
         let (v, k) = kinds(&pcap);
         assert_eq!(k, [PROBE, ACK].repeat(2), "{style}");
         tshark_agrees(&pcap, &v);
+    }
+}
+
+/// Every style of the table, live against a Linux peer: each probe on the wire is, byte for
+/// byte, what the shared builder makes of the session's state (the builder `explain probe`
+/// shows, tests/explain.rs), it carries TSopt as the table says, and the peer answers it.
+#[test]
+fn every_style_sends_the_builders_probe_and_is_answered() {
+    let Some(lab) = Lab::up("prst", &[]) else {
+        return;
+    };
+    for style in Style::ALL {
+        let (p, pcap) = answered_run(&lab, V4, style.name(), &format!("{style}.pcap"));
+        let s = p.one("session");
+        assert_eq!(s["timestamps"], true, "{s}");
+        let addr = |k: &str| s[k].as_str().unwrap().parse::<SocketAddr>().unwrap();
+        let mut frames = Vec::new();
+        kaprobe::capture::read_file(&pcap, |r| frames.push(r.data.to_vec())).unwrap();
+        for e in p.of_type("probe_sent") {
+            assert_eq!(e["tsval"].is_u64(), style.probe_has_ts(true), "{style}: {e}");
+            let inputs = ProbeInputs {
+                snd_nxt: Seq(u(&s["snd_nxt"]) as u32),
+                rcv_nxt: Seq(u(&s["rcv_nxt"]) as u32),
+                window: u(&e["window"]) as u16,
+                timestamp: e["tsval"].as_u64().map(|v| (v as u32, u(&e["tsecr"]) as u32)),
+            };
+            let shape = ProbeShape::build(style, None, &inputs, u(&e["n"]));
+            let mut tcp = Vec::new();
+            tcp_segment(&shape.segment(addr("local"), addr("remote")), &mut tcp).unwrap();
+            assert!(
+                frames.iter().any(|f| f.windows(tcp.len()).any(|w| w == tcp)),
+                "{style} probe {}: {tcp:02x?} is not in {}",
+                e["n"],
+                pcap.display()
+            );
+        }
+        let (_, k) = kinds(&pcap);
+        assert_eq!(k, [PROBE, ACK].repeat(2), "{style}");
     }
 }
 

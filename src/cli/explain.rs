@@ -8,9 +8,9 @@ use crate::capture::read_file;
 use crate::explain::frame::FrameExplainer;
 use crate::explain::probe::{self, ProbeParams};
 use crate::explain::scenario::{self, Outcome, Timing as ScenarioTiming};
-use crate::explain::styles::Style;
 use crate::explain::timing::{self, Middlebox, Settings};
 use crate::explain::{ladder::Ladder, svg};
+use crate::keepalive::Style;
 use crate::report::json;
 use crate::report::pcap::PcapOut;
 use crate::units::{format_duration, parse_duration};
@@ -49,8 +49,8 @@ pub enum What {
 
 #[derive(Args, Debug)]
 pub struct ProbeArgs {
-    /// Whose probe: linux, windows, bsd42, lwip, smoltcp.
-    #[arg(long, default_value = "linux", value_parser = |s: &str| Style::parse(s))]
+    #[arg(long, default_value = "linux", value_parser = |s: &str| Style::parse(s),
+          help = format!("Whose probe: {}.", Style::names()))]
     pub style: Style,
     /// The prober's SND.NXT (= the last ACK it got from the peer); the probe's seq is one less.
     #[arg(long, default_value_t = 1001)]
@@ -112,8 +112,8 @@ pub struct TimelineArgs {
     /// How it ends: alive (every probe answered), dead (silence, then the prober's RST), reset (the peer's RST).
     #[arg(long, default_value = "dead", value_parser = |s: &str| Outcome::parse(s))]
     pub outcome: Outcome,
-    /// Whose probes: linux, windows, bsd42, lwip, smoltcp.
-    #[arg(long, default_value = "linux", value_parser = |s: &str| Style::parse(s))]
+    #[arg(long, default_value = "linux", value_parser = |s: &str| Style::parse(s),
+          help = format!("Whose probes: {}.", Style::names()))]
     pub style: Style,
     /// Answered rounds shown for --outcome alive.
     #[arg(long, default_value_t = 2)]

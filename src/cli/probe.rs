@@ -53,9 +53,9 @@ pub struct ProbeArgs {
     /// Like TCP_USER_TIMEOUT: dead once idle this long with a probe out (replaces --count).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub user_timeout: Option<u64>,
-    /// Probe style: linux (0 bytes, TSopt), windows (1 byte 0x00), bsd42 (1 garbage
-    /// byte, ack RCV.NXT-1), lwip (0 bytes, never TSopt).
-    #[arg(long, default_value = "linux", value_parser = |s: &str| Style::parse(s), value_name = "STYLE")]
+    // The help lists the styles from the one table in keepalive/style.rs.
+    #[arg(long, default_value = "linux", value_parser = |s: &str| Style::parse(s), value_name = "STYLE",
+          help = format!("Probe style: {}", Style::ALL.map(Style::summary).join(", ")))]
     pub style: Style,
     /// Payload bytes in each probe, overriding the style: 0 or 1.
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=1))]

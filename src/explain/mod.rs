@@ -8,7 +8,6 @@ pub mod frame;
 pub mod ladder;
 pub mod probe;
 pub mod scenario;
-pub mod styles;
 pub mod svg;
 pub mod timing;
 

@@ -3,8 +3,9 @@
 //! probes people write and what a Linux peer does with each.
 
 use super::annotate::{annotate, Annotated, Field};
-use super::styles::Style;
 use crate::decode::LinkType;
+use crate::keepalive::style::{AckRule, TsRule};
+use crate::keepalive::{ProbeInputs, ProbeShape, Style};
 use crate::wire::build::{ethernet_frame, BuildError, SegmentSpec};
 use crate::wire::{Flags, Seq};
 use std::fmt::Write as _;
@@ -33,6 +34,29 @@ impl Default for ProbeParams {
             ipv6: false,
             timestamps: false,
         }
+    }
+}
+
+impl ProbeParams {
+    /// The prober's session state, as `kaprobe probe` tracks it.
+    pub fn inputs(&self) -> ProbeInputs {
+        ProbeInputs {
+            snd_nxt: Seq(self.snd_nxt),
+            rcv_nxt: Seq(self.rcv_nxt),
+            window: PROBER_WINDOW,
+            timestamp: self.timestamps.then_some((PROBER_TS_NOW, PEER_TS_BEFORE)),
+        }
+    }
+
+    /// The probe shown: the first of a session (its number matters to the
+    /// 4.2BSD garbage byte), built as `kaprobe probe` builds it.
+    pub fn shape(&self) -> ProbeShape {
+        ProbeShape::build(self.style, None, &self.inputs(), 1)
+    }
+
+    /// The prober and its peer.
+    pub fn endpoints(&self) -> (SocketAddr, SocketAddr) {
+        ends(self.ipv6)
     }
 }
 
@@ -77,38 +101,28 @@ impl Seg {
         if let Some(s) = &sack {
             spec.sack = s;
         }
-        let mut out = Vec::new();
-        ethernet_frame(&spec, &mut out)?;
-        Ok(out)
+        frame(&spec)
     }
 }
 
-/// The right probe for the parameters.
-fn probe_seg(p: &ProbeParams) -> Seg {
-    let info = p.style.info();
-    Seg {
-        answer: false,
-        seq: p.snd_nxt.wrapping_sub(1),
-        ack: if info.ack_minus_one {
-            p.rcv_nxt.wrapping_sub(1)
-        } else {
-            p.rcv_nxt
-        },
-        payload: info.payload.to_vec(),
-        ts: p
-            .style
-            .probe_has_ts(p.timestamps)
-            .then_some((PROBER_TS_NOW, PEER_TS_BEFORE)),
-        sack: None,
-    }
+fn frame(spec: &SegmentSpec) -> Result<Vec<u8>, BuildError> {
+    let mut out = Vec::new();
+    ethernet_frame(spec, &mut out)?;
+    Ok(out)
+}
+
+/// The frame of `shape` from the prober to its peer, built as `kaprobe probe` sends it.
+fn probe_frame(p: &ProbeParams, shape: &ProbeShape) -> Result<Vec<u8>, BuildError> {
+    let (me, peer) = p.endpoints();
+    frame(&shape.segment(me, peer))
 }
 
 /// What a Linux peer answers to `probe`.
-fn answer_seg(p: &ProbeParams, probe: &Seg) -> Seg {
+fn answer_seg(p: &ProbeParams, probe: &ProbeShape) -> Seg {
     // ts_recent: a 0-byte probe lies outside the window and does not update
     // it; a 1-byte probe overlaps RCV.NXT and does.
-    let echo = match probe.ts {
-        Some((val, _)) if !probe.payload.is_empty() => val,
+    let echo = match probe.timestamp {
+        Some((val, _)) if !probe.is_empty() => val,
         _ => PROBER_TS_BEFORE,
     };
     Seg {
@@ -117,7 +131,7 @@ fn answer_seg(p: &ProbeParams, probe: &Seg) -> Seg {
         ack: p.snd_nxt,
         payload: Vec::new(),
         ts: p.timestamps.then_some((PEER_TS_NOW, echo)),
-        sack: (!probe.payload.is_empty()).then_some((p.snd_nxt.wrapping_sub(1), p.snd_nxt)),
+        sack: (!probe.is_empty()).then_some((p.snd_nxt.wrapping_sub(1), p.snd_nxt)),
     }
 }
 
@@ -127,12 +141,11 @@ pub struct Shown {
     pub annotated: Annotated,
 }
 
-fn show(title: String, seg: &Seg, ipv6: bool) -> Result<Shown, BuildError> {
-    let frame = seg.build(ipv6)?;
-    Ok(Shown {
+fn show(title: String, frame: &[u8]) -> Shown {
+    Shown {
         title,
-        annotated: annotate(LinkType::Ethernet, &frame),
-    })
+        annotated: annotate(LinkType::Ethernet, frame),
+    }
 }
 
 fn wraps(v: u32, minus: bool) -> &'static str {
@@ -145,26 +158,24 @@ fn wraps(v: u32, minus: bool) -> &'static str {
 /// The probe, annotated with why each value is what it is.
 pub fn probe(p: &ProbeParams) -> Result<Shown, BuildError> {
     let info = p.style.info();
-    let seg = probe_seg(p);
-    let mut s = show(format!("{} keepalive probe", info.title), &seg, p.ipv6)?;
+    let shape = p.shape();
+    let (seq, ack) = (shape.seq.0, shape.ack.0);
+    let mut s = show(format!("{} keepalive probe", info.title), &probe_frame(p, &shape)?);
     let a = &mut s.annotated;
     a.explain(
         "tcp.seq",
         format!(
-            "seq = SND.NXT − 1 = {}{}: one byte the peer already has, so it must answer",
-            seg.seq,
-            wraps(seg.seq, true)
+            "seq = SND.NXT − 1 = {seq}{}: one byte the peer already has, so it must answer",
+            wraps(seq, true)
         ),
     );
     a.explain(
         "tcp.ack",
-        if info.ack_minus_one {
-            format!(
-                "ack = RCV.NXT − 1 = {}: how TCP_COMPAT_42 builds it; an old ACK, which the peer ignores",
-                seg.ack
-            )
-        } else {
-            format!("ack = RCV.NXT = {}: all the prober has received; nothing new", seg.ack)
+        match info.ack {
+            AckRule::RcvNxtMinusOne => {
+                format!("ack = RCV.NXT − 1 = {ack}: how TCP_COMPAT_42 builds it; an old ACK, which the peer ignores")
+            }
+            AckRule::RcvNxt => format!("ack = RCV.NXT = {ack}: all the prober has received; nothing new"),
         },
     );
     a.explain(
@@ -177,15 +188,15 @@ pub fn probe(p: &ProbeParams) -> Result<Shown, BuildError> {
     );
     a.explain(
         "tcp.payload",
-        format!("byte {} again: the peer has it, answers, and throws it away", seg.seq),
+        format!("byte {seq} again: the peer has it, answers, and throws it away"),
     );
     a.explain(
         "tcp.options.timestamp.tsval",
         "the prober's clock now: newer than any TSval the peer has seen, so PAWS lets it in",
     );
     a.explain("tcp.options.timestamp.tsecr", "echo of the peer's last TSval");
-    let n = seg.payload.len();
-    let tcp_len = 20 + if seg.ts.is_some() { 12 } else { 0 };
+    let n = shape.len();
+    let tcp_len = 20 + if shape.timestamp.is_some() { 12 } else { 0 };
     let (key, ip) = if p.ipv6 {
         ("ipv6.plen", String::new())
     } else {
@@ -207,9 +218,9 @@ pub fn probe(p: &ProbeParams) -> Result<Shown, BuildError> {
 
 /// A Linux peer's answer to the probe.
 pub fn answer(p: &ProbeParams) -> Result<Shown, BuildError> {
-    let pr = probe_seg(p);
+    let pr = p.shape();
     let seg = answer_seg(p, &pr);
-    let mut s = show("a Linux peer's answer (keepalive ACK)".into(), &seg, p.ipv6)?;
+    let mut s = show("a Linux peer's answer (keepalive ACK)".into(), &seg.build(p.ipv6)?);
     let a = &mut s.annotated;
     a.explain(
         "tcp.seq",
@@ -240,7 +251,7 @@ pub fn answer(p: &ProbeParams) -> Result<Shown, BuildError> {
     a.explain("tcp.options.timestamp.tsval", "the peer's clock now");
     a.explain(
         "tcp.options.timestamp.tsecr",
-        if pr.payload.is_empty() {
+        if pr.is_empty() {
             "ts_recent: the TSval of the prober's last in-window segment (a 0-byte probe is out of window and does not update it)"
         } else {
             "ts_recent: the probe's own TSval (a 1-byte probe overlaps RCV.NXT, so it updates ts_recent)"
@@ -256,62 +267,71 @@ pub struct Variant {
     pub peer: String,
 }
 
-/// The wrong probes: seq = SND.NXT, a stale TSval, two bytes, no TSopt.
+/// The wrong probes: seq = SND.NXT, a stale TSval, two bytes, no TSopt. Each
+/// is the right probe with one thing changed.
 pub fn variants(p: &ProbeParams) -> Result<Vec<Variant>, BuildError> {
-    let right = probe_seg(p);
+    let right = p.shape();
     let mut out = Vec::new();
-    let mut add = |title: String, seg: Seg, peer: String| -> Result<(), BuildError> {
-        let shown = show(title.clone(), &seg, p.ipv6)?;
+    let mut add = |title: String, frame: Vec<u8>, peer: String| {
+        let shown = show(title.clone(), &frame);
         out.push(Variant { title, shown, peer });
-        Ok(())
     };
-    let mut at_nxt = right.clone();
-    at_nxt.seq = p.snd_nxt;
-    let peer = if right.payload.is_empty() {
+    let at_nxt = ProbeShape {
+        seq: Seq(p.snd_nxt),
+        ..right
+    };
+    let peer = if let Some(b) = right.payload {
+        format!("data, not a probe: the byte at RCV.NXT is new, so the peer delivers a stray 0x{b:02x} byte to its application and acknowledges it")
+    } else {
         format!(
             "no answer. A zero-length segment at exactly RCV.NXT ({}) is acceptable and has nothing to acknowledge: tcp_data_queue() drops it silently, so the prober hears nothing and, after enough of them, declares a live peer dead",
             p.snd_nxt
         )
-    } else {
-        "data, not a probe: the byte at RCV.NXT is new, so the peer delivers a stray 0x00 byte to its application and acknowledges it".to_string()
     };
     add(
         format!("seq = SND.NXT ({}) instead of SND.NXT − 1", p.snd_nxt),
-        at_nxt,
+        probe_frame(p, &at_nxt)?,
         peer,
-    )?;
-    if let Some((_, ecr)) = right.ts {
-        let mut stale = right.clone();
-        stale.ts = Some((PROBER_TS_BEFORE - 1000, ecr));
+    );
+    if let Some((_, ecr)) = right.timestamp {
+        let stale = ProbeShape {
+            timestamp: Some((PROBER_TS_BEFORE - 1000, ecr)),
+            ..right
+        };
         add(
             format!(
                 "stale TSval ({}, older than the {} the peer last accepted)",
                 PROBER_TS_BEFORE - 1000,
                 PROBER_TS_BEFORE
             ),
-            stale,
+            probe_frame(p, &stale)?,
             "no answer on kernels with the January 2025 TCP_RFC7323_PAWS_ACK change: PAWS drops it silently (older kernels sent a duplicate ACK). A user-space prober must send a current TSval".into(),
-        )?;
-        let mut none = right.clone();
-        none.ts = None;
+        );
+        let none = ProbeShape {
+            timestamp: None,
+            ..right
+        };
         add(
             "no TSopt although timestamps were negotiated".into(),
-            none,
+            probe_frame(p, &none)?,
             "Linux accepts it and answers; RFC 7323 says the peer SHOULD drop it, and some stacks do. kaprobe verify reports probe_without_timestamp".into(),
-        )?;
+        );
     }
-    let mut two = right.clone();
-    two.payload = vec![0, 0];
+    // The style's byte (if any), then a new 0x00: the byte the peer's application gets.
+    let two_bytes = [right.payload.unwrap_or(0), 0];
+    let (me, peer) = p.endpoints();
+    let mut two = right.segment(me, peer);
+    two.payload = &two_bytes;
     add(
         "2 bytes of payload".into(),
-        two,
+        frame(&two)?,
         format!(
             "data: the first byte ({}) is a duplicate, the second ({}) is new. The peer keeps the new byte — its application reads a 0x00 nobody sent — and acknowledges {}. kaprobe verify reports probe_payload_too_long",
             p.snd_nxt.wrapping_sub(1),
             p.snd_nxt,
             p.snd_nxt.wrapping_add(1)
         ),
-    )?;
+    );
     Ok(out)
 }
 
@@ -420,7 +440,7 @@ pub fn render(p: &ProbeParams) -> Result<String, BuildError> {
         }
         out += &wrap(&format!("a Linux peer: {}", v.peer), "     ", 100);
     }
-    if !p.timestamps && info.ts == super::styles::TsRule::WhenNegotiated {
+    if !p.timestamps && info.ts == TsRule::WhenNegotiated {
         let _ = writeln!(
             out,
             "\n  (with --timestamps: also a stale TSval, which current Linux drops without an answer)"

@@ -4,11 +4,10 @@
 //! must call it and what Wireshark's rule labels it, so tests can hold both
 //! to it. Pure: frames and times out, the CLI writes the pcap.
 
-use super::styles::Style;
 use crate::analyze::Kind;
+use crate::keepalive::Style;
 use crate::synth::{End, Session};
 use crate::wire::build::BuildError;
-use crate::wire::Flags;
 use std::net::SocketAddr;
 
 /// How a keepalive scenario ends.
@@ -151,7 +150,7 @@ pub fn find(name: &str) -> Option<Scenario> {
 impl Scenario {
     pub fn keepalive(style: Style, outcome: Outcome) -> Scenario {
         let info = style.info();
-        let probe = match info.payload.len() {
+        let probe = match style.payload_len() {
             0 => "0-byte probes",
             _ => "1-byte probes",
         };
@@ -212,6 +211,8 @@ struct Builder {
     frames: Vec<Frame>,
     /// When the client last received a segment: its idle clock.
     last_received: u64,
+    /// Keepalive probes sent so far (probes are numbered from 1, as `kaprobe probe` numbers them).
+    probes: u64,
 }
 
 impl Builder {
@@ -225,6 +226,7 @@ impl Builder {
             t: start,
             frames: Vec::new(),
             last_received: start,
+            probes: 0,
         };
         let [syn, synack, ack] = b.s.handshake()?;
         b.push(0, syn, Kind::Handshake, None, End::Client);
@@ -263,24 +265,12 @@ impl Builder {
     }
 
     fn probe(&mut self, style: Style) -> Result<Vec<u8>, BuildError> {
-        let info = style.info();
-        if info.ack_minus_one {
-            let seq = self.s.next_seq(End::Client).minus(1);
-            let ack = self.s.next_seq(End::Server).minus(1);
-            return Ok(self
-                .s
-                .segment(End::Client, Flags::ACK, seq, ack, info.payload)?
-                .to_vec());
-        }
-        let ts = self.s.timestamps;
-        self.s.timestamps = ts && style.probe_has_ts(ts);
-        let f = self.s.probe(End::Client, info.payload).map(<[u8]>::to_vec);
-        self.s.timestamps = ts;
-        f
+        self.probes += 1;
+        Ok(self.s.keepalive(End::Client, style, self.probes)?.to_vec())
     }
 
     fn keepalive(&mut self, style: Style, o: Outcome, t: Timing, grow_window: bool) -> Result<(), BuildError> {
-        let one_byte = !style.info().payload.is_empty();
+        let one_byte = style.payload_len() == 1;
         let rtt = 200_000;
         let ka = Some(Wireshark::KeepAlive);
         match o {

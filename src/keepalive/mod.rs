@@ -1,7 +1,7 @@
 //! The keepalive state machine with Linux semantics (`tcp_keepalive_timer()` in
 //! net/ipv4/tcp_timer.c): `(config, now, event) → actions`. Pure: no clock, no
 //! I/O; the caller passes every time (nanoseconds, any epoch) and acts on what
-//! comes back. Probe shapes (seq, ack, payload, TSopt) are in [`probe`].
+//! comes back. The probe styles are in [`style`], the probe builder in [`probe`].
 //!
 //! The rules (reference/keepalive-facts.md §2):
 //! - idle counts from the last segment *received* from the peer;
@@ -14,9 +14,11 @@
 //! - no probe while the session has unacknowledged data: the timer waits another `idle`.
 
 pub mod probe;
+pub mod style;
 pub mod track;
 
-pub use probe::{ProbeInputs, ProbeShape, Style};
+pub use probe::{ProbeInputs, ProbeShape};
+pub use style::Style;
 pub use track::{Answer, Seen, SentProbe, SessionInfo, Tracker};
 
 /// Keepalive parameters, in nanoseconds.

@@ -1,57 +1,11 @@
-//! What a keepalive probe looks like, per stack (reference/keepalive-facts.md §1).
+//! The one probe builder: a style's probe from the session state
+//! ([`ProbeShape::build`]) and the segment that carries it ([`ProbeShape::segment`]).
+//! `probe` sends it, `explain` shows it, the synthetic scenarios record it.
 
-use crate::wire::Seq;
-
-/// Whose probe to emulate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Style {
-    /// 0 bytes, seq SND.UNA − 1 (= SND.NXT − 1: probes only go out with
-    /// nothing in flight), ack RCV.NXT, TSopt when negotiated.
-    Linux,
-    /// 1 byte 0x00, seq SND.NXT − 1, ack RCV.NXT, TSopt when negotiated.
-    Windows,
-    /// 4.2BSD compatibility (4.4BSD `TCP_COMPAT_42`): 1 garbage byte, seq
-    /// SND.UNA − 1, ack RCV.NXT − 1, no options (`tcp_respond()` adds none).
-    Bsd42,
-    /// 0 bytes, seq SND.NXT − 1, ack RCV.NXT, never TSopt.
-    Lwip,
-}
-
-impl Style {
-    pub const NAMES: [&'static str; 4] = ["linux", "windows", "bsd42", "lwip"];
-
-    pub fn parse(s: &str) -> Result<Style, String> {
-        Ok(match s {
-            "linux" => Style::Linux,
-            "windows" => Style::Windows,
-            "bsd42" => Style::Bsd42,
-            "lwip" => Style::Lwip,
-            _ => return Err(format!("unknown style '{s}' (linux, windows, bsd42, lwip)")),
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Style::Linux => "linux",
-            Style::Windows => "windows",
-            Style::Bsd42 => "bsd42",
-            Style::Lwip => "lwip",
-        }
-    }
-
-    /// Payload bytes the stack puts in a probe.
-    pub fn payload_len(self) -> u8 {
-        match self {
-            Style::Linux | Style::Lwip => 0,
-            Style::Windows | Style::Bsd42 => 1,
-        }
-    }
-
-    /// Whether the probe carries TSopt when timestamps were negotiated.
-    pub fn sends_tsopt(self) -> bool {
-        !matches!(self, Style::Lwip | Style::Bsd42)
-    }
-}
+use super::style::{AckRule, Payload, Style, TsRule};
+use crate::wire::build::SegmentSpec;
+use crate::wire::{Flags, Seq};
+use std::net::SocketAddr;
 
 /// The tracked session state a probe is built from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,21 +41,34 @@ impl ProbeShape {
     /// `style`'s probe for `inp`. `payload`: 0 or 1 to override the style's
     /// length. `n` numbers the probe (the 4.2BSD garbage byte is derived from it).
     pub fn build(style: Style, payload: Option<u8>, inp: &ProbeInputs, n: u64) -> ProbeShape {
+        let info = style.info();
         let len = payload.unwrap_or(style.payload_len()).min(1);
-        let byte = match style {
-            Style::Bsd42 => garbage(inp.snd_nxt.0 as u64 ^ n),
-            _ => 0x00,
+        let byte = match info.payload {
+            Payload::Garbage => garbage(inp.snd_nxt.0 as u64 ^ n),
+            Payload::Empty | Payload::Zero => 0x00,
         };
         ProbeShape {
+            // SND.UNA − 1 and SND.NXT − 1 agree: probes go out with nothing in flight.
             seq: inp.snd_nxt.minus(1),
-            ack: match style {
-                Style::Bsd42 => inp.rcv_nxt.minus(1),
-                _ => inp.rcv_nxt,
+            ack: match info.ack {
+                AckRule::RcvNxt => inp.rcv_nxt,
+                AckRule::RcvNxtMinusOne => inp.rcv_nxt.minus(1),
             },
             payload: (len == 1).then_some(byte),
-            timestamp: inp.timestamp.filter(|_| style.sends_tsopt()),
+            // `inp` has a timestamp only when timestamps were negotiated.
+            timestamp: inp.timestamp.filter(|_| info.ts == TsRule::WhenNegotiated),
             window: inp.window,
         }
+    }
+
+    /// The segment from `src` to `dst` that carries this probe: ACK only, no
+    /// other options (probes carry none but TSopt).
+    pub fn segment(&self, src: SocketAddr, dst: SocketAddr) -> SegmentSpec<'_> {
+        let mut spec = SegmentSpec::new(src, dst, self.seq, self.ack, Flags::ACK);
+        spec.window = self.window;
+        spec.timestamp = self.timestamp;
+        spec.payload = self.payload.as_slice();
+        spec
     }
 }
 
@@ -174,10 +141,34 @@ mod tests {
     }
 
     #[test]
-    fn styles_parse_by_name() {
-        for n in Style::NAMES {
-            assert_eq!(Style::parse(n).unwrap().name(), n);
-        }
-        assert!(Style::parse("solaris").is_err());
+    fn smoltcp_probe_is_one_zero_byte_with_tsopt() {
+        let p = ProbeShape::build(Style::Smoltcp, None, &inputs(true), 1);
+        assert_eq!(
+            (p.seq, p.ack, p.payload, p.timestamp),
+            (Seq(1000), Seq(5001), Some(0), Some((777, 888)))
+        );
+    }
+
+    #[test]
+    fn bsd42_byte_is_reproducible_and_varies_with_the_probe_number() {
+        let b = |n| ProbeShape::build(Style::Bsd42, None, &inputs(false), n).payload;
+        assert_eq!(b(1), b(1));
+        assert!((1..=8).any(|n| b(n) != b(1)));
+    }
+
+    #[test]
+    fn segment_carries_the_shape_and_nothing_else() {
+        let src = "10.0.0.1:40000".parse().unwrap();
+        let dst = "10.0.0.2:7077".parse().unwrap();
+        let p = ProbeShape::build(Style::Windows, None, &inputs(true), 1);
+        let s = p.segment(src, dst);
+        assert_eq!(
+            (s.src, s.dst, s.seq, s.ack, s.flags),
+            (src, dst, p.seq, p.ack, Flags(Flags::ACK))
+        );
+        assert_eq!((s.window, s.timestamp, s.payload), (502, Some((777, 888)), &[0u8][..]));
+        assert!(s.sack.is_empty() && s.mss.is_none() && s.wscale.is_none() && !s.sack_permitted);
+        let p = ProbeShape::build(Style::Linux, None, &inputs(false), 1);
+        assert!(p.segment(src, dst).payload.is_empty());
     }
 }

@@ -638,12 +638,7 @@ impl Engine<'_> {
             .ok_or_else(|| LiveError::new("probe", "session state unknown"))?;
         let n = self.t.probes_sent() + 1;
         let shape = ProbeShape::build(self.s.style, self.s.payload, &inp, n);
-        let byte = shape.payload.map(|b| [b]);
-        let mut spec = SegmentSpec::new(self.s.local, self.s.remote, shape.seq, shape.ack, Flags::ACK);
-        spec.window = shape.window;
-        spec.timestamp = shape.timestamp;
-        spec.payload = byte.as_ref().map_or(&[], |b| &b[..]);
-        self.s.sender.send(&spec)?;
+        self.s.sender.send(&shape.segment(self.s.local, self.s.remote))?;
         let p = self.t.sent(shape, now);
         self.open.push(p.n);
         let info = self.t.info();
