@@ -11,6 +11,7 @@ mod prober;
 mod report;
 mod samples;
 
+pub use classify::classify;
 pub use connection::{Connection, Events, Keepalive, MAX_TIMELINE};
 pub use event::{SegmentEvent, Violation, ViolationKind};
 pub use expect::Expectations;

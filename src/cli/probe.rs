@@ -439,10 +439,16 @@ impl<W: Write> Sink for HumanSink<W> {
                 // Times count from the peer's last segment, where idle starts.
                 self.t0 = Some(last_received_ns.unwrap_or(at.time_ns));
                 self.isn = (info.isn_local, info.isn_remote);
-                let onoff = |b: bool| if b { "on" } else { "off" };
-                let scale = match info.peer_wscale {
-                    Some(s) if info.peer_window_bytes != info.peer_window as u64 => format!(" << {s}"),
-                    _ => String::new(),
+                let onoff = |b: Option<bool>| match b {
+                    Some(true) => "on",
+                    Some(false) => "off",
+                    None => "unknown",
+                };
+                let window = match (info.peer_window, info.peer_wscale, info.peer_window_bytes) {
+                    (Some(w), Some(s), Some(b)) if s > 0 => format!("{w} << {s} = {b} bytes"),
+                    (Some(w), _, Some(b)) => format!("{w} = {b} bytes"),
+                    (Some(w), _, None) => format!("{w} (scale unknown)"),
+                    (None, ..) => "unknown".into(),
                 };
                 let _ = writeln!(
                     self.out,
@@ -457,11 +463,9 @@ impl<W: Write> Sink for HumanSink<W> {
                 );
                 let _ = writeln!(
                     self.out,
-                    "  timestamps {}, SACK {}, peer window {}{scale} = {} bytes, SND.NXT {}, RCV.NXT {}",
+                    "  timestamps {}, SACK {}, peer window {window}, SND.NXT {}, RCV.NXT {}",
                     onoff(info.timestamps),
                     onoff(info.sack),
-                    info.peer_window,
-                    info.peer_window_bytes,
                     Self::num(info.snd_nxt, info.isn_local),
                     Self::num(info.rcv_nxt, info.isn_remote),
                 );
@@ -521,12 +525,25 @@ impl<W: Write> Sink for HumanSink<W> {
                 ],
                 &format!("answers probe {n}"),
             ),
-            Event::ProbeReset { at, n, seq, rtt_ms, .. } => self.line(
-                at.time_ns,
-                "reset",
-                [Self::num(*seq, r), "-".into(), "0".into(), format!("{rtt_ms:.3}ms")],
-                &format!("answers probe {n}: the peer no longer knows the connection"),
-            ),
+            Event::ProbeReset {
+                at,
+                n,
+                seq,
+                rtt_ms,
+                reset_by,
+                ..
+            } => {
+                let who = match *reset_by {
+                    Some("path") => "something on the path (its TTL is not the peer's) no longer knows the connection",
+                    _ => "the peer no longer knows the connection",
+                };
+                self.line(
+                    at.time_ns,
+                    "reset",
+                    [Self::num(*seq, r), "-".into(), "0".into(), format!("{rtt_ms:.3}ms")],
+                    &format!("answers probe {n}: {who}"),
+                )
+            }
             Event::ProbeUnanswered { at, n, note, .. } => {
                 let text = format!(
                     "probe {n} got no answer{}",
@@ -545,12 +562,37 @@ impl<W: Write> Sink for HumanSink<W> {
                 [String::new(), String::new(), String::new(), String::new()],
                 "data unacknowledged: no probe",
             ),
-            Event::PeerReset { at, seq } => self.line(
-                at.time_ns,
-                "reset",
-                [Self::num(*seq, r), "-".into(), "0".into(), String::new()],
-                "the peer reset the connection",
-            ),
+            Event::PeerReset {
+                at,
+                seq,
+                accepted,
+                answers_own,
+                reset_by,
+            } => {
+                let from = if *reset_by == Some("path") {
+                    " (its TTL is not the peer's: sent on the path)"
+                } else {
+                    ""
+                };
+                let note = match (*answers_own, *accepted) {
+                    (true, _) => format!(
+                        "answers kaprobe's own segment{from}: whoever sent it does not know the connection as addressed (a NAT?); ignored"
+                    ),
+                    (false, "resets") => format!("the peer reset the connection{from}"),
+                    (false, how) => format!("seq is not RCV.NXT: the local end does not take it ({how}); ignored{from}"),
+                };
+                let what = if *accepted == "resets" && !answers_own {
+                    "reset"
+                } else {
+                    "rst"
+                };
+                self.line(
+                    at.time_ns,
+                    what,
+                    [Self::num(*seq, r), "-".into(), "0".into(), String::new()],
+                    &note,
+                )
+            }
             Event::PeerClosed { at } => self.line(
                 at.time_ns,
                 "fin",

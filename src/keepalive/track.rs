@@ -3,33 +3,49 @@
 //! state and to match the peer's answers to them. Pure: decoded packets and
 //! times in, facts out.
 //!
+//! Each direction's state is the [`Direction`] that `verify` keeps, updated
+//! the same way, and every rule on it (answers, D-SACK, rate limit, RSTs,
+//! negotiated options) is `crate::session`'s. What is added here is only
+//! what a live prober needs: its own probes, readings of the TS clocks, and
+//! the segments it sent for other reasons.
+//!
 //! "Local" is the end kaprobe probes for (the kernel socket it opened, or the
 //! process it attached to); "peer" is the other end.
 
 use super::probe::{ProbeInputs, ProbeShape};
+use crate::analyze::{classify, Kind};
 use crate::decode::Packet;
+use crate::flow::Direction;
+use crate::session::{self, negotiated, rate_limit, Candidate, ResetBy, RstAcceptance};
 use crate::wire::{Flags, Segment, Seq};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 const MS: u64 = 1_000_000;
 
-/// Sent probes kept for matching and lookup: the latest this many. Only the
-/// unresolved ones (sent since the last resolved probe) can match an answer,
-/// and the state machine resolves a probe by the next one's interval, so a
-/// few would do; the rest is margin.
+/// Sent probes kept for lookup: the latest this many. At most
+/// `IN_FLIGHT` of them wait for an answer at once.
 pub const PROBES_KEPT: usize = 16;
+
+/// Probes that may wait for an answer at once (a path slower than the
+/// interval); an older one is given up on. As many as `verify` keeps.
+pub const IN_FLIGHT: usize = 4;
 
 pub use crate::wire::tcp::PEER_ANSWER_RATE_LIMIT_NS;
 
-/// One end's handshake options.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SynInfo {
-    pub isn: Seq,
-    pub wscale: Option<u8>,
-    pub sack_permitted: bool,
-    pub timestamps: bool,
-    pub mss: Option<u16>,
+const LOCAL: usize = 0;
+const PEER: usize = 1;
+
+/// Where a probe stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeState {
+    /// Waiting for an answer.
+    Open,
+    Answered,
+    Reset,
+    /// Given up on: a later probe was answered, the peer had two round trips,
+    /// or the session ended.
+    Unanswered,
 }
 
 /// A probe the engine put on the wire.
@@ -42,12 +58,12 @@ pub struct SentProbe {
     pub sent_at: u64,
     /// When the capture saw it leave.
     pub seen_at: Option<u64>,
-    /// The seq the peer's answer carries: its SND.NXT, our RCV.NXT.
-    pub expect_seq: Seq,
-    /// Sent within the peer's answer rate limit (500 ms) after its previous
-    /// out-of-window answer: a Linux peer will not answer it if it, too, is out of window.
+    /// Goes through the peer's answer rate limiter (0 bytes, or an old ACK).
+    pub limited: bool,
+    /// Sent within the peer's answer rate limit: a Linux peer will not answer
+    /// it. Judged at sending, and again when it is found unanswered.
     pub rate_limited: bool,
-    pub answered: bool,
+    pub state: ProbeState,
 }
 
 impl SentProbe {
@@ -71,7 +87,24 @@ pub enum Answer {
         ack: Seq,
     },
     /// A RST with seq = the probe's ack field: the peer no longer knows the connection.
-    Reset { probe: u64, rtt: u64, seq: Seq },
+    Reset {
+        probe: u64,
+        rtt: u64,
+        seq: Seq,
+        by: Option<ResetBy>,
+    },
+}
+
+/// A RST from the peer's direction that answers no probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rst {
+    pub seq: Seq,
+    /// How the local end takes it: only `Resets` ends the connection.
+    pub acceptance: RstAcceptance,
+    /// It answers a segment kaprobe sent itself (e.g. `--provoke`'s ACK): the
+    /// host or middlebox that got it does not know the connection as addressed.
+    pub answers_own: bool,
+    pub by: Option<ResetBy>,
 }
 
 /// What one captured segment was.
@@ -88,7 +121,7 @@ pub enum Seen {
     /// A segment of the peer.
     Peer {
         answer: Option<Answer>,
-        rst: bool,
+        rst: Option<Rst>,
         fin: bool,
         data: u32,
     },
@@ -109,60 +142,7 @@ pub fn extrapolate_tsval(s: TsSample, now: u64) -> u32 {
     s.tsval.wrapping_add(ms as u32)
 }
 
-#[derive(Clone, Debug, Default)]
-struct End {
-    syn: Option<SynInfo>,
-    /// Sequence number after the highest segment seen.
-    nxt: Option<Seq>,
-    /// Highest acknowledgment sent.
-    ack: Option<Seq>,
-    /// Window field of the latest non-SYN segment.
-    window: Option<u16>,
-    /// Window field of the SYN (unscaled).
-    syn_window: u16,
-    /// Latest TSval and TSecr sent.
-    ts: Option<(u32, u32)>,
-    ts_time: u64,
-    any_tsopt: bool,
-    any_sack: bool,
-    fin: bool,
-    last_time: Option<u64>,
-}
-
-impl End {
-    fn update(&mut self, s: &Segment, t: u64) {
-        let o = &s.options;
-        if s.flags.syn() {
-            self.syn = Some(SynInfo {
-                isn: s.seq,
-                wscale: o.wscale,
-                sack_permitted: o.sack_permitted,
-                timestamps: o.timestamp.is_some(),
-                mss: o.mss,
-            });
-            self.syn_window = s.window;
-        } else if !s.flags.rst() {
-            self.window = Some(s.window);
-        }
-        if !s.flags.rst() {
-            let end = s.end();
-            self.nxt = Some(self.nxt.map_or(end, |n| n.max(end)));
-        }
-        if s.flags.ack() && !s.flags.rst() {
-            self.ack = Some(self.ack.map_or(s.ack, |a| a.max(s.ack)));
-        }
-        if let Some(ts) = o.timestamp {
-            self.ts = Some(ts);
-            self.ts_time = t;
-            self.any_tsopt = true;
-        }
-        self.any_sack |= o.sack_len > 0;
-        self.fin |= s.flags.fin();
-        self.last_time = Some(t);
-    }
-}
-
-/// Session facts for the `session` event.
+/// Session facts for the `session` event. `None`: nothing seen says.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct SessionInfo {
     pub local: String,
@@ -172,12 +152,13 @@ pub struct SessionInfo {
     pub isn_remote: Option<u32>,
     pub snd_nxt: u32,
     pub rcv_nxt: u32,
-    /// The peer's window field and scale, and the window in bytes.
-    pub peer_window: u16,
+    /// The peer's window field and scale, and the window in bytes (unknown
+    /// without the handshake, which alone says whether scaling is in force).
+    pub peer_window: Option<u16>,
     pub peer_wscale: Option<u8>,
-    pub peer_window_bytes: u64,
-    pub timestamps: bool,
-    pub sack: bool,
+    pub peer_window_bytes: Option<u64>,
+    pub timestamps: Option<bool>,
+    pub sack: Option<bool>,
     pub mss_local: Option<u16>,
     pub mss_remote: Option<u16>,
 }
@@ -187,23 +168,32 @@ pub struct SessionInfo {
 pub struct Tracker {
     pub local: SocketAddr,
     pub remote: SocketAddr,
-    l: End,
-    p: End,
-    /// The latest `PROBES_KEPT` probes, oldest first (a bounded ring).
-    probes: VecDeque<SentProbe>,
-    /// Probes sent over the whole session.
-    sent_total: u64,
-    /// Probes numbered up to this one are resolved (answered, reset, or declared
-    /// unanswered): no later segment is matched to them.
-    resolved_through: u64,
-    /// Capture time of the peer's latest answer to a 0-byte probe (rate limit).
-    last_oow_answer: Option<u64>,
+    /// [local, peer], as `verify` keeps a flow's two directions.
+    dir: [Direction; 2],
+    segments: u64,
+    mss: [Option<u16>; 2],
+    /// The local clock's latest TSval, from the kernel's segments (not ours).
+    local_ts: Option<TsSample>,
     /// The peer's latest TSecr (its `ts_recent`: what our TSval must not fall
     /// below) and when it was captured: also a reading of the local TS clock,
     /// taken no later than that.
     peer_tsecr: Option<TsSample>,
-    /// Other segments the engine sent: (seq, ack, flags).
+    /// When the local end's SYN (or SYN/ACK) left, until the peer acks it.
+    syn_at: Option<u64>,
+    /// The round trip the handshake showed, then the latest answer's.
+    rtt: Option<u64>,
+    /// When the latest probe left whose answer stamped the peer's rate limiter.
+    limiter_stamped: Option<u64>,
+    /// The latest `PROBES_KEPT` probes, oldest first (a bounded ring).
+    probes: VecDeque<SentProbe>,
+    /// Probes sent over the whole session.
+    sent_total: u64,
+    /// Probes given up on since the caller last took them.
+    given_up: Vec<u64>,
+    /// Other segments the engine sent: (seq, ack, flags), until captured.
     own_other: Vec<(Seq, Seq, u8)>,
+    /// Their ACK fields, the latest few: a RST carrying one answers them.
+    own_acks: VecDeque<Seq>,
 }
 
 impl Tracker {
@@ -211,36 +201,45 @@ impl Tracker {
         Tracker {
             local,
             remote,
-            l: End::default(),
-            p: End::default(),
+            dir: Default::default(),
+            segments: 0,
+            mss: [None; 2],
+            local_ts: None,
+            peer_tsecr: None,
+            syn_at: None,
+            rtt: None,
+            limiter_stamped: None,
             probes: VecDeque::with_capacity(PROBES_KEPT),
             sent_total: 0,
-            resolved_through: 0,
-            last_oow_answer: None,
-            peer_tsecr: None,
+            given_up: Vec::new(),
             own_other: Vec::new(),
+            own_acks: VecDeque::new(),
         }
     }
 
-    fn direction(&self, pkt: &Packet) -> Option<bool> {
+    fn direction(&self, pkt: &Packet) -> Option<usize> {
         let src = SocketAddr::new(pkt.src, pkt.tcp.src_port);
         let dst = SocketAddr::new(pkt.dst, pkt.tcp.dst_port);
         if same(src, self.local) && same(dst, self.remote) {
-            Some(true)
+            Some(LOCAL)
         } else if same(src, self.remote) && same(dst, self.local) {
-            Some(false)
+            Some(PEER)
         } else {
             None
         }
     }
 
+    fn wshift(&self, d: usize) -> u8 {
+        negotiated::window_shift(self.dir[d].syn_wscale(), self.dir[1 - d].syn_wscale())
+    }
+
     /// Takes one captured segment at capture time `t`.
     pub fn observe(&mut self, pkt: &Packet, t: u64) -> Seen {
-        let Some(from_local) = self.direction(pkt) else {
+        let Some(d) = self.direction(pkt) else {
             return Seen::Other;
         };
         let s = &pkt.tcp;
-        if from_local {
+        if d == LOCAL {
             if let Some(p) = self
                 .probes
                 .iter_mut()
@@ -255,70 +254,119 @@ impl Tracker {
                 self.own_other.remove(i);
                 return Seen::OwnOther;
             }
-            self.l.update(s, t);
+            if s.flags.syn() {
+                self.syn_at = Some(t);
+            }
+            if let Some((tsval, _)) = s.options.timestamp {
+                self.local_ts = Some(TsSample { tsval, time: t });
+            }
+            self.update(LOCAL, pkt, t);
             return Seen::Local;
         }
-        let answer = self.match_answer(s, t);
-        self.p.update(s, t);
-        if self.l.nxt.is_none() && s.flags.ack() && !s.flags.rst() && !s.flags.syn() {
-            // Attached without having seen the local end yet: the peer's ACK is
-            // our SND.NXT when nothing is in flight.
-            self.l.nxt = Some(s.ack);
+        let answer = self.match_answer(pkt, t);
+        let rst = match answer {
+            None if s.flags.rst() => Some(self.rst(pkt)),
+            _ => None,
+        };
+        if let Some(at) = self
+            .syn_at
+            .filter(|_| s.flags.ack() && Some(s.ack) == self.dir[LOCAL].isn().map(|i| i.plus(1)))
+        {
+            self.rtt = Some(t.saturating_sub(at));
+            self.syn_at = None;
         }
         if let Some((_, ecr)) = s.options.timestamp.filter(|_| s.flags.ack()) {
             self.peer_tsecr = Some(TsSample { tsval: ecr, time: t });
         }
+        self.update(PEER, pkt, t);
         Seen::Peer {
             answer,
-            rst: s.flags.rst(),
+            rst,
             fin: s.flags.fin(),
             data: s.payload_len,
         }
     }
 
-    fn match_answer(&mut self, s: &Segment, t: u64) -> Option<Answer> {
+    /// The direction's state moves as `verify`'s does: a keepalive probe
+    /// (the peer's own, say) does not restart the other side's idle clock.
+    fn update(&mut self, d: usize, pkt: &Packet, t: u64) {
+        let s = &pkt.tcp;
+        let kind = classify(s, t, &self.dir[d], &self.dir[1 - d], None, None);
+        let live = !matches!(kind, Kind::KeepaliveProbe | Kind::ZeroWindowProbe);
+        self.segments += 1;
         if s.flags.syn() {
+            self.mss[d] = s.options.mss;
+        }
+        let shift = self.wshift(d);
+        self.dir[d].update(s, self.segments, shift, pkt.ttl, live.then_some(t));
+    }
+
+    /// What a RST that answers no probe means.
+    fn rst(&self, pkt: &Packet) -> Rst {
+        let seq = pkt.tcp.seq;
+        let peer = &self.dir[PEER];
+        let rcv_nxt = self.rcv_nxt();
+        let window = peer.window().unwrap_or(0).max(self.dir[LOCAL].window().unwrap_or(0));
+        Rst {
+            seq,
+            acceptance: session::rst::acceptance(seq, rcv_nxt, window),
+            answers_own: self.own_acks.contains(&seq),
+            by: peer.ttl().map(|usual| ResetBy::of(pkt.ttl, usual)),
+        }
+    }
+
+    fn match_answer(&mut self, pkt: &Packet, t: u64) -> Option<Answer> {
+        let s = &pkt.tcp;
+        // The shape is the same for every probe in flight; the latest open one stands for them.
+        let latest = *self.probes.iter().rev().find(|p| p.state == ProbeState::Open)?;
+        let rst = session::is_rst_answer(s, latest.shape.ack);
+        if !rst && !session::is_ack_answer(s, latest.shape.seq, self.rcv_nxt()) {
             return None;
         }
-        let rst = s.flags.rst();
-        // Only probes sent since the last resolved one: an ACK with the same
-        // seq/ack after a probe was declared unanswered (a window update, or in
-        // attach mode the answer to the kernel's own probe) answers none of ours.
-        let resolved = self.resolved_through;
-        let idx = self.probes.iter().rposition(|p| {
-            p.n > resolved
-                && !p.answered
-                // Compare capture times only: the send time comes from another
-                // clock reading and a 50 µs answer can be stamped before it.
-                && p.seen_at.is_none_or(|seen| seen <= t)
-                && if rst {
-                    s.seq == p.shape.ack
-                } else {
-                    !s.flags.fin() && s.payload_len == 0 && s.ack == p.shape.seq.plus(1) && s.seq == p.expect_seq
+        let open: Vec<usize> = (0..self.probes.len())
+            .filter(|&i| self.probes[i].state == ProbeState::Open)
+            .collect();
+        let cands: Vec<Candidate> = open
+            .iter()
+            .map(|&i| {
+                let p = &self.probes[i];
+                Candidate {
+                    // The capture time; the send time only when the capture
+                    // missed the probe, and never after the answer: it comes
+                    // from another clock reading, and a 50 µs answer can be
+                    // stamped before it.
+                    time: p.seen_at.unwrap_or(p.sent_at.min(t)),
+                    tsval: p.shape.timestamp.map(|ts| ts.0),
                 }
-        })?;
-        let p = &mut self.probes[idx];
-        p.answered = true;
-        self.resolved_through = self.resolved_through.max(p.n);
+            })
+            .collect();
+        let tsecr = s.options.timestamp.filter(|_| !rst).map(|ts| ts.1);
+        let k = session::pick(&cands, t, tsecr, self.rtt)?;
+        for &i in &open[..k] {
+            self.give_up(i);
+        }
+        let i = open[k];
+        let p = self.probes[i];
         let rtt = t.saturating_sub(p.time());
         if rst {
+            self.probes[i].state = ProbeState::Reset;
+            let by = self.dir[PEER].ttl().map(|usual| ResetBy::of(pkt.ttl, usual));
             return Some(Answer::Reset {
                 probe: p.n,
                 rtt,
                 seq: s.seq,
+                by,
             });
         }
-        let byte = (p.shape.seq, p.shape.seq.plus(1));
-        let dsack = s.options.sack_blocks().contains(&byte);
-        // Answered as an out-of-window segment (a duplicate or challenge ACK),
-        // which a Linux peer rate-limits: a 0-byte probe, or a 1-byte one that
-        // got no D-SACK although SACK is on (bsd42's old ACK before any data).
-        let (empty, n) = (p.shape.is_empty(), p.n);
-        if empty || (!dsack && self.sack()) {
-            self.last_oow_answer = Some(t);
+        self.probes[i].state = ProbeState::Answered;
+        self.rtt = Some(rtt);
+        let dsack = session::dsack(s, p.shape.seq);
+        let ack_behind = p.limited && !p.shape.is_empty();
+        if rate_limit::answer_stamps_limiter(p.shape.len(), ack_behind, dsack, self.sack()) {
+            self.limiter_stamped = Some(self.limiter_stamped.map_or(p.time(), |x| x.max(p.time())));
         }
         Some(Answer::Ack {
-            probe: n,
+            probe: p.n,
             rtt,
             dsack,
             window: s.window,
@@ -327,44 +375,87 @@ impl Tracker {
         })
     }
 
-    /// Timestamps in use: both SYNs carried TSopt, or (handshake not seen) the
-    /// local end's segments do.
-    pub fn timestamps(&self) -> bool {
-        match (self.l.syn, self.p.syn) {
-            (Some(a), Some(b)) => a.timestamps && b.timestamps,
-            _ => self.l.any_tsopt || self.p.any_tsopt,
+    /// Probe at index `i` is given up on: unanswered, its rate limit judged
+    /// with every answer seen so far.
+    fn give_up(&mut self, i: usize) {
+        let stamped = self.limiter_stamped;
+        let p = &mut self.probes[i];
+        p.state = ProbeState::Unanswered;
+        p.rate_limited = p.limited && rate_limit::within(stamped, p.time());
+        self.given_up.push(p.n);
+    }
+
+    /// The next probe is due at `now`: the probes the peer had two round
+    /// trips to answer are given up on, and the oldest beyond `IN_FLIGHT - 1`.
+    pub fn give_up_overdue(&mut self, now: u64) {
+        let open: Vec<usize> = (0..self.probes.len())
+            .filter(|&i| self.probes[i].state == ProbeState::Open)
+            .collect();
+        let excess = open.len().saturating_sub(IN_FLIGHT - 1);
+        for (k, &i) in open.iter().enumerate() {
+            if k < excess || session::overdue(self.probes[i].time(), now, self.rtt) {
+                self.give_up(i);
+            }
         }
+    }
+
+    /// The session is over (dead, stopped): every probe still open is given up on.
+    pub fn give_up_all(&mut self) {
+        for i in 0..self.probes.len() {
+            if self.probes[i].state == ProbeState::Open {
+                self.give_up(i);
+            }
+        }
+    }
+
+    /// Probes given up on since the last call, oldest first.
+    pub fn take_given_up(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.given_up)
+    }
+
+    /// Probes waiting for an answer.
+    pub fn open_probes(&self) -> usize {
+        self.probes.iter().filter(|p| p.state == ProbeState::Open).count()
+    }
+
+    /// Timestamps in use (`session::negotiated`).
+    pub fn timestamps(&self) -> bool {
+        let d = &self.dir;
+        negotiated::timestamps(
+            [d[0].syn_timestamps(), d[1].syn_timestamps()],
+            [d[0].tsval().is_some(), d[1].tsval().is_some()],
+        )
     }
 
     pub fn sack(&self) -> bool {
-        match (self.l.syn, self.p.syn) {
-            (Some(a), Some(b)) => a.sack_permitted && b.sack_permitted,
-            _ => self.l.any_sack || self.p.any_sack,
-        }
+        let d = &self.dir;
+        negotiated::sack([d[0].syn_sack(), d[1].syn_sack()], [d[0].sack_seen(), d[1].sack_seen()])
     }
 
     pub fn handshake_seen(&self) -> bool {
-        self.l.syn.is_some() && self.p.syn.is_some()
+        self.dir.iter().all(|d| d.isn().is_some())
     }
 
-    /// SND.NXT: after the local end's highest segment.
+    /// SND.NXT: after the local end's highest segment; before any, the
+    /// peer's ACK (nothing in flight).
     pub fn snd_nxt(&self) -> Option<Seq> {
-        self.l.nxt
+        next(&self.dir[LOCAL], &self.dir[PEER])
     }
 
-    /// RCV.NXT: after the peer's highest segment.
+    /// RCV.NXT: after the peer's highest segment; before any, the local end's ACK.
     pub fn rcv_nxt(&self) -> Option<Seq> {
-        self.p.nxt
+        next(&self.dir[PEER], &self.dir[LOCAL])
     }
 
     /// Enough is known to build a probe.
     pub fn ready(&self) -> bool {
-        self.l.nxt.is_some() && self.p.nxt.is_some()
+        self.snd_nxt().is_some() && self.rcv_nxt().is_some()
     }
 
     /// The local end has sent data (or a FIN) the peer has not acknowledged.
     pub fn busy(&self) -> bool {
-        match (self.l.nxt, self.p.ack) {
+        let local = &self.dir[LOCAL];
+        match (local.seen().then_some(local.next_seq), self.dir[PEER].acked()) {
             (Some(nxt), Some(una)) => nxt.after(una),
             (Some(_), None) => true,
             _ => false,
@@ -372,63 +463,54 @@ impl Tracker {
     }
 
     pub fn peer_fin(&self) -> bool {
-        self.p.fin
+        self.dir[PEER].fin()
     }
 
     pub fn local_fin(&self) -> bool {
-        self.l.fin
+        self.dir[LOCAL].fin()
     }
 
-    /// Capture time of the peer's latest segment.
+    /// Capture time of the peer's latest segment that restarts the local
+    /// end's idle clock (any but a keepalive probe).
     pub fn last_peer_time(&self) -> Option<u64> {
-        self.p.last_time
+        self.dir[PEER].last_live_time()
     }
 
     /// The local TS clock's latest reading (the kernel's segments, not our probes).
     pub fn local_ts_sample(&self) -> Option<TsSample> {
-        self.l.ts.map(|(tsval, _)| TsSample {
-            tsval,
-            time: self.l.ts_time,
-        })
+        self.local_ts
     }
 
-    /// The local window field to put in a probe: the latest the kernel sent,
-    /// else the SYN's window scaled down.
+    /// The local window field to put in a probe: the latest the kernel sent
+    /// (a SYN's scaled down as the kernel's next segment would be).
     fn local_window(&self) -> u16 {
-        if self.l.window.is_none() && self.l.syn.is_none() {
+        match self.dir[LOCAL].window() {
+            Some(w) => (w >> self.wshift(LOCAL)).min(u16::MAX as u32) as u16,
             // Nothing seen from the local end: the peer's own window is a fair guess.
-            return self.p.window.unwrap_or(502);
+            None => self.dir[PEER]
+                .window()
+                .map_or(502, |w| (w >> self.wshift(PEER)).min(u16::MAX as u32) as u16),
         }
-        self.l.window.unwrap_or_else(|| {
-            let shift = match (self.l.syn, self.p.syn) {
-                (Some(a), Some(b)) if b.wscale.is_some() => a.wscale.unwrap_or(0),
-                _ => 0,
-            };
-            self.l.syn_window >> shift.min(14)
-        })
     }
 
     /// What a probe sent at `now` is built from; `None` until `ready()`.
     pub fn probe_inputs(&self, now: u64) -> Option<ProbeInputs> {
-        if !self.ready() {
-            return None;
-        }
         let timestamp = if self.timestamps() {
             // Both readings are lower bounds of the local clock now; the later one wins.
-            let ext = self.local_ts_sample().map(|s| extrapolate_tsval(s, now));
+            let ext = self.local_ts.map(|s| extrapolate_tsval(s, now));
             let ecr = self.peer_tsecr.map(|s| extrapolate_tsval(s, now));
             let tsval = match (ext, ecr) {
                 (Some(a), Some(b)) => Seq(a).max(Seq(b)).0,
                 (a, b) => a.or(b).unwrap_or(0),
             };
-            let tsecr = self.p.ts.map_or(0, |(v, _)| v);
+            let tsecr = self.dir[PEER].tsval().unwrap_or(0);
             Some((tsval, tsecr))
         } else {
             None
         };
         Some(ProbeInputs {
-            snd_nxt: self.l.nxt?,
-            rcv_nxt: self.p.nxt?,
+            snd_nxt: self.snd_nxt()?,
+            rcv_nxt: self.rcv_nxt()?,
             window: self.local_window(),
             timestamp,
         })
@@ -436,40 +518,36 @@ impl Tracker {
 
     /// Records a probe handed to the raw socket at `now`; returns it.
     pub fn sent(&mut self, shape: ProbeShape, now: u64) -> SentProbe {
-        let expect_seq = self.p.nxt.unwrap_or_default();
-        // Out of window at the peer: 0 bytes, or an ACK field behind its SND.UNA (bsd42).
-        let oow = shape.is_empty() || shape.ack != expect_seq;
-        let rate_limited = oow
-            && self
-                .last_oow_answer
-                .is_some_and(|t| now < t.saturating_add(PEER_ANSWER_RATE_LIMIT_NS));
+        let ack_behind = self.rcv_nxt().is_some_and(|n| shape.ack.before(n));
+        let limited = rate_limit::probe_is_limited(shape.len(), ack_behind);
         self.sent_total += 1;
         let p = SentProbe {
             n: self.sent_total,
             shape,
             sent_at: now,
             seen_at: None,
-            expect_seq,
-            rate_limited,
-            answered: false,
+            limited,
+            rate_limited: limited && rate_limit::within(self.limiter_stamped, now),
+            state: ProbeState::Open,
         };
         if self.probes.len() == PROBES_KEPT {
+            if self.probes[0].state == ProbeState::Open {
+                self.give_up(0);
+            }
             self.probes.pop_front();
         }
         self.probes.push_back(p);
         p
     }
 
-    /// The state machine declared probes up to `n` unanswered: no later
-    /// segment is taken for their answer.
-    pub fn resolve_unanswered(&mut self, n: u64) {
-        self.resolved_through = self.resolved_through.max(n);
-    }
-
     /// Records another segment the engine sends, so the capture's copy is not
-    /// taken for the local end's.
+    /// taken for the local end's, and a RST answering it is known for what it is.
     pub fn sent_other(&mut self, seq: Seq, ack: Seq, flags: u8) {
         self.own_other.push((seq, ack, flags));
+        if self.own_acks.len() == PROBES_KEPT {
+            self.own_acks.pop_front();
+        }
+        self.own_acks.push_back(ack);
     }
 
     /// Probe `n`, if among the latest `PROBES_KEPT`.
@@ -489,31 +567,45 @@ impl Tracker {
     }
 
     pub fn info(&self) -> SessionInfo {
-        let peer_wscale = match (self.l.syn, self.p.syn) {
-            (Some(a), Some(b)) if a.wscale.is_some() => b.wscale,
-            _ => None,
-        };
-        // A SYN's window is never scaled.
-        let (peer_window, shift) = match self.p.window {
-            Some(w) => (w, peer_wscale.unwrap_or(0).min(14)),
-            None => (self.p.syn_window, 0),
-        };
+        let (l, p) = (&self.dir[LOCAL], &self.dir[PEER]);
+        let handshake = self.handshake_seen();
+        // Scaling is known to be in force or not only from both SYNs.
+        let peer_wscale = handshake.then(|| self.wshift(PEER));
+        let peer_window_bytes = p
+            .window()
+            .filter(|_| handshake || p.syn_wscale().is_none())
+            .map(u64::from);
+        let peer_window = p.window().map(|w| (w >> self.wshift(PEER)).min(u16::MAX as u32) as u16);
+        let seen = l.seen() || p.seen();
         SessionInfo {
             local: fmt_addr(self.local),
             remote: fmt_addr(self.remote),
-            handshake_seen: self.handshake_seen(),
-            isn_local: self.l.syn.map(|s| s.isn.0),
-            isn_remote: self.p.syn.map(|s| s.isn.0),
-            snd_nxt: self.l.nxt.unwrap_or_default().0,
-            rcv_nxt: self.p.nxt.unwrap_or_default().0,
+            handshake_seen: handshake,
+            isn_local: l.isn().map(|s| s.0),
+            isn_remote: p.isn().map(|s| s.0),
+            snd_nxt: self.snd_nxt().unwrap_or_default().0,
+            rcv_nxt: self.rcv_nxt().unwrap_or_default().0,
             peer_window,
-            peer_wscale,
-            peer_window_bytes: (peer_window as u64) << shift,
-            timestamps: self.timestamps(),
-            sack: self.sack(),
-            mss_local: self.l.syn.and_then(|s| s.mss),
-            mss_remote: self.p.syn.and_then(|s| s.mss),
+            peer_wscale: peer_wscale.filter(|_| l.syn_wscale().is_some() && p.syn_wscale().is_some()),
+            peer_window_bytes: peer_window_bytes.filter(|_| handshake),
+            // A stack that negotiated timestamps puts TSopt on every segment:
+            // any segment seen says whether they are on.
+            timestamps: seen.then(|| self.timestamps()),
+            // SACK shows only in the handshake or in SACK blocks.
+            sack: (handshake || self.sack()).then(|| self.sack()),
+            mss_local: self.mss[LOCAL],
+            mss_remote: self.mss[PEER],
         }
+    }
+}
+
+/// A direction's next sequence number: after its highest segment, or before
+/// any, what the other direction acknowledged.
+fn next(d: &Direction, other: &Direction) -> Option<Seq> {
+    if d.seen() {
+        Some(d.next_seq)
+    } else {
+        other.acked()
     }
 }
 

@@ -9,8 +9,10 @@ use super::capture::{Drops, Frame, LiveCapture};
 use super::send::RawSender;
 use super::{socket, Clock, LiveError};
 use crate::decode::decode;
+use crate::keepalive::track::Rst;
 use crate::keepalive::{self, Action, Answer, ProbeShape, Seen, SessionInfo, Style, Tracker};
 use crate::report::pcap::PcapOut;
+use crate::session::RstAcceptance;
 use crate::wire::build::SegmentSpec;
 use crate::wire::{Flags, Seq};
 use serde::Serialize;
@@ -215,6 +217,9 @@ pub enum Event {
         seq: u32,
         rtt_ms: f64,
         rtt_ns: u64,
+        /// "peer" when its TTL matches the peer's segments, "path" when not.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reset_by: Option<&'static str>,
     },
     ProbeUnanswered {
         #[serde(flatten)]
@@ -229,11 +234,18 @@ pub enum Event {
         #[serde(flatten)]
         at: At,
     },
-    /// A RST from the peer that answers no probe.
+    /// A RST from the peer's direction that answers no probe. Only one the
+    /// local end takes (`accepted` "resets": seq exactly RCV.NXT) ends the session.
     PeerReset {
         #[serde(flatten)]
         at: At,
         seq: u32,
+        /// How the local end takes it: resets, challenged, dropped, unknown.
+        accepted: &'static str,
+        /// It answers a segment kaprobe sent itself (`--provoke`'s ACK).
+        answers_own: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reset_by: Option<&'static str>,
     },
     PeerClosed {
         #[serde(flatten)]
@@ -277,8 +289,6 @@ struct Engine<'a> {
     unanswered_rl: u64,
     resets: u64,
     rtts: Vec<u64>,
-    /// Probe numbers not answered and not yet declared unanswered.
-    open: Vec<u64>,
     /// Whether the latest resolved probe was answered.
     last_resolved_answered: Option<bool>,
     ka: Option<keepalive::Keepalive>,
@@ -303,7 +313,6 @@ pub fn run(setup: Setup, sink: &mut dyn Sink) -> Result<Verdict, LiveError> {
         unanswered_rl: 0,
         resets: 0,
         rtts: Vec::new(),
-        open: Vec::new(),
         last_resolved_answered: None,
         ka: None,
         buf: vec![0u8; 65536],
@@ -499,12 +508,14 @@ impl Engine<'_> {
         let Seen::Peer { answer, rst, fin, .. } = seen else {
             return None;
         };
-        Some(self.peer(t, answer, rst, fin, pkt.tcp.seq))
+        Some(self.peer(t, answer, rst, fin))
     }
 
     /// A segment from the peer: an answer, a reset, a close, or just traffic.
-    fn peer(&mut self, t: u64, answer: Option<Answer>, rst: bool, fin: bool, seq: Seq) -> Step {
+    fn peer(&mut self, t: u64, answer: Option<Answer>, rst: Option<Rst>, fin: bool) -> Step {
         self.ka_received(t);
+        // Probes an answer to a later one gave up on come first.
+        self.report_given_up(t);
         match answer {
             Some(Answer::Ack {
                 probe,
@@ -516,7 +527,6 @@ impl Engine<'_> {
             }) => {
                 self.answered += 1;
                 self.rtts.push(rtt);
-                self.open.retain(|n| *n != probe);
                 self.last_resolved_answered = Some(true);
                 self.sink.event(&Event::ProbeAcked {
                     at: At::of(t),
@@ -532,24 +542,31 @@ impl Engine<'_> {
                     return Step::Stop(StopReason::Rounds);
                 }
             }
-            Some(Answer::Reset { probe, rtt, seq }) => {
+            Some(Answer::Reset { probe, rtt, seq, by }) => {
                 self.resets += 1;
-                self.open.retain(|n| *n != probe);
                 self.sink.event(&Event::ProbeReset {
                     at: At::of(t),
                     n: probe,
                     seq: seq.0,
                     rtt_ms: ms(rtt),
                     rtt_ns: rtt,
+                    reset_by: by.map(|b| b.name()),
                 });
                 return Step::Stop(StopReason::Reset);
             }
-            None if rst => {
+            None if rst.is_some() => {
+                let r = rst.unwrap_or_else(|| unreachable!());
                 self.sink.event(&Event::PeerReset {
                     at: At::of(t),
-                    seq: seq.0,
+                    seq: r.seq.0,
+                    accepted: r.acceptance.name(),
+                    answers_own: r.answers_own,
+                    reset_by: r.by.map(|b| b.name()),
                 });
-                return Step::Stop(StopReason::Reset);
+                // A RST the local end drops or challenges leaves the connection as it was.
+                if r.acceptance == RstAcceptance::Resets && !r.answers_own {
+                    return Step::Stop(StopReason::Reset);
+                }
             }
             None if fin => {
                 self.sink.event(&Event::PeerClosed { at: At::of(t) });
@@ -584,13 +601,13 @@ impl Engine<'_> {
             let action = self.ka.as_mut().map_or(Action::Wait, |k| k.poll(now, self.t.busy()));
             match action {
                 Action::Probe { n } => {
-                    if n > 1 {
-                        self.declare_unanswered(now);
-                    }
+                    self.t.give_up_overdue(now);
+                    self.report_given_up(now);
                     self.send_probe(now, n)?;
                 }
                 Action::Dead { reason, .. } => {
-                    self.declare_unanswered(now);
+                    self.t.give_up_all();
+                    self.report_given_up(now);
                     break match reason {
                         keepalive::DeadReason::Count => StopReason::Count,
                         keepalive::DeadReason::UserTimeout => StopReason::UserTimeout,
@@ -615,9 +632,9 @@ impl Engine<'_> {
         Ok(stop)
     }
 
-    fn declare_unanswered(&mut self, now: u64) {
-        for n in std::mem::take(&mut self.open) {
-            self.t.resolve_unanswered(n);
+    /// Events for the probes the tracker gave up on (its rate limit judged then).
+    fn report_given_up(&mut self, now: u64) {
+        for n in self.t.take_given_up() {
             let rate_limited = self.t.probe(n).is_some_and(|p| p.rate_limited);
             self.unanswered += 1;
             self.unanswered_rl += rate_limited as u64;
@@ -640,7 +657,6 @@ impl Engine<'_> {
         let shape = ProbeShape::build(self.s.style, self.s.payload, &inp, n);
         self.s.sender.send(&shape.segment(self.s.local, self.s.remote))?;
         let p = self.t.sent(shape, now);
-        self.open.push(p.n);
         let info = self.t.info();
         let rel = |v: Seq, isn: Option<u32>| isn.map(|i| v.0.wrapping_sub(i));
         self.sink.event(&Event::ProbeSent {
@@ -736,7 +752,7 @@ impl Engine<'_> {
             answered: self.answered,
             unanswered: self.unanswered,
             unanswered_rate_limited: self.unanswered_rl,
-            pending: self.open.len() as u64,
+            pending: self.t.open_probes() as u64,
             resets: self.resets,
             rtt_ms,
             elapsed_s: now.saturating_sub(self.started) as f64 / 1e9,

@@ -1,6 +1,7 @@
 use super::*;
 use crate::decode::{decode, LinkType};
 use crate::keepalive::Style;
+use crate::session::{ResetBy, RstAcceptance};
 use crate::wire::build::{ethernet_frame, SegmentSpec};
 
 const C: &str = "10.77.1.1:40001";
@@ -105,10 +106,10 @@ fn learns_isns_nxt_and_options_from_the_handshake() {
     let i = t.info();
     assert_eq!((i.isn_local, i.isn_remote), (Some(1000), Some(5000)));
     assert_eq!((i.snd_nxt, i.rcv_nxt), (1101, 5101));
-    assert!(i.timestamps && i.sack && i.handshake_seen);
+    assert_eq!((i.timestamps, i.sack, i.handshake_seen), (Some(true), Some(true), true));
     assert_eq!(
         (i.peer_window, i.peer_wscale, i.peer_window_bytes),
-        (502, Some(7), 502 << 7)
+        (Some(502), Some(7), Some(502 << 7))
     );
     assert!(t.ready());
     assert!(!t.busy());
@@ -194,7 +195,7 @@ fn own_probe_is_recognised_and_answer_matched_with_rtt() {
                 seq: Seq(5101),
                 ack: Seq(1101)
             }),
-            rst: false,
+            rst: None,
             fin: false,
             data: 0
         }
@@ -243,9 +244,10 @@ fn rst_with_the_probes_ack_is_a_reset_answer() {
             answer: Some(Answer::Reset {
                 probe: 1,
                 rtt: 1000,
-                seq: Seq(5101)
+                seq: Seq(5101),
+                by: Some(ResetBy::Peer),
             }),
-            rst: true,
+            rst: None,
             fin: false,
             data: 0
         }
@@ -349,15 +351,17 @@ fn ack_after_a_probe_was_declared_unanswered_is_not_credited_to_it() {
     established(&mut t, false);
     let shape = ProbeShape::build(Style::Linux, None, &t.probe_inputs(3 * SEC).unwrap(), 1);
     let p1 = t.sent(shape, 3 * SEC);
-    // No answer; at 4 s the state machine sends probe 2, declaring probe 1 unanswered.
-    t.resolve_unanswered(p1.n);
+    // No answer; at 4 s the state machine sends probe 2: probe 1 had far more
+    // than two round trips (1 ms in the handshake) and is given up on.
+    t.give_up_overdue(4 * SEC);
     let p2 = t.sent(shape, 4 * SEC);
-    t.resolve_unanswered(p2.n);
+    t.give_up_all();
+    assert_eq!(t.take_given_up(), [p1.n, p2.n]);
     // Minutes later, a plain ACK with the same seq/ack (a window update, or the
     // answer to the owning process's own probe): it answers none of ours.
     let late = seg(false, 5101, 1101, A).packet();
     assert!(matches!(t.observe(&late, 300 * SEC), Seen::Peer { answer: None, .. }));
-    assert!(t.probes().all(|p| !p.answered));
+    assert!(t.probes().all(|p| p.state == ProbeState::Unanswered));
     // A probe sent afterwards is still matched, with its own RTT.
     let p3 = t.sent(shape, 301 * SEC);
     let seen = t.observe(&late, 301 * SEC + 2_000_000);
@@ -375,10 +379,9 @@ fn memory_stays_bounded_after_many_probes() {
     let answer = seg(false, 5101, 1101, A).packet();
     for i in 0..10_000u64 {
         let now = 3 * SEC + i * SEC;
-        let p = t.sent(shape, now);
-        if i % 2 == 0 {
-            t.resolve_unanswered(p.n);
-        } else {
+        t.sent(shape, now);
+        // Every other probe goes unanswered: the next answer passes it over.
+        if i % 2 == 1 {
             assert!(matches!(
                 t.observe(&answer, now + 1_000_000),
                 Seen::Peer {
@@ -398,4 +401,73 @@ fn memory_stays_bounded_after_many_probes() {
     );
     assert!(t.probe(10_000 - PROBES_KEPT as u64).is_none());
     assert!(t.probe(0).is_none() && t.probe(10_001).is_none());
+}
+
+#[test]
+fn answers_slower_than_the_interval_pair_with_their_own_probes() {
+    // A 1.5 s round trip (the handshake shows it), probes 1 s apart, no timestamps.
+    let mut t = tracker();
+    let hs = [
+        Seg {
+            syn_opts: true,
+            ..seg(true, 1000, 0, Flags::SYN)
+        },
+        Seg {
+            syn_opts: true,
+            ..seg(false, 5000, 1001, Flags::SYN | A)
+        },
+        seg(true, 1001, 5001, A),
+    ];
+    for (s, at) in hs.iter().zip([0, 1500, 1501]) {
+        t.observe(&s.packet(), at * 1_000_000);
+    }
+    let shape = ProbeShape::build(Style::Linux, None, &t.probe_inputs(3 * SEC).unwrap(), 1);
+    let p1 = t.sent(shape, 3 * SEC);
+    t.give_up_overdue(4 * SEC);
+    assert!(t.take_given_up().is_empty(), "1 s is less than two round trips");
+    let p2 = t.sent(shape, 4 * SEC);
+    let answer = seg(false, 5001, 1001, A).packet();
+    for (at, p) in [(4500, p1), (5500, p2)] {
+        match t.observe(&answer, at * 1_000_000) {
+            Seen::Peer {
+                answer: Some(Answer::Ack { probe, rtt, .. }),
+                ..
+            } => assert_eq!((probe, rtt), (p.n, 1_500_000_000)),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(t.take_given_up().is_empty());
+    assert_eq!(t.open_probes(), 0);
+}
+
+#[test]
+fn a_rst_answering_no_probe_counts_only_at_rcv_nxt() {
+    let mut t = tracker();
+    established(&mut t, false);
+    let rst_at = |t: &mut Tracker, seq: u32| match t.observe(&seg(false, seq, 0, Flags::RST).packet(), 2 * SEC) {
+        Seen::Peer {
+            answer: None,
+            rst: Some(r),
+            ..
+        } => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(rst_at(&mut t, 77).acceptance, RstAcceptance::Dropped);
+    assert_eq!(rst_at(&mut t, 5200).acceptance, RstAcceptance::Challenged);
+    // kaprobe's provoking ACK answered by whoever does not know the connection.
+    t.sent_other(Seq(42), Seq(4242), Flags::ACK);
+    let r = rst_at(&mut t, 4242);
+    assert!(r.answers_own);
+    assert_eq!(r.by, Some(ResetBy::Peer));
+    assert_eq!(rst_at(&mut t, 5101).acceptance, RstAcceptance::Resets);
+}
+
+#[test]
+fn attached_without_a_handshake_says_what_it_does_not_know() {
+    let mut t = tracker();
+    t.observe(&seg(false, 5101, 1101, A).packet(), SEC);
+    let i = t.info();
+    assert_eq!((i.sack, i.peer_wscale, i.peer_window_bytes), (None, None, None));
+    assert_eq!((i.timestamps, i.peer_window), (Some(false), Some(502)));
+    assert_eq!((i.snd_nxt, i.rcv_nxt), (1101, 5101));
 }
