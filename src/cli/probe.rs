@@ -31,8 +31,9 @@ pub struct ProbeArgs {
     /// `10.0.0.1:40000-10.0.0.2:443`; kaprobe probes on behalf of LOCAL.
     #[arg(long, value_name = "SRC:PORT-DST:PORT")]
     pub attach: Option<String>,
-    /// Attach: while nothing is known, send an out-of-window ACK; the peer's
-    /// duplicate ACK reveals its sequence numbers.
+    /// Attach: while nothing is known, send an out-of-window ACK (IPv4: to the
+    /// local end, in the peer's name); the duplicate ACK it draws reveals the
+    /// sequence numbers.
     #[arg(long, requires = "attach")]
     pub provoke: bool,
     /// Application data to send first (connect, listen).

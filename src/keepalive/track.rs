@@ -172,8 +172,10 @@ pub struct Tracker {
     dir: [Direction; 2],
     segments: u64,
     mss: [Option<u16>; 2],
-    /// The local clock's latest TSval, from the kernel's segments (not ours).
+    /// The local clock's latest TSval, from the kernel's segments (not ours),
+    /// and the TSecr they carried (the peer's TSval the local end last took).
     local_ts: Option<TsSample>,
+    local_tsecr: Option<u32>,
     /// The peer's latest TSecr (its `ts_recent`: what our TSval must not fall
     /// below) and when it was captured: also a reading of the local TS clock,
     /// taken no later than that.
@@ -205,6 +207,7 @@ impl Tracker {
             segments: 0,
             mss: [None; 2],
             local_ts: None,
+            local_tsecr: None,
             peer_tsecr: None,
             syn_at: None,
             rtt: None,
@@ -239,6 +242,13 @@ impl Tracker {
             return Seen::Other;
         };
         let s = &pkt.tcp;
+        // Segments the engine sent for other reasons (`--provoke`), in either
+        // direction: a capture on `any` also sees the one sent to the local end.
+        let key = (s.seq, s.ack, s.flags.0);
+        if let Some(i) = self.own_other.iter().position(|o| *o == key) {
+            self.own_other.remove(i);
+            return Seen::OwnOther;
+        }
         if d == LOCAL {
             if let Some(p) = self
                 .probes
@@ -249,16 +259,12 @@ impl Tracker {
                 p.seen_at = Some(t);
                 return Seen::OwnProbe { n: p.n };
             }
-            let key = (s.seq, s.ack, s.flags.0);
-            if let Some(i) = self.own_other.iter().position(|o| *o == key) {
-                self.own_other.remove(i);
-                return Seen::OwnOther;
-            }
             if s.flags.syn() {
                 self.syn_at = Some(t);
             }
-            if let Some((tsval, _)) = s.options.timestamp {
+            if let Some((tsval, tsecr)) = s.options.timestamp {
                 self.local_ts = Some(TsSample { tsval, time: t });
+                self.local_tsecr = Some(tsecr);
             }
             self.update(LOCAL, pkt, t);
             return Seen::Local;
@@ -503,7 +509,7 @@ impl Tracker {
                 (Some(a), Some(b)) => Seq(a).max(Seq(b)).0,
                 (a, b) => a.or(b).unwrap_or(0),
             };
-            let tsecr = self.dir[PEER].tsval().unwrap_or(0);
+            let tsecr = self.dir[PEER].tsval().or(self.local_tsecr).unwrap_or(0);
             Some((tsval, tsecr))
         } else {
             None

@@ -447,14 +447,22 @@ impl Engine<'_> {
         }
     }
 
-    /// An ACK far outside the peer's window: it answers with a duplicate ACK
-    /// carrying its SND.NXT and RCV.NXT (and, with timestamps, its ts_recent).
+    /// An ACK far outside a window, which is answered with a duplicate ACK
+    /// carrying the answering end's SND.NXT and RCV.NXT (and its TSval).
+    /// IPv4: sent to the local end in the peer's name, so it never leaves the
+    /// host; the local kernel's answer goes out to the peer as an ordinary
+    /// duplicate ACK, which a NAT on the path passes (an out-of-window ACK sent
+    /// to the peer is refused by conntrack and answered with a RST). IPv6
+    /// (the raw socket writes the local address as source): sent to the peer.
     fn provoke(&mut self, now: u64) -> Result<(), LiveError> {
         let x = (now as u32).rotate_left(13) ^ 0x9e37_79b9;
         let (seq, ack) = (Seq(x), Seq(x.rotate_left(16)));
         self.t.sent_other(seq, ack, Flags::ACK);
-        let spec = SegmentSpec::new(self.s.local, self.s.remote, seq, ack, Flags::ACK);
-        self.s.sender.send(&spec)
+        let (src, dst) = match self.s.local {
+            SocketAddr::V4(_) => (self.s.remote, self.s.local),
+            SocketAddr::V6(_) => (self.s.local, self.s.remote),
+        };
+        self.s.sender.send(&SegmentSpec::new(src, dst, seq, ack, Flags::ACK))
     }
 
     /// Handles frames (and the socket) until `until`; the step a peer segment asked for.
