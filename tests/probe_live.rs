@@ -974,3 +974,202 @@ fn connect_refuses_an_ambiguous_ipv6_address_and_a_missing_port() {
         assert_eq!((r.code, r.stderr.as_str(), r.stdout.as_str()), (2, want, ""));
     }
 }
+
+/// Through a NAT (`lab.sh up --nat`) an out-of-window ACK sent to the peer is refused by
+/// conntrack and answered with a RST that is not the peer's verdict. kaprobe provokes the
+/// local end instead, learns the session and probes it: alive, and the application's
+/// connection lives on. What nothing showed (SACK, window scale) is said to be unknown.
+#[test]
+fn attach_with_provoke_through_a_nat_learns_the_session_and_finds_it_alive() {
+    let Some(lab) = Lab::up("prnat", &["--nat"]) else {
+        return;
+    };
+    let client = lab.client(
+        "client.jsonl",
+        &[
+            "--bind-port",
+            "40006",
+            "--send",
+            "100",
+            "--echo",
+            "--close-after",
+            "8",
+            "--timeout",
+            "12",
+        ],
+    );
+    let st = lab.path("client.jsonl");
+    wait_until("the client's exchange", 10, || has_event(&st, "exchanged"));
+    let p = Probed::run(lab.kaprobe(
+        "c",
+        &[
+            "probe",
+            "--attach",
+            "10.77.1.1:40006-10.77.101.2:7077",
+            "--provoke",
+            "--idle",
+            "500ms",
+            "--rounds",
+            "2",
+            "--json",
+        ],
+    ));
+    assert_eq!(p.code, 0, "{:?}\n{}", p.types(), p.stderr);
+    let s = p.one("session");
+    assert_eq!(s["handshake_seen"], false);
+    assert_eq!(s["timestamps"], true, "the local kernel's duplicate ACK carries TSopt");
+    assert_eq!((&s["sack"], &s["peer_wscale"]), (&Value::Null, &Value::Null), "{s}");
+    assert_eq!(s["peer_window_bytes"], Value::Null, "{s}");
+    answers_match_probes(&p, false);
+    let v = p.verdict();
+    assert_eq!((v["outcome"].as_str(), u(&v["answered"])), (Some("alive"), 2), "{v}");
+    // No RST ended it: any that came answered kaprobe's own segment and were ignored.
+    for r in p.of_type("peer_reset") {
+        assert!(r["answers_own"] == true || r["accepted"] != "resets", "{r}");
+    }
+    let out = client.wait_with_output().unwrap();
+    let app: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(
+        app["outcome"], "closed",
+        "the application's connection closed normally: {app}"
+    );
+}
+
+/// `probe --idle 200ms --interval 200ms` against a Linux peer: the peer answers a 0-byte
+/// probe at most once per 500 ms, so some probes go unanswered. `verify` of the recording
+/// flags exactly those (never a probe that was answered), and agrees with `probe`.
+#[test]
+fn verify_flags_only_the_probes_the_peers_rate_limit_left_unanswered() {
+    let Some(lab) = Lab::up("prrl", &[]) else {
+        return;
+    };
+    let pcap = lab.path("rl.pcap");
+    let p = Probed::run(lab.kaprobe(
+        "c",
+        &[
+            "probe",
+            "--connect",
+            V4,
+            "--send",
+            "hi",
+            "--idle",
+            "200ms",
+            "--interval",
+            "200ms",
+            "--duration",
+            "3s",
+            "--json",
+            "--pcap",
+            pcap.to_str().unwrap(),
+        ],
+    ));
+    let v = p.verdict();
+    let limited: Vec<u64> = p
+        .of_type("probe_unanswered")
+        .iter()
+        .filter(|e| e["rate_limited"] == true)
+        .map(|e| u(&e["n"]))
+        .collect();
+    assert!(u(&v["answered"]) >= 2, "{v}");
+    assert!(
+        !limited.is_empty(),
+        "some probes fall inside the peer's limit: {:?}",
+        p.types()
+    );
+    assert_eq!(u(&v["unanswered_rate_limited"]), limited.len() as u64);
+    let checked = verify_json(&pcap, &[]);
+    let f = &checked.flows[0];
+    let answered: std::collections::HashSet<u64> = checked
+        .segments
+        .iter()
+        .filter(|s| s["kind"] == ACK)
+        .map(|s| u(&s["answers"]))
+        .collect();
+    let probes = checked.frames_of(PROBE);
+    let unanswered: Vec<u64> = probes.iter().copied().filter(|f| !answered.contains(f)).collect();
+    let flagged: Vec<u64> = f["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["kind"] == "probe_within_rate_limit")
+        .map(|v| u(&v["frame"]))
+        .collect();
+    assert!(!flagged.is_empty());
+    for fr in &flagged {
+        assert!(!answered.contains(fr), "frame {fr} was answered yet flagged");
+    }
+    assert!(
+        flagged.iter().all(|fr| unanswered.contains(fr)),
+        "{flagged:?} vs {unanswered:?}"
+    );
+    // The same rule in both: every probe `probe` found limited, verify flags (verify also
+    // judges the probes still pending when the session stopped).
+    assert_eq!(u(&f["answered"]), u(&v["answered"]));
+    assert!(flagged.len() >= limited.len(), "{flagged:?} vs probe's {limited:?}");
+    assert!(flagged.len() <= limited.len() + u(&v["pending"]) as usize);
+}
+
+/// A path whose round trip (1.5 s) is longer than the interval (1 s): each answer comes
+/// after the next probe left. `probe` and `verify` pair every answer with its own probe
+/// (its round trip at least the delay) and count nothing unanswered, with and without
+/// timestamps (a Linux peer's answer to a 0-byte probe does not echo its TSval).
+#[test]
+fn answers_slower_than_the_interval_pair_with_their_own_probes() {
+    for ts in [true, false] {
+        let Some(lab) = Lab::up(if ts { "prdl" } else { "prdn" }, &[]) else {
+            return;
+        };
+        if !ts {
+            lab.ok("exec", &["c", "sysctl", "-qw", "net.ipv4.tcp_timestamps=0"]);
+        }
+        lab.ok("fault", &["delay", "1500ms"]);
+        let pcap = lab.path("delay.pcap");
+        let p = Probed::run(lab.kaprobe(
+            "c",
+            &[
+                "probe",
+                "--connect",
+                V4,
+                "--send",
+                "hello",
+                "--idle",
+                "1s",
+                "--interval",
+                "1s",
+                "--rounds",
+                "3",
+                "--json",
+                "--pcap",
+                pcap.to_str().unwrap(),
+            ],
+        ));
+        assert_eq!(p.code, 0, "ts {ts}: {:?}\n{}", p.types(), p.stderr);
+        assert_eq!(p.one("session")["timestamps"], ts);
+        let v = p.verdict();
+        assert_eq!((u(&v["answered"]), u(&v["unanswered"])), (3, 0), "ts {ts}: {v}");
+        let acked: Vec<u64> = p.of_type("probe_acked").iter().map(|a| u(&a["n"])).collect();
+        assert_eq!(acked, [1, 2, 3], "ts {ts}: each answer is its own probe's");
+        for a in p.of_type("probe_acked") {
+            assert!(a["rtt_ms"].as_f64().unwrap() >= 1500.0, "ts {ts}: {a}");
+        }
+        answers_match_probes(&p, false);
+        let checked = verify_json(&pcap, &[]);
+        let f = &checked.flows[0];
+        // The probe still in flight when `probe` stopped at its third answer has no
+        // answer in the recording: the only one verify can count unanswered.
+        let pending = u(&v["pending"]);
+        assert!(pending <= 1, "ts {ts}: {v}");
+        assert_eq!((u(&f["answered"]), u(&f["unanswered"])), (3, pending), "ts {ts}: {f}");
+        let probes = checked.frames_of(PROBE);
+        let answers: Vec<&Value> = checked.segments.iter().filter(|s| s["kind"] == ACK).collect();
+        for (a, probe) in answers.iter().zip(&probes) {
+            assert_eq!(u(&a["answers"]), *probe, "ts {ts}: answers in order");
+            assert!(a["rtt_ms"].as_f64().unwrap() >= 1500.0, "ts {ts}: {a}");
+        }
+        assert!(
+            f["violations"].as_array().unwrap().is_empty(),
+            "ts {ts}: {}",
+            f["violations"]
+        );
+    }
+}

@@ -8,7 +8,7 @@ use super::event::{SegmentEvent, ViolationKind};
 use super::kind::Kind;
 use super::prober::{Pending, Prober, Violations};
 use crate::flow::{Direction, FlowKey, Keyed, Side};
-use crate::session::negotiated;
+use crate::session::{negotiated, RttSampler};
 use crate::wire::Segment;
 use std::sync::LazyLock;
 
@@ -35,7 +35,8 @@ static QUIET: LazyLock<Keepalive> = LazyLock::new(Keepalive::default);
 /// Laid out (C order, 64-byte aligned) so that a segment touches the first
 /// four cache lines only: the key with the cold pointer and `last_time`, both
 /// directions with `closed_at`, the pending probes. What the report alone
-/// reads comes last.
+/// reads comes next, and last the round-trip samplers, which only a flow's
+/// first segments touch.
 #[derive(Clone, Debug)]
 #[repr(C, align(64))]
 pub struct Connection {
@@ -52,16 +53,14 @@ pub struct Connection {
     pub time_backwards: u32,
     /// The side that sent the first SYN without ACK, when seen.
     pub client: Option<Side>,
-    /// When the SYN, then the SYN/ACK, was seen: for `rtt_hint`.
-    handshake_at: Option<u64>,
-    /// Each side's round trip as its handshake segment showed it (the client:
-    /// SYN to SYN/ACK; the server: SYN/ACK to ACK), to pair late answers.
-    rtt_hint: [Option<u64>; 2],
+    /// Each side's round trip (its handshake segment and first data), to
+    /// pair answers later than the interval with their probes.
+    rtt: [RttSampler; 2],
 }
 
-// The layout above, checked when compiling: five lines, of which a segment
+// The layout above, checked when compiling: seven lines, of which a segment
 // touches the first four.
-const _: () = assert!(std::mem::size_of::<Option<Connection>>() == 5 * 64 && Connection::HOT <= 4 * 64);
+const _: () = assert!(std::mem::size_of::<Option<Connection>>() == 7 * 64 && Connection::HOT <= 4 * 64);
 
 impl Keyed for Connection {
     /// What `segment` touches (see the layout above).
@@ -101,8 +100,7 @@ impl Connection {
             closed_at: None,
             time_backwards: 0,
             cold: None,
-            handshake_at: None,
-            rtt_hint: [None; 2],
+            rtt: Default::default(),
         }
     }
 
@@ -156,17 +154,12 @@ impl Connection {
         negotiated::sack([d[0].syn_sack(), d[1].syn_sack()], [d[0].sack_seen(), d[1].sack_seen()])
     }
 
-    fn handshake_rtt(&mut self, side: Side, seg: &Segment, time: u64) {
-        let (f, client) = (seg.flags, self.client);
-        let since = |at: Option<u64>| at.map(|at| time.saturating_sub(at));
-        if f.syn() && !f.ack() {
-            self.handshake_at = Some(time);
-        } else if f.syn() && client == Some(side.other()) {
-            self.rtt_hint[side.other().idx()] = since(self.handshake_at);
-            self.handshake_at = Some(time);
-        } else if f.ack() && client == Some(side) && self.dir[side.other().idx()].syn_timestamps().is_some() {
-            self.rtt_hint[side.other().idx()] = since(self.handshake_at.take());
-        }
+    fn sample_rtt(&mut self, side: Side, seg: &Segment, time: u64) {
+        let (s, o) = (side.idx(), side.other().idx());
+        self.rtt[s].sent(seg, time);
+        self.rtt[o].acked(seg, time);
+        self.dir[s].set_timed(self.rtt[s].busy());
+        self.dir[o].set_timed(self.rtt[o].busy());
     }
 
     /// A SYN without ACK that starts a new connection on this 4-tuple.
@@ -195,10 +188,11 @@ impl Connection {
         if seg.flags.syn() && !seg.flags.ack() && self.client.is_none() {
             self.client = Some(side);
         }
-        // Handshake segments only (a side's second segment may be the ACK): the
-        // fields live outside the lines every segment touches.
-        if seg.flags.syn() || self.dir[s].packets == 1 {
-            self.handshake_rtt(side, seg, time);
+        // Only segments a round-trip sampler needs: the samplers live outside
+        // the lines every segment touches.
+        let first_data = seg.payload_len > 0 && !self.dir[s].data_seen();
+        if seg.flags.syn() || first_data || self.dir[s].timed() || self.dir[o].timed() {
+            self.sample_rtt(side, seg, time);
         }
         let kind = classify(
             seg,
@@ -223,7 +217,7 @@ impl Connection {
                 }
                 let to = &self.dir[o];
                 let (last_received, peer_next) = (to.last_live_time(), to.seen().then_some(to.next_seq));
-                let hint = self.rtt_hint[s];
+                let hint = self.rtt[s].sample;
                 let cold = self.cold.get_or_insert_with(Default::default);
                 let pending = &mut self.pending[s];
                 let v = &mut cold.violations;
@@ -241,7 +235,7 @@ impl Connection {
                 );
             }
             Kind::KeepaliveAck | Kind::ZeroWindowAck => {
-                let (sack, hint) = (self.sack_negotiated(), self.rtt_hint[o]);
+                let (sack, hint) = (self.sack_negotiated(), self.rtt[o].sample);
                 let cold = self.cold.get_or_insert_with(Default::default);
                 let (pending, v) = (&mut self.pending[o], &mut cold.violations);
                 if let Some((p, dsack)) = cold.ka[o].answer(pending, v, side.other(), time, seg, sack, hint) {
@@ -252,7 +246,7 @@ impl Connection {
                 let cold = self.cold.get_or_insert_with(Default::default);
                 cold.reset_ttl = from_ttl.map(|usual| (ttl, usual));
                 let (pending, v) = (&mut self.pending[o], &mut cold.violations);
-                if let Some(p) = cold.ka[o].reset(pending, v, side.other(), time, self.rtt_hint[o]) {
+                if let Some(p) = cold.ka[o].reset(pending, v, side.other(), time, self.rtt[o].sample) {
                     answer = Some((p.frame, time.saturating_sub(p.time), false));
                 }
             }

@@ -18,6 +18,7 @@ mod bit {
     pub const DATA: u16 = 1 << 11;
     pub const SYN_SACK: u16 = 1 << 12;
     pub const SACK: u16 = 1 << 13;
+    pub const TIMED: u16 = 1 << 14;
 }
 
 /// Per-direction sequence state, 48 bytes: every segment reads both
@@ -75,6 +76,22 @@ impl Direction {
     #[inline]
     pub fn sack_seen(&self) -> bool {
         self.is(bit::SACK)
+    }
+
+    /// A segment of this direction is being timed for its round trip (set
+    /// by the owner of the sampler: a bit here, read with the hot state,
+    /// says whether the sampler needs a look).
+    #[inline]
+    pub fn timed(&self) -> bool {
+        self.is(bit::TIMED)
+    }
+
+    pub fn set_timed(&mut self, on: bool) {
+        if on {
+            self.has |= bit::TIMED;
+        } else {
+            self.has &= !bit::TIMED;
+        }
     }
 
     /// The ISN of this direction's SYN, when seen.

@@ -16,7 +16,7 @@ use super::probe::{ProbeInputs, ProbeShape};
 use crate::analyze::{classify, Kind};
 use crate::decode::Packet;
 use crate::flow::Direction;
-use crate::session::{self, negotiated, rate_limit, Candidate, ResetBy, RstAcceptance};
+use crate::session::{self, negotiated, rate_limit, Candidate, ResetBy, RstAcceptance, RttSampler};
 use crate::wire::{Flags, Segment, Seq};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -180,10 +180,10 @@ pub struct Tracker {
     /// below) and when it was captured: also a reading of the local TS clock,
     /// taken no later than that.
     peer_tsecr: Option<TsSample>,
-    /// When the local end's SYN (or SYN/ACK) left, until the peer acks it.
-    syn_at: Option<u64>,
-    /// The round trip the handshake showed, then the latest answer's.
-    rtt: Option<u64>,
+    /// The local end's round trip, measured as TCP does (handshake, first data).
+    sampler: RttSampler,
+    /// The latest answer's round trip.
+    answer_rtt: Option<u64>,
     /// When the latest probe left whose answer stamped the peer's rate limiter.
     limiter_stamped: Option<u64>,
     /// The latest `PROBES_KEPT` probes, oldest first (a bounded ring).
@@ -209,8 +209,8 @@ impl Tracker {
             local_ts: None,
             local_tsecr: None,
             peer_tsecr: None,
-            syn_at: None,
-            rtt: None,
+            sampler: RttSampler::default(),
+            answer_rtt: None,
             limiter_stamped: None,
             probes: VecDeque::with_capacity(PROBES_KEPT),
             sent_total: 0,
@@ -259,9 +259,7 @@ impl Tracker {
                 p.seen_at = Some(t);
                 return Seen::OwnProbe { n: p.n };
             }
-            if s.flags.syn() {
-                self.syn_at = Some(t);
-            }
+            self.sampler.sent(s, t);
             if let Some((tsval, tsecr)) = s.options.timestamp {
                 self.local_ts = Some(TsSample { tsval, time: t });
                 self.local_tsecr = Some(tsecr);
@@ -274,13 +272,7 @@ impl Tracker {
             None if s.flags.rst() => Some(self.rst(pkt)),
             _ => None,
         };
-        if let Some(at) = self
-            .syn_at
-            .filter(|_| s.flags.ack() && Some(s.ack) == self.dir[LOCAL].isn().map(|i| i.plus(1)))
-        {
-            self.rtt = Some(t.saturating_sub(at));
-            self.syn_at = None;
-        }
+        self.sampler.acked(s, t);
         if let Some((_, ecr)) = s.options.timestamp.filter(|_| s.flags.ack()) {
             self.peer_tsecr = Some(TsSample { tsval: ecr, time: t });
         }
@@ -347,7 +339,7 @@ impl Tracker {
             })
             .collect();
         let tsecr = s.options.timestamp.filter(|_| !rst).map(|ts| ts.1);
-        let k = session::pick(&cands, t, tsecr, self.rtt)?;
+        let k = session::pick(&cands, t, tsecr, self.rtt())?;
         for &i in &open[..k] {
             self.give_up(i);
         }
@@ -365,7 +357,7 @@ impl Tracker {
             });
         }
         self.probes[i].state = ProbeState::Answered;
-        self.rtt = Some(rtt);
+        self.answer_rtt = Some(rtt);
         let dsack = session::dsack(s, p.shape.seq);
         let ack_behind = p.limited && !p.shape.is_empty();
         if rate_limit::answer_stamps_limiter(p.shape.len(), ack_behind, dsack, self.sack()) {
@@ -399,7 +391,7 @@ impl Tracker {
             .collect();
         let excess = open.len().saturating_sub(IN_FLIGHT - 1);
         for (k, &i) in open.iter().enumerate() {
-            if k < excess || session::overdue(self.probes[i].time(), now, self.rtt) {
+            if k < excess || session::overdue(self.probes[i].time(), now, self.rtt()) {
                 self.give_up(i);
             }
         }
@@ -412,6 +404,11 @@ impl Tracker {
                 self.give_up(i);
             }
         }
+    }
+
+    /// The round trip to expect: the latest answer's, else the sampler's.
+    fn rtt(&self) -> Option<u64> {
+        self.answer_rtt.or(self.sampler.sample)
     }
 
     /// Probes given up on since the last call, oldest first.
@@ -461,9 +458,10 @@ impl Tracker {
     /// The local end has sent data (or a FIN) the peer has not acknowledged.
     pub fn busy(&self) -> bool {
         let local = &self.dir[LOCAL];
+        // Unknown until the peer has acknowledged something (attached, and only
+        // the local end seen): taken as idle, and the first answer will say.
         match (local.seen().then_some(local.next_seq), self.dir[PEER].acked()) {
             (Some(nxt), Some(una)) => nxt.after(una),
-            (Some(_), None) => true,
             _ => false,
         }
     }

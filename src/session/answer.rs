@@ -5,7 +5,9 @@ use crate::wire::{Segment, Seq};
 /// `seg`, from the peer, is the ACK that answers a probe at `probe_seq`: no
 /// SYN, FIN, RST or data, acknowledging the probe's byte + 1, and (when known)
 /// sent from the peer's current sequence number `peer_next`, as a duplicate
-/// ACK is. Its window may have changed: that is still the answer.
+/// ACK is. Its window may have changed: that is still the answer. A D-SACK
+/// block for other bytes says it answers a duplicate of those (data resent
+/// on a slow path), not the probe, whose only D-SACK is its own byte.
 #[inline]
 pub fn is_ack_answer(seg: &Segment, probe_seq: Seq, peer_next: Option<Seq>) -> bool {
     let f = seg.flags;
@@ -14,6 +16,11 @@ pub fn is_ack_answer(seg: &Segment, probe_seq: Seq, peer_next: Option<Seq>) -> b
         && seg.payload_len == 0
         && seg.ack == probe_seq.plus(1)
         && peer_next.is_none_or(|n| seg.seq == n)
+        && seg
+            .options
+            .sack_blocks()
+            .first()
+            .is_none_or(|b| b.1.after(seg.ack) || *b == (probe_seq, probe_seq.plus(1)))
 }
 
 /// `seg`, from the peer, is a RST answering a probe whose ACK field was
@@ -119,6 +126,13 @@ mod tests {
         ));
         assert!(!is_ack_answer(&seg(Flags::ACK, 5001, 1000, 0), probe_seq, None));
         assert!(!is_ack_answer(&seg(0, 5001, 1001, 0), probe_seq, None));
+        // A D-SACK of other bytes answers their duplicate; of the probe's byte, the probe.
+        let mut dup = seg(Flags::ACK, 5001, 1001, 0);
+        dup.options.sack[0] = (Seq(996), Seq(1001));
+        dup.options.sack_len = 1;
+        assert!(!is_ack_answer(&dup, probe_seq, None));
+        dup.options.sack[0] = (Seq(1000), Seq(1001));
+        assert!(is_ack_answer(&dup, probe_seq, None));
         assert!(is_rst_answer(&seg(Flags::RST, 5001, 0, 0), Seq(5001)));
         assert!(!is_rst_answer(&seg(Flags::RST, 5000, 0, 0), Seq(5001)));
     }

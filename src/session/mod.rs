@@ -9,6 +9,8 @@ pub mod answer;
 pub mod negotiated;
 pub mod rate_limit;
 pub mod rst;
+pub mod rtt;
 
 pub use answer::{dsack, is_ack_answer, is_rst_answer, overdue, pick, Candidate};
 pub use rst::{ResetBy, RstAcceptance};
+pub use rtt::RttSampler;
