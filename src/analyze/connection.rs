@@ -270,7 +270,7 @@ impl Connection {
                 // no probe pending its run is already 0: the cold part is not touched.
                 if self.pending[o].is_some() {
                     if let Some(cold) = self.cold.as_deref_mut() {
-                        cold.ka[o].peer_spoke(&mut self.pending[o]);
+                        cold.ka[o].peer_spoke(&mut self.pending[o], time, self.rtt[o].sample);
                     }
                 }
             }

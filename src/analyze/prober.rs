@@ -327,11 +327,18 @@ impl Prober {
         self.run = 0;
     }
 
-    /// The peer sent something other than an answer: it is alive, and the
-    /// kernel's keepalive timer starts over.
-    pub fn peer_spoke(&mut self, pending: &mut Option<Pending>) {
-        self.earlier = [None; EARLIER];
-        if pending.take().is_some_and(|p| !p.zero_window) {
+    /// The peer sent something other than an answer at `time`: it is alive,
+    /// and the kernel's keepalive timer starts over. The probes it had time to
+    /// answer are settled by it (neither answered nor unanswered); those sent
+    /// less than two round trips ago stay in flight: their answers are on the way.
+    pub fn peer_spoke(&mut self, pending: &mut Option<Pending>, time: u64, rtt_hint: Option<u64>) {
+        let rtt = self.last_rtt.or(rtt_hint);
+        let settled = |p: &Option<Pending>| p.is_some_and(|p| session::overdue(p.time, time, rtt));
+        for p in self.earlier.iter_mut().filter(|p| settled(p)) {
+            *p = None;
+        }
+        self.earlier.sort_by_key(|p| p.map_or(u64::MAX, |p| p.time));
+        if settled(pending) && pending.take().is_some_and(|p| !p.zero_window) {
             self.last = Last::Answered;
         }
         self.run = 0;
