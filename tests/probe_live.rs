@@ -655,36 +655,33 @@ fn errors_are_one_line_exit_2_and_leave_nothing() {
     assert!(!ss.contains(":7079"), "{ss}");
 }
 
-/// A connection owned by another process (peer.py, kernel keepalive off), idle after its
-/// data: kaprobe attaches, provokes the peer into showing its sequence numbers, and
-/// probes on the application's behalf.
-#[test]
-fn attach_to_another_processs_idle_connection_with_provoke() {
-    let Some(lab) = Lab::up("pratt", &[]) else {
-        return;
-    };
+/// An application's connection from local port `port` (peer.py, kernel keepalive off),
+/// idle after its data, closing after 6-8 s: kaprobe attaches with `--provoke` and probes
+/// on its behalf for two rounds. Returns kaprobe's events and what the application saw.
+fn attach_and_provoke(lab: &Lab, port: &str) -> (Probed, Value) {
     let client = lab.client(
         "client.jsonl",
         &[
             "--bind-port",
-            "40005",
+            port,
             "--send",
             "100",
             "--echo",
             "--close-after",
-            "6",
+            "8",
             "--timeout",
-            "10",
+            "12",
         ],
     );
     let st = lab.path("client.jsonl");
     wait_until("the client's exchange", 10, || has_event(&st, "exchanged"));
+    let tuple = format!("10.77.1.1:{port}-10.77.101.2:7077");
     let p = Probed::run(lab.kaprobe(
         "c",
         &[
             "probe",
             "--attach",
-            "10.77.1.1:40005-10.77.101.2:7077",
+            &tuple,
             "--provoke",
             "--idle",
             "500ms",
@@ -699,13 +696,25 @@ fn attach_to_another_processs_idle_connection_with_provoke() {
         (s["mode"].as_str(), s["handshake_seen"].as_bool()),
         (Some("attach"), Some(false))
     );
-    assert_eq!(s["timestamps"], true, "learned from the peer's answer");
+    assert_eq!(s["timestamps"], true, "learned from a duplicate ACK's TSopt");
     answers_match_probes(&p, false);
-    assert_eq!(p.verdict()["outcome"], "alive");
+    let v = p.verdict();
+    assert_eq!((v["outcome"].as_str(), u(&v["answered"])), (Some("alive"), 2), "{v}");
     // The application's connection is untouched: it closes normally later.
     let out = client.wait_with_output().unwrap();
     let app: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
     assert_eq!(app["outcome"], "closed", "{app}");
+    (p, app)
+}
+
+/// kaprobe follows a connection another process owns and provokes it into showing its
+/// sequence numbers.
+#[test]
+fn attach_to_another_processs_idle_connection_with_provoke() {
+    let Some(lab) = Lab::up("pratt", &[]) else {
+        return;
+    };
+    attach_and_provoke(&lab, "40005");
 }
 
 /// The arguments shared by the stop-condition tests: answered probes, no --rounds.
@@ -984,55 +993,14 @@ fn attach_with_provoke_through_a_nat_learns_the_session_and_finds_it_alive() {
     let Some(lab) = Lab::up("prnat", &["--nat"]) else {
         return;
     };
-    let client = lab.client(
-        "client.jsonl",
-        &[
-            "--bind-port",
-            "40006",
-            "--send",
-            "100",
-            "--echo",
-            "--close-after",
-            "8",
-            "--timeout",
-            "12",
-        ],
-    );
-    let st = lab.path("client.jsonl");
-    wait_until("the client's exchange", 10, || has_event(&st, "exchanged"));
-    let p = Probed::run(lab.kaprobe(
-        "c",
-        &[
-            "probe",
-            "--attach",
-            "10.77.1.1:40006-10.77.101.2:7077",
-            "--provoke",
-            "--idle",
-            "500ms",
-            "--rounds",
-            "2",
-            "--json",
-        ],
-    ));
-    assert_eq!(p.code, 0, "{:?}\n{}", p.types(), p.stderr);
+    let (p, _) = attach_and_provoke(&lab, "40006");
     let s = p.one("session");
-    assert_eq!(s["handshake_seen"], false);
-    assert_eq!(s["timestamps"], true, "the local kernel's duplicate ACK carries TSopt");
     assert_eq!((&s["sack"], &s["peer_wscale"]), (&Value::Null, &Value::Null), "{s}");
     assert_eq!(s["peer_window_bytes"], Value::Null, "{s}");
-    answers_match_probes(&p, false);
-    let v = p.verdict();
-    assert_eq!((v["outcome"].as_str(), u(&v["answered"])), (Some("alive"), 2), "{v}");
     // No RST ended it: any that came answered kaprobe's own segment and were ignored.
     for r in p.of_type("peer_reset") {
         assert!(r["answers_own"] == true || r["accepted"] != "resets", "{r}");
     }
-    let out = client.wait_with_output().unwrap();
-    let app: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
-    assert_eq!(
-        app["outcome"], "closed",
-        "the application's connection closed normally: {app}"
-    );
 }
 
 /// `probe --idle 200ms --interval 200ms` against a Linux peer: the peer answers a 0-byte
