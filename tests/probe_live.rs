@@ -997,10 +997,9 @@ fn attach_with_provoke_through_a_nat_learns_the_session_and_finds_it_alive() {
     let s = p.one("session");
     assert_eq!((&s["sack"], &s["peer_wscale"]), (&Value::Null, &Value::Null), "{s}");
     assert_eq!(s["peer_window_bytes"], Value::Null, "{s}");
-    // No RST ended it: any that came answered kaprobe's own segment and were ignored.
-    for r in p.of_type("peer_reset") {
-        assert!(r["answers_own"] == true || r["accepted"] != "resets", "{r}");
-    }
+    // The provoking ACK went to the local end, not through the NAT: nothing answered it
+    // with a RST (the old provoke drew one a second from the path).
+    assert!(p.of_type("peer_reset").is_empty(), "{:?}", p.types());
 }
 
 /// `probe --idle 200ms --interval 200ms` against a Linux peer: the peer answers a 0-byte

@@ -325,12 +325,13 @@ fn a_lost_probe_is_passed_over_once_the_round_trip_is_known() {
     r.s.timestamps = false;
     r.open();
     r.probe(10 * S, Client, 0);
-    r.answer(MS, Server); // round trip 1 ms
+    r.answer(800 * MS, Server); // round trip 0.8 s: a probe stays answerable for 1.6 s
     r.probe(10 * S, Client, 0); // lost
-    r.probe(S, Client, 0);
-    r.answer(MS, Server);
+    r.probe(S, Client, 0); // the lost one is still in flight when this leaves
+    r.answer(800 * MS, Server);
     let (_, segs, flows) = r.finish();
-    assert_eq!((segs[4].answers, segs[4].rtt), (Some(segs[3].frame), Some(MS)));
+    // 0.8 s after the second probe, not 1.8 s after the lost one.
+    assert_eq!((segs[4].answers, segs[4].rtt), (Some(segs[3].frame), Some(800 * MS)));
     assert_eq!((flows[0].answered, flows[0].unanswered), (2, 1));
 }
 

@@ -272,6 +272,16 @@ impl Tracker {
             None if s.flags.rst() => Some(self.rst(pkt)),
             _ => None,
         };
+        // A RST the local end would not take (one answering kaprobe's own
+        // segment, or out of window) says nothing of the peer's state.
+        if rst.is_some_and(|r| r.answers_own || r.acceptance != RstAcceptance::Resets) {
+            return Seen::Peer {
+                answer,
+                rst,
+                fin: false,
+                data: 0,
+            };
+        }
         self.sampler.acked(s, t);
         if let Some((_, ecr)) = s.options.timestamp.filter(|_| s.flags.ack()) {
             self.peer_tsecr = Some(TsSample { tsval: ecr, time: t });
@@ -304,7 +314,8 @@ impl Tracker {
         let seq = pkt.tcp.seq;
         let peer = &self.dir[PEER];
         let rcv_nxt = self.rcv_nxt();
-        let window = peer.window().unwrap_or(0).max(self.dir[LOCAL].window().unwrap_or(0));
+        // The local end's receive window: what it advertised.
+        let window = self.dir[LOCAL].window().unwrap_or(0);
         Rst {
             seq,
             acceptance: session::rst::acceptance(seq, rcv_nxt, window),

@@ -32,13 +32,16 @@ struct Timed {
 pub struct RttSampler {
     timed: Option<Timed>,
     taken: u8,
+    /// The side's first data segment has been timed (or passed).
+    data_timed: bool,
     /// The latest round trip measured.
     pub sample: Option<u64>,
 }
 
 impl RttSampler {
     /// Something is being timed (the caller need only pass segments while it is,
-    /// and segments that could start a timing: a SYN, the side's first data).
+    /// and segments that could start a timing: a SYN, the side's first data;
+    /// any other segment is ignored, so passing every one gives the same samples).
     pub fn busy(&self) -> bool {
         self.timed.is_some()
     }
@@ -56,8 +59,10 @@ impl RttSampler {
             // The timed segment again: a retransmission.
             Some(tm) if !seg.end().after(tm.end) => tm.again = Some(now),
             Some(_) => {}
-            None if self.taken < TIMED => {
+            // Only a SYN (or SYN/ACK) and the side's first data segment are timed.
+            None if self.taken < TIMED && (seg.flags.syn() || (seg.payload_len > 0 && !self.data_timed)) => {
                 self.taken += 1;
+                self.data_timed |= seg.payload_len > 0;
                 self.timed = Some(Timed {
                     end: seg.end(),
                     first: now,
@@ -122,6 +127,14 @@ mod tests {
         assert_eq!(r.sample, Some(1500 * MS));
         r.sent(&seg(Flags::ACK, 106, 901, 5, None), 4000 * MS);
         assert!(!r.busy(), "two segments are timed, no more");
+        // A FIN, or a second data segment, starts nothing even when nothing else was timed.
+        let mut r = RttSampler::default();
+        r.sent(&seg(Flags::ACK, 101, 901, 5, None), 0);
+        r.acked(&seg(Flags::ACK, 901, 106, 0, None), 10 * MS);
+        r.sent(&seg(Flags::ACK, 106, 901, 5, None), 20 * MS);
+        r.sent(&seg(Flags::ACK | Flags::FIN, 111, 901, 0, None), 20 * MS);
+        assert!(!r.busy());
+        assert_eq!(r.sample, Some(10 * MS));
     }
 
     #[test]

@@ -459,7 +459,19 @@ fn a_rst_answering_no_probe_counts_only_at_rcv_nxt() {
     let r = rst_at(&mut t, 4242);
     assert!(r.answers_own);
     assert_eq!(r.by, Some(ResetBy::Peer));
+    // None of these RSTs moved the session's state.
+    assert_eq!((t.rcv_nxt(), t.snd_nxt()), (Some(Seq(5101)), Some(Seq(1101))));
     assert_eq!(rst_at(&mut t, 5101).acceptance, RstAcceptance::Resets);
+}
+
+#[test]
+fn a_rst_answering_the_provoke_before_anything_else_teaches_nothing() {
+    let mut t = tracker();
+    t.sent_other(Seq(42), Seq(0x4000_0000), Flags::ACK);
+    t.observe(&seg(false, 0x4000_0000, 0, Flags::RST).packet(), SEC);
+    assert_eq!(t.rcv_nxt(), None);
+    t.observe(&seg(false, 5101, 1101, A).packet(), 2 * SEC);
+    assert_eq!(t.rcv_nxt(), Some(Seq(5101)));
 }
 
 #[test]
