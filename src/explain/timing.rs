@@ -1,6 +1,6 @@
 //! `explain timing`: when the first probe leaves, when a dead peer is
 //! declared, and which middlebox idle timeouts the settings lose to
-//! (`docs/keepalive-facts.md` §2 and §5). Pure arithmetic on
+//! (`docs/tcp-keepalive.md` §2 and §5). Pure arithmetic on
 //! seconds; reading the host's sysctls is the CLI's job.
 
 use crate::units::format_duration;

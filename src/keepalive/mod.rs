@@ -3,7 +3,7 @@
 //! I/O; the caller passes every time (nanoseconds, any epoch) and acts on what
 //! comes back. The probe styles are in [`style`], the probe builder in [`probe`].
 //!
-//! The rules (docs/keepalive-facts.md §2):
+//! The rules (docs/tcp-keepalive.md §2):
 //! - idle counts from the last segment *received* from the peer;
 //! - after `idle` without one, a probe; then one every `interval` while unanswered;
 //! - anything received (an answer) resets the count, and the next probe comes a

@@ -1,6 +1,6 @@
 //! The probe styles kaprobe can send and explain: one table of what each stack
 //! puts in its keepalive probe and where that is written down
-//! (docs/keepalive-facts.md §1). `probe`, `explain` and the synthetic
+//! (docs/tcp-keepalive.md §1). `probe`, `explain` and the synthetic
 //! scenarios all read it; the builder in [`super::probe`] follows it.
 
 use std::fmt;
@@ -39,7 +39,7 @@ pub enum TsRule {
 
 /// The probe's sequence number. Both come to SND.NXT − 1 when probing: a stack
 /// only probes with nothing in flight, so SND.UNA = SND.NXT
-/// (docs/keepalive-facts.md §2).
+/// (docs/tcp-keepalive.md §2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SeqRule {
     SndUnaMinusOne,

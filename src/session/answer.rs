@@ -1,4 +1,4 @@
-//! Is this segment the answer to a probe, and to which (docs/keepalive-facts.md §3, §9, §10, §11).
+//! Is this segment the answer to a probe, and to which (docs/tcp-keepalive.md §3, §9, §10, §11).
 
 use crate::wire::{Segment, Seq};
 

@@ -3,7 +3,7 @@
 //! [`crate::flow::Direction`], and the rules on it are written once, here, as
 //! pure functions of that state — what was negotiated, whether a segment
 //! answers a probe (and which), whether the peer's answer rate limit applies,
-//! and what a RST means. Facts and sources: `docs/keepalive-facts.md`.
+//! and what a RST means. Facts and sources: `docs/tcp-keepalive.md`.
 
 pub mod answer;
 pub mod negotiated;

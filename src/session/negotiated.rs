@@ -1,4 +1,4 @@
-//! What the handshake settled (docs/keepalive-facts.md §8).
+//! What the handshake settled (docs/tcp-keepalive.md §8).
 
 /// Timestamps are in use (RFC 7323 §3.2): both SYNs carried TSopt. `syn` is
 /// each SYN's TSopt when that SYN was seen. Without both SYNs, a TSopt seen in

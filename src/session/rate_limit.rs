@@ -1,4 +1,4 @@
-//! When a Linux peer's answer rate limit applies (docs/keepalive-facts.md §3, §6).
+//! When a Linux peer's answer rate limit applies (docs/tcp-keepalive.md §3, §6).
 //!
 //! A Linux socket answers a segment outside its receive window with a
 //! duplicate ACK at most once per `tcp_invalid_ratelimit` (500 ms), counted

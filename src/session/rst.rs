@@ -1,4 +1,4 @@
-//! What a RST from the peer's direction means (docs/keepalive-facts.md §3, §7).
+//! What a RST from the peer's direction means (docs/tcp-keepalive.md §3, §7).
 
 use crate::wire::Seq;
 
