@@ -1002,6 +1002,14 @@ fn attach_with_provoke_through_a_nat_learns_the_session_and_finds_it_alive() {
     assert!(p.of_type("peer_reset").is_empty(), "{:?}", p.types());
 }
 
+/// `kaprobe probe --connect V4 --json --pcap FILE ARGS...` in the client namespace.
+fn recorded(lab: &Lab, file: &str, args: &[&str]) -> (Probed, std::path::PathBuf) {
+    let pcap = lab.path(file);
+    let mut all = vec!["probe", "--connect", V4, "--json", "--pcap", pcap.to_str().unwrap()];
+    all.extend_from_slice(args);
+    (Probed::run(lab.kaprobe("c", &all)), pcap)
+}
+
 /// `probe --idle 200ms --interval 200ms` against a Linux peer: the peer answers a 0-byte
 /// probe at most once per 500 ms, so some probes go unanswered. `verify` of the recording
 /// flags exactly those (never a probe that was answered), and agrees with `probe`.
@@ -1010,13 +1018,10 @@ fn verify_flags_only_the_probes_the_peers_rate_limit_left_unanswered() {
     let Some(lab) = Lab::up("prrl", &[]) else {
         return;
     };
-    let pcap = lab.path("rl.pcap");
-    let p = Probed::run(lab.kaprobe(
-        "c",
+    let (p, pcap) = recorded(
+        &lab,
+        "rl.pcap",
         &[
-            "probe",
-            "--connect",
-            V4,
             "--send",
             "hi",
             "--idle",
@@ -1025,11 +1030,8 @@ fn verify_flags_only_the_probes_the_peers_rate_limit_left_unanswered() {
             "200ms",
             "--duration",
             "3s",
-            "--json",
-            "--pcap",
-            pcap.to_str().unwrap(),
         ],
-    ));
+    );
     let v = p.verdict();
     let limited: Vec<u64> = p
         .of_type("probe_unanswered")
@@ -1090,26 +1092,11 @@ fn answers_slower_than_the_interval_pair_with_their_own_probes() {
             lab.ok("exec", &["c", "sysctl", "-qw", "net.ipv4.tcp_timestamps=0"]);
         }
         lab.ok("fault", &["delay", "1500ms"]);
-        let pcap = lab.path("delay.pcap");
-        let p = Probed::run(lab.kaprobe(
-            "c",
-            &[
-                "probe",
-                "--connect",
-                V4,
-                "--send",
-                "hello",
-                "--idle",
-                "1s",
-                "--interval",
-                "1s",
-                "--rounds",
-                "3",
-                "--json",
-                "--pcap",
-                pcap.to_str().unwrap(),
-            ],
-        ));
+        let (p, pcap) = recorded(
+            &lab,
+            "delay.pcap",
+            &["--send", "hello", "--idle", "1s", "--interval", "1s", "--rounds", "3"],
+        );
         assert_eq!(p.code, 0, "ts {ts}: {:?}\n{}", p.types(), p.stderr);
         assert_eq!(p.one("session")["timestamps"], ts);
         let v = p.verdict();
