@@ -52,10 +52,12 @@ impl Probed {
         self.events.iter().filter(|e| e["type"] == t).collect()
     }
 
+    /// The session's events in order (the run's `summary`, last, left out).
     fn types(&self) -> Vec<String> {
         self.events
             .iter()
             .map(|e| e["type"].as_str().unwrap().to_string())
+            .filter(|t| t != "summary")
             .collect()
     }
 
@@ -65,12 +67,15 @@ impl Probed {
         v[0]
     }
 
+    /// The one session's verdict: its last event, followed only by the run's summary.
     fn verdict(&self) -> &Value {
-        let last = self
-            .events
-            .last()
-            .unwrap_or_else(|| panic!("no events; stderr: {}", self.stderr));
+        let [.., last, summary] = self.events.as_slice() else {
+            panic!("no verdict and summary; stderr: {}", self.stderr);
+        };
+        assert_eq!(summary["type"], "summary", "the summary comes last: {:?}", self.types());
+        assert_eq!(u(&summary["sessions"]), 1, "{summary}");
         assert_eq!(last["type"], "verdict", "the verdict comes last: {:?}", self.types());
+        assert_eq!(last["session"], 1, "{last}");
         last
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod explain;
 pub mod probe;
+mod probe_out;
 pub mod verify;
 
 use clap::{Parser, Subcommand};

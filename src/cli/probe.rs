@@ -1,14 +1,17 @@
 //! `kaprobe probe`: the live keepalive emulator.
 
 use super::exit;
+use super::probe_out::{HumanSink, JsonSink};
 use crate::keepalive::{self, Style};
 use crate::live::capture::{check_device, LiveCapture, OpenCapture};
-use crate::live::engine::{self, Event, Mode, Outcome, Setup, Sink};
+use crate::live::engine;
 use crate::live::linker::Linker;
 use crate::live::send::RawSender;
+use crate::live::session::canonical;
 use crate::live::{privs, route, socket, LiveError};
+use crate::live::{Mode, Senders, Setup, Shared, Start, Summary};
 use crate::report::pcap::PcapOut;
-use crate::units::{format_duration, parse_duration};
+use crate::units::parse_duration;
 use anyhow::{anyhow, Context, Result};
 use clap::{ArgGroup, Args};
 use std::io::{self, IsTerminal, Write};
@@ -21,9 +24,14 @@ use std::time::{Duration, Instant};
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("target").required(true).args(["connect", "listen", "attach"])))]
 pub struct ProbeArgs {
-    /// Open a TCP connection to HOST:PORT (kernel keepalive off) and probe it.
+    /// Open a TCP connection to HOST:PORT (kernel keepalive off) and probe it;
+    /// repeat for several targets.
     #[arg(long, value_name = "HOST:PORT")]
-    pub connect: Option<String>,
+    pub connect: Vec<String>,
+    /// Connections to open to each --connect target, probed at once.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "connect",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub sessions: u32,
     /// Accept one connection on [ADDR:]PORT and probe the client (server-side keepalive).
     #[arg(long, value_name = "[ADDR:]PORT")]
     pub listen: Option<String>,
@@ -82,7 +90,8 @@ pub struct ProbeArgs {
     /// Record the session (both directions) to this pcap file.
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
-    /// JSON Lines on stdout: one object per event, a `verdict` last.
+    /// JSON Lines on stdout: one object per event, each with its `session`
+    /// (1, 2, …; 0 for the whole run), a `verdict` per session, a `summary` last.
     #[arg(long)]
     pub json: bool,
 }
@@ -90,7 +99,7 @@ pub struct ProbeArgs {
 pub fn run(args: &ProbeArgs) -> u8 {
     let stop = Arc::new(AtomicBool::new(false));
     match session(args, stop) {
-        Ok(Outcome::Alive) => exit::OK,
+        Ok(s) if s.all_alive() => exit::OK,
         Ok(_) => exit::VERDICT,
         Err(e) => {
             let _ = io::stdout().flush();
@@ -125,15 +134,6 @@ fn connect_target(s: &str) -> Result<&str> {
         ));
     }
     Ok(s)
-}
-
-fn canonical(a: SocketAddr) -> SocketAddr {
-    match a.ip() {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(a, |v4| SocketAddr::new(IpAddr::V4(v4), a.port())),
-        _ => a,
-    }
 }
 
 fn bpf_host(ip: IpAddr) -> String {
@@ -215,7 +215,65 @@ fn parse_keepalive_time(s: &str) -> std::result::Result<u64, String> {
     }
 }
 
-fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Outcome> {
+/// Room for the sessions' sockets: the soft limit on open files raised as
+/// far as the hard one (as root, the hard one too), before privileges go.
+fn files_for(sessions: usize) -> Result<()> {
+    let need = sessions as u64 + 64;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_cur >= need {
+            return Ok(());
+        }
+        let want = libc::rlimit {
+            rlim_cur: need,
+            rlim_max: lim.rlim_max.max(need),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+            return Ok(());
+        }
+        let most = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        libc::setrlimit(libc::RLIMIT_NOFILE, &most);
+    }
+    Err(anyhow!(
+        "--sessions: {sessions} sessions need {need} open files, and the limit is {} (raise it with ulimit -n, or run as root)",
+        lim.rlim_max
+    ))
+}
+
+/// `--connect` targets: resolved, one interface for all (one capture serves them).
+fn connect_targets(args: &ProbeArgs) -> Result<(Vec<SocketAddr>, String)> {
+    let mut targets: Vec<SocketAddr> = Vec::new();
+    for t in &args.connect {
+        let a = canonical(resolve(connect_target(t)?)?);
+        if !targets.contains(&a) {
+            targets.push(a);
+        }
+    }
+    let mut dev: Option<String> = None;
+    for a in &targets {
+        let d = interface_for(args, a.ip())?;
+        match &dev {
+            Some(d0) if *d0 != d => {
+                return Err(anyhow!(
+                    "--connect: {} routes via {d} and {} via {d0}: one capture serves every session, so pass --interface any",
+                    a,
+                    targets[0]
+                ))
+            }
+            _ => dev = Some(d),
+        }
+    }
+    Ok((targets, dev.unwrap_or_else(|| "any".into())))
+}
+
+fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Summary> {
     if args.interval == 0 {
         return Err(anyhow!("--interval: must be more than 0"));
     }
@@ -227,23 +285,36 @@ fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Outcome> {
         user_timeout: args.user_timeout.filter(|u| *u > 0),
     };
     let begun = Instant::now();
-    let (mode, socket, local, remote, sender, cap, pcap) = if let Some(target) = &args.connect {
-        let remote = canonical(resolve(connect_target(target)?)?);
-        let dev = interface_for(args, remote.ip())?;
-        let mut sender = RawSender::open(remote.ip())?;
-        let (fd, port) = socket::prepare(remote, args.bind_port)?;
-        let filter = format!(
-            "tcp and {} and port {} and port {port}",
-            bpf_host(remote.ip()),
-            remote.port()
-        );
-        let cap = OpenCapture::open(&dev, &filter)?;
+    let mut senders = Senders::default();
+    let (mode, starts, cap, pcap) = if !args.connect.is_empty() {
+        let (targets, dev) = connect_targets(args)?;
+        let total = targets.len() * args.sessions as usize;
+        if total > 1 && args.bind_port != 0 {
+            return Err(anyhow!("--bind-port: one local port cannot serve {total} sessions"));
+        }
+        files_for(total)?;
+        if targets.iter().any(|a| a.is_ipv4()) {
+            senders.v4 = Some(RawSender::open(IpAddr::V4([0, 0, 0, 0].into()))?);
+        }
+        if targets.iter().any(|a| a.is_ipv6()) {
+            senders.v6 = Some(RawSender::open(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))?);
+        }
+        let hosts: Vec<String> = targets
+            .iter()
+            .map(|a| format!("({} and port {})", bpf_host(a.ip()), a.port()))
+            .collect();
+        let cap = OpenCapture::open(&dev, &format!("tcp and ({})", hosts.join(" or ")))?;
         let mut pcap = open_pcap(args, &cap)?;
         let cap = unprivileged(cap, &mut pcap, &stop)?;
-        let sock = socket::connect(fd, remote, Duration::from_nanos(args.connect_timeout))?;
-        let local = canonical(sock.local_addr().context("getsockname")?);
-        sender.bind(local.ip())?;
-        (Mode::Connect, Some(sock), local, remote, sender, cap, pcap)
+        // Round-robin over the targets: each gets its share from the start.
+        let starts = (0..args.sessions as usize)
+            .flat_map(|_| targets.iter())
+            .map(|&remote| Start::Connect {
+                remote,
+                bind_port: args.bind_port,
+            })
+            .collect();
+        (Mode::Connect, starts, cap, pcap)
     } else if let Some(spec) = &args.listen {
         let addr: SocketAddr = match spec.parse::<u16>() {
             Ok(port) => (std::net::Ipv6Addr::UNSPECIFIED, port).into(),
@@ -258,8 +329,8 @@ fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Outcome> {
         check_device(&dev)?;
         // Both families: which one is known only after accept, and by then the
         // privileges to open raw sockets are gone.
-        let v4 = RawSender::open(IpAddr::V4([0, 0, 0, 0].into()))?;
-        let v6 = RawSender::open(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)).ok();
+        senders.v4 = Some(RawSender::open(IpAddr::V4([0, 0, 0, 0].into()))?);
+        senders.v6 = RawSender::open(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)).ok();
         let listener = socket::listen(addr)?;
         let cap = OpenCapture::open(&dev, &format!("tcp and port {}", addr.port()))?;
         let mut pcap = open_pcap(args, &cap)?;
@@ -270,15 +341,7 @@ fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Outcome> {
         };
         drop(listener);
         socket::keepalive_off(&sock);
-        let local = canonical(sock.local_addr().context("getsockname")?);
-        let remote = canonical(sock.peer_addr().context("getpeername")?);
-        let mut sender = match (local.is_ipv4(), v6) {
-            (true, _) => v4,
-            (false, Some(v6)) => v6,
-            (false, None) => return Err(anyhow!("raw socket: IPv6 is not available")),
-        };
-        sender.bind(local.ip())?;
-        (Mode::Listen, Some(sock), local, remote, sender, cap, pcap)
+        (Mode::Listen, vec![Start::Socket(sock)], cap, pcap)
     } else {
         let spec = args.attach.as_deref().unwrap_or_default();
         let (l, r) = spec
@@ -294,8 +357,12 @@ fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Outcome> {
             return Err(anyhow!("--attach {spec}: mixed IPv4 and IPv6"));
         }
         let dev = interface_for(args, remote.ip())?;
-        let mut sender = RawSender::open(local.ip())?;
-        sender.bind(local.ip())?;
+        let sender = RawSender::open(local.ip())?;
+        if local.is_ipv4() {
+            senders.v4 = Some(sender);
+        } else {
+            senders.v6 = Some(sender);
+        }
         let filter = format!(
             "tcp and {} and {} and port {} and port {}",
             bpf_host(local.ip()),
@@ -306,354 +373,50 @@ fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Outcome> {
         let cap = OpenCapture::open(&dev, &filter)?;
         let mut pcap = open_pcap(args, &cap)?;
         let cap = unprivileged(cap, &mut pcap, &stop)?;
-        (Mode::Attach, None, local, remote, sender, cap, pcap)
+        (Mode::Attach, vec![Start::Attach { local, remote }], cap, pcap)
     };
-    let capture = cap;
     let elapsed = begun.elapsed().as_nanos() as u64;
-    let setup = Setup {
+    let sessions = starts.len();
+    let shared = Shared {
         mode,
-        local,
-        remote,
-        socket,
-        capture,
-        sender,
-        pcap,
         ka,
         style: args.style,
         payload: args.payload,
         send: data,
         rounds: args.rounds,
-        duration: args.duration.map(|d| d.saturating_sub(elapsed).max(1)),
         no_abort: args.no_abort,
         provoke: args.provoke,
-        interrupted: stop,
         ready_timeout: 3_000_000_000,
+        connect_timeout: args.connect_timeout,
+        device: cap.device.clone(),
+        link: cap.link.name(),
+        single: sessions == 1,
+    };
+    let setup = Setup {
+        shared,
+        sessions: starts,
+        capture: cap,
+        senders,
+        pcap,
+        duration: args.duration.map(|d| d.saturating_sub(elapsed).max(1)),
+        interrupted: stop,
     };
     let stdout = io::stdout();
-    let verdict = if args.json {
-        engine::run(setup, &mut JsonSink { out: stdout.lock() })?
-    } else {
-        let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let summary = if args.json {
+        // Buffered: the engine flushes whenever it waits.
         engine::run(
             setup,
-            &mut HumanSink {
-                out: stdout.lock(),
-                t0: None,
-                isn: (None, None),
-                color,
+            &mut JsonSink {
+                out: io::BufWriter::new(stdout.lock()),
             },
         )?
-    };
-    Ok(verdict.outcome)
-}
-
-fn human(ns: u64) -> String {
-    if ns == 0 {
-        "0s".into()
     } else {
-        format_duration(ns)
-    }
-}
-
-struct JsonSink<W: Write> {
-    out: W,
-}
-
-impl<W: Write> Sink for JsonSink<W> {
-    fn event(&mut self, ev: &Event) {
-        if let Ok(s) = serde_json::to_string(ev) {
-            let _ = writeln!(self.out, "{s}");
-            let _ = self.out.flush();
-        }
-    }
-}
-
-struct HumanSink<W: Write> {
-    out: W,
-    t0: Option<u64>,
-    /// ISNs (local, remote), for relative numbers.
-    isn: (Option<u32>, Option<u32>),
-    color: bool,
-}
-
-impl<W: Write> HumanSink<W> {
-    fn rel(&self, t: u64) -> String {
-        let t0 = self.t0.unwrap_or(t);
-        format!("+{:.3}s", t.saturating_sub(t0) as f64 / 1e9)
-    }
-
-    fn num(v: u32, isn: Option<u32>) -> String {
-        match isn {
-            Some(i) => format!("{v} ({})", v.wrapping_sub(i)),
-            None => v.to_string(),
-        }
-    }
-
-    fn paint(&self, s: &str, code: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{s}\x1b[0m")
-        } else {
-            s.to_string()
-        }
-    }
-
-    /// One timeline row; `cols` are seq, ack, len and rtt.
-    fn line(&mut self, t: u64, what: &str, cols: [String; 4], note: &str) {
-        let [seq, ack, len, rtt] = cols;
-        let what = match what.split(' ').next() {
-            Some("ack") | Some("dsack") => self.paint(&format!("{what:<11}"), "32"),
-            Some("reset") | Some("unanswered") | Some("abort") | Some("drops") => {
-                self.paint(&format!("{what:<11}"), "31")
-            }
-            _ => format!("{what:<11}"),
-        };
-        let _ = writeln!(
-            self.out,
-            "  {:>9}  {what}  {seq:>24}  {ack:>24}  {len:>3}  {rtt:>9}  {note}",
-            self.rel(t)
-        );
-    }
-}
-
-impl<W: Write> Sink for HumanSink<W> {
-    fn event(&mut self, ev: &Event) {
-        let (l, r) = self.isn;
-        match ev {
-            Event::Exchanged { at, sent, received } => {
-                self.t0.get_or_insert(at.time_ns);
-                let _ = writeln!(self.out, "exchanged: sent {sent} bytes, received {received}");
-            }
-            Event::Session {
-                at,
-                interface,
-                link,
-                info,
-                style,
-                payload,
-                idle_s,
-                interval_s,
-                count,
-                user_timeout_s,
-                last_received_ns,
-                ..
-            } => {
-                // Times count from the peer's last segment, where idle starts.
-                self.t0 = Some(last_received_ns.unwrap_or(at.time_ns));
-                self.isn = (info.isn_local, info.isn_remote);
-                let onoff = |b: Option<bool>| match b {
-                    Some(true) => "on",
-                    Some(false) => "off",
-                    None => "unknown",
-                };
-                let window = match (info.peer_window, info.peer_wscale, info.peer_window_bytes) {
-                    (Some(w), Some(s), Some(b)) if s > 0 => format!("{w} << {s} = {b} bytes"),
-                    (Some(w), _, Some(b)) => format!("{w} = {b} bytes"),
-                    (Some(w), _, None) => format!("{w} (scale unknown)"),
-                    (None, ..) => "unknown".into(),
-                };
-                let _ = writeln!(
-                    self.out,
-                    "session {} > {} on {interface} ({link}){}",
-                    info.local,
-                    info.remote,
-                    if info.handshake_seen {
-                        ", handshake seen"
-                    } else {
-                        ", attached (no handshake seen)"
-                    }
-                );
-                let _ = writeln!(
-                    self.out,
-                    "  timestamps {}, SACK {}, peer window {window}, SND.NXT {}, RCV.NXT {}",
-                    onoff(info.timestamps),
-                    onoff(info.sack),
-                    Self::num(info.snd_nxt, info.isn_local),
-                    Self::num(info.rcv_nxt, info.isn_remote),
-                );
-                let ut = user_timeout_s.map_or(String::new(), |u| {
-                    format!(", user timeout {}", format_duration((u * 1e9) as u64))
-                });
-                let _ = writeln!(
-                    self.out,
-                    "probing: style {style} ({payload} byte{}), idle {}, interval {}, count {count}{ut}",
-                    if *payload == 1 { "" } else { "s" },
-                    human((idle_s * 1e9) as u64),
-                    human((interval_s * 1e9) as u64),
-                );
-                let _ = writeln!(
-                    self.out,
-                    "  {:>9}  {:<11}  {:>24}  {:>24}  {:>3}  {:>9}  note",
-                    "time", "event", "seq (rel)", "ack (rel)", "len", "rtt"
-                );
-            }
-            Event::ProbeSent {
-                at,
-                n,
-                seq,
-                ack,
-                len,
-                tsval,
-                rate_limited,
-                ..
-            } => {
-                let mut note = tsval.map_or(String::new(), |v| format!("tsval {v}"));
-                if *rate_limited {
-                    note += " (within the peer's 500 ms answer limit)";
-                }
-                self.line(
-                    at.time_ns,
-                    &format!("probe {n}"),
-                    [Self::num(*seq, l), Self::num(*ack, r), len.to_string(), String::new()],
-                    note.trim(),
-                );
-            }
-            Event::ProbeAcked {
-                at,
-                n,
-                seq,
-                ack,
-                dsack,
-                rtt_ms,
-                ..
-            } => self.line(
-                at.time_ns,
-                if *dsack { "dsack" } else { "ack" },
-                [
-                    Self::num(*seq, r),
-                    Self::num(*ack, l),
-                    "0".into(),
-                    format!("{rtt_ms:.3}ms"),
-                ],
-                &format!("answers probe {n}"),
-            ),
-            Event::ProbeReset {
-                at,
-                n,
-                seq,
-                rtt_ms,
-                reset_by,
-                ..
-            } => {
-                let who = match *reset_by {
-                    Some("path") => "something on the path (its TTL is not the peer's) no longer knows the connection",
-                    _ => "the peer no longer knows the connection",
-                };
-                self.line(
-                    at.time_ns,
-                    "reset",
-                    [Self::num(*seq, r), "-".into(), "0".into(), format!("{rtt_ms:.3}ms")],
-                    &format!("answers probe {n}: {who}"),
-                )
-            }
-            Event::ProbeUnanswered { at, n, note, .. } => {
-                let text = format!(
-                    "probe {n} got no answer{}",
-                    note.map_or(String::new(), |s| format!(" ({s})"))
-                );
-                self.line(
-                    at.time_ns,
-                    "unanswered",
-                    [String::new(), String::new(), String::new(), String::new()],
-                    &text,
-                );
-            }
-            Event::ProbeDeferred { at } => self.line(
-                at.time_ns,
-                "deferred",
-                [String::new(), String::new(), String::new(), String::new()],
-                "data unacknowledged: no probe",
-            ),
-            Event::PeerReset {
-                at,
-                seq,
-                accepted,
-                answers_own,
-                reset_by,
-            } => {
-                let from = if *reset_by == Some("path") {
-                    " (its TTL is not the peer's: sent on the path)"
-                } else {
-                    ""
-                };
-                let note = match (*answers_own, *accepted) {
-                    (true, _) => format!(
-                        "answers kaprobe's own segment{from}: whoever sent it does not know the connection as addressed (a NAT?); ignored"
-                    ),
-                    (false, "resets") => format!("the peer reset the connection{from}"),
-                    (false, how) => format!("seq is not RCV.NXT: the local end does not take it ({how}); ignored{from}"),
-                };
-                let what = if *accepted == "resets" && !answers_own {
-                    "reset"
-                } else {
-                    "rst"
-                };
-                self.line(
-                    at.time_ns,
-                    what,
-                    [Self::num(*seq, r), "-".into(), "0".into(), String::new()],
-                    &note,
-                )
-            }
-            Event::PeerClosed { at } => self.line(
-                at.time_ns,
-                "fin",
-                [String::new(), String::new(), String::new(), String::new()],
-                "the peer closed the connection",
-            ),
-            Event::CaptureDrops {
-                at,
-                dropped,
-                if_dropped,
-            } => self.line(
-                at.time_ns,
-                "drops",
-                [String::new(), String::new(), String::new(), String::new()],
-                &format!("the capture dropped {dropped} packets, the interface {if_dropped} (so far)"),
-            ),
-            Event::Abort { at, seq, ack } => self.line(
-                at.time_ns,
-                "abort",
-                [Self::num(*seq, l), Self::num(*ack, r), "0".into(), String::new()],
-                "RST: the connection is closed, as Linux does",
-            ),
-            Event::Verdict(v) => {
-                let rtt = v.rtt_ms.map_or(String::new(), |s| {
-                    format!(", rtt {:.3}/{:.3}/{:.3} ms min/avg/max", s.min, s.avg, s.max)
-                });
-                let rl = if v.unanswered_rate_limited > 0 {
-                    format!(" ({} within the peer's 500 ms answer limit)", v.unanswered_rate_limited)
-                } else {
-                    String::new()
-                };
-                let pending = if v.pending > 0 {
-                    format!(", {} pending", v.pending)
-                } else {
-                    String::new()
-                };
-                let outcome = match v.outcome {
-                    Outcome::Alive => self.paint("alive", "32"),
-                    o => self.paint(o.name(), "31"),
-                };
-                let _ = writeln!(
-                    self.out,
-                    "verdict: {outcome} ({}): {} probes, {} answered, {} unanswered{rl}{pending}, {} reset{rtt}; {:.3} s",
-                    serde_json::to_value(v.reason)
-                        .ok()
-                        .and_then(|x| x.as_str().map(str::to_string))
-                        .unwrap_or_default(),
-                    v.probes,
-                    v.answered,
-                    v.unanswered,
-                    v.resets,
-                    v.elapsed_s
-                );
-                if let Some(note) = &v.note {
-                    let _ = writeln!(self.out, "  {}", self.paint(note, "33"));
-                }
-            }
-        }
-        let _ = self.out.flush();
-    }
+        let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let status_line = io::stderr().is_terminal();
+        let out = io::BufWriter::new(stdout.lock());
+        engine::run(setup, &mut HumanSink::new(out, sessions, color, status_line))?
+    };
+    Ok(summary)
 }
 
 #[cfg(test)]

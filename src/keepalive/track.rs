@@ -23,9 +23,9 @@ use std::net::SocketAddr;
 
 const MS: u64 = 1_000_000;
 
-/// Sent probes kept for lookup: the latest this many. At most
-/// `IN_FLIGHT` of them wait for an answer at once.
-pub const PROBES_KEPT: usize = 16;
+/// Sent probes kept for lookup: the latest this many (a given-up probe is
+/// looked up just after). At most `IN_FLIGHT` of them wait for an answer at once.
+pub const PROBES_KEPT: usize = 8;
 
 /// Probes that may wait for an answer at once (a path slower than the
 /// interval); an older one is given up on. As many as `verify` keeps.
@@ -212,7 +212,7 @@ impl Tracker {
             sampler: RttSampler::default(),
             answer_rtt: None,
             limiter_stamped: None,
-            probes: VecDeque::with_capacity(PROBES_KEPT),
+            probes: VecDeque::new(),
             sent_total: 0,
             given_up: Vec::new(),
             own_other: Vec::new(),

@@ -1,17 +1,23 @@
 //! The live emulator's I/O edges: the raw-socket sender (pnet), the libpcap
-//! receiver (the `pcap` crate), the kernel TCP socket, route lookup,
-//! privileges and the `--pcap` linker, and the engine loop that feeds the pure
-//! state machine (`crate::keepalive`) and acts on it.
+//! receiver (the `pcap` crate), the kernel TCP sockets (socket2), route
+//! lookup, privileges and the `--pcap` linker; the sessions (`session`), each
+//! feeding the pure state machine (`crate::keepalive`) and acting on it; and
+//! the engine loop that runs many of them at once.
 
 pub mod capture;
 pub mod engine;
+pub mod event;
 pub mod linker;
 pub mod privs;
 pub mod route;
 pub mod send;
+pub mod session;
 pub mod socket;
+pub mod stats;
 
-pub use engine::{Event, Mode, Outcome, Setup, Sink, StopReason, Verdict};
+pub use engine::Setup;
+pub use event::{Event, Mode, Outcome, SessionId, Sink, Status, StopReason, Summary, Verdict};
+pub use session::{Senders, Shared, Start};
 
 /// A live-session error: one line, `<what>: <why>`.
 #[derive(Debug, thiserror::Error)]

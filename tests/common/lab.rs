@@ -242,6 +242,22 @@ impl Background {
         }
     }
 
+    /// Waits (at most `secs`) until `n` stdout lines contain `needle`.
+    pub fn wait_lines(&mut self, needle: &str, n: usize, secs: u64) {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while self.seen.iter().filter(|l| l.contains(needle)).count() < n {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => self.seen.push(l),
+                Err(_) => panic!(
+                    "{} of {n} lines with {needle:?} after {secs} s; got:\n{}",
+                    self.seen.iter().filter(|l| l.contains(needle)).count(),
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
     /// Waits for the exit (at most `secs`, then kills); (exit code, every stdout line, stderr).
     pub fn finish(mut self, secs: u64) -> (i32, Vec<String>, String) {
         let end = Instant::now() + Duration::from_secs(secs);
