@@ -166,8 +166,8 @@ fn open_pcap(args: &ProbeArgs, cap: &OpenCapture) -> Result<Option<PcapOut>> {
 }
 
 /// The raw socket(s), the capture and the output file are open: gives up
-/// privileges, then starts the threads (the signal handler's and the capture
-/// reader's), which so never hold any. As root, the `--pcap` file is first
+/// privileges, then starts the signal handler's thread, which so never holds
+/// any. As root, the `--pcap` file is first
 /// handed to a linker that keeps root's right to name it in its directory.
 fn unprivileged(cap: OpenCapture, pcap: &mut Option<PcapOut>, stop: &Arc<AtomicBool>) -> Result<LiveCapture> {
     if let (true, Some(p)) = (privs::is_root(), pcap.as_mut()) {
@@ -178,7 +178,7 @@ fn unprivileged(cap: OpenCapture, pcap: &mut Option<PcapOut>, stop: &Arc<AtomicB
     let flag = stop.clone();
     // SIGINT, SIGTERM and SIGHUP end the session with its verdict and its pcap.
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)).map_err(|e| anyhow!("signal handler: {e}"))?;
-    Ok(cap.spawn())
+    Ok(cap.start()?)
 }
 
 /// Blocking with an eye on Ctrl-C: accept one connection.

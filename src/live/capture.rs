@@ -1,33 +1,29 @@
 //! The libpcap receiver (the `pcap` crate): one interface, immediate mode, a
-//! BPF filter on the session, nanosecond timestamps; read on a thread that
-//! hands every frame to the engine through a channel (so nothing is lost while
-//! the engine waits for a connection to be set up), and that keeps libpcap's
-//! drop counters where the engine can read them.
+//! BPF filter on the sessions, nanosecond timestamps, non-blocking. The engine
+//! reads it on its own thread: it waits on the capture's descriptor until a
+//! frame comes or a timer is due, then takes every frame waiting. Frames wait
+//! in the kernel's capture ring meanwhile, so none is lost while the engine
+//! works; libpcap's drop counters say when the ring overflowed.
 
 use super::{LiveError, Outcome};
 use crate::decode::LinkType;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{channel, Receiver};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
 
 /// Bytes kept of each frame: every header kaprobe reads, a probe's byte.
 const SNAPLEN: i32 = 256;
-/// The read timeout: how often the reader looks at its stop flag and the drop
-/// counters when no frame comes (breakloop normally wakes it at once).
-const TIMEOUT_MS: i32 = 50;
-/// The kernel's buffer for captured frames.
+/// The kernel's ring for captured frames (some 12,000 frames at this snaplen).
 const BUFFER: i32 = 4 << 20;
-/// Frames read between two looks at the drop counters while frames keep coming.
-const STATS_EVERY: u32 = 64;
 
-/// One captured frame.
+/// One captured frame's facts; its bytes are in the caller's buffer.
+#[derive(Clone, Copy, Debug)]
 pub struct Frame {
     /// Capture time, nanoseconds since the epoch (libpcap's wall-clock stamp).
     pub time: u64,
-    /// When the capture thread got it (monotonic): see `super::Clock::capture_time`.
-    pub received: std::time::Instant,
-    pub data: Vec<u8>,
+    /// When the engine read it (monotonic): see `super::Clock::capture_time`.
+    pub received: Instant,
+    /// Bytes captured (at most the snaplen).
+    pub len: usize,
     pub wire_len: u32,
 }
 
@@ -59,23 +55,12 @@ impl Drops {
     }
 }
 
-/// The reader thread's latest pcap_stats reading.
-#[derive(Default)]
-struct DropCounters {
-    dropped: AtomicU64,
-    if_dropped: AtomicU64,
-}
-
 pub struct LiveCapture {
-    pub rx: Receiver<Frame>,
+    cap: pcap::Capture<pcap::Active>,
     pub link: LinkType,
     /// The DLT/LINKTYPE number, for writing the frames out.
     pub link_code: i32,
     pub device: String,
-    stop: Arc<AtomicBool>,
-    brk: pcap::BreakLoop,
-    drops: Arc<DropCounters>,
-    thread: Option<JoinHandle<Option<String>>>,
 }
 
 /// Checks that an interface exists ("any" always does).
@@ -86,8 +71,7 @@ pub fn check_device(dev: &str) -> Result<(), LiveError> {
     Err(LiveError::new(format!("interface {dev}"), "no such interface"))
 }
 
-/// An open capture whose reading thread has not started yet (privileges can
-/// still be dropped before any thread exists).
+/// An open capture, not yet switched to non-blocking reads.
 pub struct OpenCapture {
     cap: pcap::Capture<pcap::Active>,
     pub link: LinkType,
@@ -119,7 +103,6 @@ impl OpenCapture {
             .map_err(err)?
             .snaplen(SNAPLEN)
             .immediate_mode(true)
-            .timeout(TIMEOUT_MS)
             .buffer_size(BUFFER)
             .precision(pcap::Precision::Nano)
             .open()
@@ -141,98 +124,79 @@ impl OpenCapture {
         })
     }
 
-    /// Starts the reading thread.
-    pub fn spawn(self) -> LiveCapture {
+    /// Ready for the engine: reads no longer block.
+    pub fn start(self) -> Result<LiveCapture, LiveError> {
         let OpenCapture {
-            mut cap,
+            cap,
             link,
             link_code,
             device,
         } = self;
-        let brk = cap.breakloop_handle();
-        let (tx, rx) = channel();
-        let stop = Arc::new(AtomicBool::new(false));
-        let drops = Arc::new(DropCounters::default());
-        let (flag, counters) = (stop.clone(), drops.clone());
-        let thread = std::thread::spawn(move || {
-            let mut unread_stats = 0;
-            let result = loop {
-                if flag.load(Ordering::Relaxed) {
-                    break None;
-                }
-                match cap.next_packet() {
-                    Ok(p) => {
-                        // Nanosecond precision: tv_usec holds nanoseconds.
-                        let time = p.header.ts.tv_sec as u64 * 1_000_000_000 + p.header.ts.tv_usec as u64;
-                        let f = Frame {
-                            time,
-                            received: std::time::Instant::now(),
-                            data: p.data.to_vec(),
-                            wire_len: p.header.len,
-                        };
-                        if tx.send(f).is_err() {
-                            break None;
-                        }
-                        unread_stats += 1;
-                        if unread_stats < STATS_EVERY {
-                            continue;
-                        }
-                    }
-                    Err(pcap::Error::TimeoutExpired) => {}
-                    // PCAP_ERROR_BREAK: pcap_breakloop() from stop(), not an error.
-                    Err(pcap::Error::NoMorePackets) => break None,
-                    Err(_) if flag.load(Ordering::Relaxed) => break None,
-                    Err(e) => break Some(e.to_string()),
-                }
-                unread_stats = 0;
-                read_stats(&mut cap, &counters);
-            };
-            // The final count, for the verdict.
-            read_stats(&mut cap, &counters);
-            result
-        });
-        LiveCapture {
-            rx,
+        let cap = cap
+            .setnonblock()
+            .map_err(|e| LiveError::new(format!("capture on {device}"), e.to_string()))?;
+        Ok(LiveCapture {
+            cap,
             link,
             link_code,
             device,
-            stop,
-            brk,
-            drops,
-            thread: Some(thread),
-        }
-    }
-}
-
-fn read_stats(cap: &mut pcap::Capture<pcap::Active>, to: &DropCounters) {
-    if let Ok(s) = cap.stats() {
-        to.dropped.store(s.dropped.into(), Ordering::Relaxed);
-        to.if_dropped.store(s.if_dropped.into(), Ordering::Relaxed);
+        })
     }
 }
 
 impl LiveCapture {
-    /// Stops the reading thread; a capture error it met, if any.
-    pub fn stop(&mut self) -> Option<String> {
-        self.stop.store(true, Ordering::Relaxed);
-        // Wakes the reader blocked in poll() (libpcap >= 1.10 on Linux; the
-        // read timeout otherwise).
-        self.brk.breakloop();
-        self.thread.take().and_then(|t| t.join().ok().flatten())
+    fn error(&self, why: impl Into<String>) -> LiveError {
+        LiveError::new(format!("capture on {}", self.device), why)
     }
 
-    /// What the capture lost so far (final once `stop` returned).
-    pub fn drops(&self) -> Drops {
-        Drops {
-            dropped: self.drops.dropped.load(Ordering::Relaxed),
-            if_dropped: self.drops.if_dropped.load(Ordering::Relaxed),
+    /// Waits at most `wait` for a frame to read (or a signal): ppoll, whose
+    /// nanosecond timeout lets a probe due in 300 µs leave on time.
+    pub fn wait(&self, wait: Duration) -> Result<(), LiveError> {
+        let mut fd = libc::pollfd {
+            fd: self.cap.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ts = libc::timespec {
+            tv_sec: wait.as_secs() as libc::time_t,
+            tv_nsec: wait.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: one valid pollfd, a valid timespec, no signal mask.
+        if unsafe { libc::ppoll(&mut fd, 1, &ts, std::ptr::null()) } < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(self.error(super::io_reason(&e)));
+            }
+        }
+        Ok(())
+    }
+
+    /// The next frame waiting, its bytes copied into `buf`; `None` when none is.
+    pub fn next_into(&mut self, buf: &mut Vec<u8>) -> Result<Option<Frame>, LiveError> {
+        match self.cap.next_packet() {
+            Ok(p) => {
+                // Nanosecond precision: tv_usec holds nanoseconds.
+                let time = p.header.ts.tv_sec as u64 * 1_000_000_000 + p.header.ts.tv_usec as u64;
+                buf.clear();
+                buf.extend_from_slice(p.data);
+                Ok(Some(Frame {
+                    time,
+                    received: Instant::now(),
+                    len: p.data.len(),
+                    wire_len: p.header.len,
+                }))
+            }
+            Err(pcap::Error::TimeoutExpired) | Err(pcap::Error::NoMorePackets) => Ok(None),
+            Err(e) => Err(self.error(e.to_string())),
         }
     }
-}
 
-impl Drop for LiveCapture {
-    fn drop(&mut self) {
-        self.stop();
+    /// What the capture lost so far (pcap_stats).
+    pub fn drops(&mut self) -> Drops {
+        self.cap.stats().map_or(Drops::default(), |s| Drops {
+            dropped: s.dropped.into(),
+            if_dropped: s.if_dropped.into(),
+        })
     }
 }
 

@@ -8,15 +8,14 @@
 
 use super::capture::{Frame, LiveCapture};
 use super::event::{At, Event, Sink, Status, Summary};
-use super::session::{Cx, Live, Phase, Senders, Shared, Start, Totals};
+use super::session::{Closing, Cx, Live, Phase, Senders, Shared, Start, Totals};
 use super::{socket, Clock, LiveError};
 use crate::decode::decode;
 use crate::report::pcap::PcapOut;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,8 +25,13 @@ const MS: u64 = 1_000_000;
 /// Connections being set up at once: enough to open thousands a second,
 /// few enough for a listener's default backlog.
 const CONNECTING_MAX: usize = 64;
-/// Frames handled before the timers get a look.
-const FRAME_BATCH: usize = 256;
+/// Connections started (and sockets closed) in one turn of the loop,
+/// between two reads of the capture: each puts frames in the capture's ring.
+const CONNECT_BURST: usize = 8;
+/// A connect or a close starts only when no timer is due this soon.
+const ROOM: u64 = MS;
+/// Between two looks at the capture's drop counters (a system call).
+const DROPS_EVERY: u64 = 100 * MS;
 /// Between two status reports to the sink.
 const STATUS_EVERY: u64 = 250 * MS;
 /// After the last verdict, how long the capture goes on, so `--pcap` holds
@@ -62,6 +66,8 @@ struct Engine<'a> {
     next_queued: usize,
     /// Indexes of sessions connecting.
     connecting: Vec<usize>,
+    /// Sockets of ended sessions, closed a few at a time between reads.
+    closing: VecDeque<Closing>,
     capture: LiveCapture,
     pcap: Option<PcapOut>,
     clock: Clock,
@@ -69,6 +75,11 @@ struct Engine<'a> {
     duration: Option<u64>,
     interrupted: Arc<AtomicBool>,
     status_at: u64,
+    drops_at: u64,
+    /// The last read of the capture emptied its ring.
+    drained: bool,
+    /// The frame being handled (at most the snaplen).
+    frame_buf: Vec<u8>,
 }
 
 /// Runs every session to its verdict; the run's summary.
@@ -87,6 +98,7 @@ pub fn run(setup: Setup, sink: &mut dyn Sink) -> Result<Summary, LiveError> {
         timers: BinaryHeap::with_capacity(sessions.len()),
         next_queued: 0,
         connecting: Vec::new(),
+        closing: VecDeque::new(),
         sessions,
         capture: setup.capture,
         pcap: setup.pcap,
@@ -95,13 +107,12 @@ pub fn run(setup: Setup, sink: &mut dyn Sink) -> Result<Summary, LiveError> {
         duration: setup.duration,
         interrupted: setup.interrupted,
         status_at: now,
+        drops_at: now,
+        drained: true,
+        frame_buf: Vec::with_capacity(256),
     };
-    let result = e.run();
-    // Whatever happened: stop capturing, and only a complete pcap appears.
-    if let Some(err) = e.capture.stop() {
-        return Err(LiveError::new(format!("capture on {}", e.capture.device), err));
-    }
-    result?;
+    e.run()?;
+    // The final count: a loss must show, never pass for silence.
     e.report_drops();
     if let Some(p) = e.pcap.take() {
         p.finish().map_err(|err| LiveError::new(err.path, err.why))?;
@@ -126,6 +137,7 @@ impl Engine<'_> {
             senders: &mut self.senders,
             sink: &mut *self.sink,
             totals: &mut self.totals,
+            closing: &mut self.closing,
         };
         let s = &mut self.sessions[i];
         let r = f(s, &mut cx);
@@ -144,7 +156,7 @@ impl Engine<'_> {
         let now = self.clock.now();
         for i in 0..self.sessions.len() {
             if matches!(self.sessions[i].phase, Phase::Exchange { .. }) {
-                let (l, r) = (self.sessions[i].local, self.sessions[i].remote);
+                let (l, r) = (self.sessions[i].local(), self.sessions[i].remote());
                 self.by_tuple.insert((l, r), i);
                 self.with(i, now, |s, cx| s.begin(cx, now));
             }
@@ -166,28 +178,30 @@ impl Engine<'_> {
             self.open_more(now);
             self.poll_connecting(now);
             self.fire_timers(now);
+            self.close_some();
             self.single_error()?;
-            if self.sessions.iter().all(Live::done) {
+            if self.closing.is_empty() && self.sessions.iter().all(Live::done) {
                 break;
             }
-            self.report_drops();
+            if now >= self.drops_at + DROPS_EVERY {
+                self.report_drops();
+            }
             self.report_status(now);
             self.sink.flush();
             let next = self.timers.peek().map_or(now + 50 * MS, |Reverse((t, _))| *t);
-            let next = if self.connecting.is_empty() {
-                next
-            } else {
+            let next = if !self.closing.is_empty() || self.next_queued < self.sessions.len() {
+                now // more to do at once, after the frames waiting
+            } else if !self.connecting.is_empty() {
                 next.min(now + MS)
+            } else {
+                next
             };
             self.pump(next)?;
         }
         let end = self.clock.now().saturating_add(TAIL);
         while self.clock.now() < end {
-            match self.capture.rx.recv_timeout(Duration::from_millis(20)) {
-                Ok(f) => self.frame(f),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
+            self.capture.wait(Duration::from_millis(20))?;
+            while self.read_frame()? {}
         }
         Ok(())
     }
@@ -195,8 +209,26 @@ impl Engine<'_> {
     /// With one session, its failure to set up is the run's error.
     fn single_error(&mut self) -> Result<(), LiveError> {
         match self.sessions.as_mut_slice() {
-            [s] if self.shared.single && s.done() => s.error.take().map_or(Ok(()), Err),
+            [s] if self.shared.single && s.done() => s.error.take().map_or(Ok(()), |e| Err(*e)),
             _ => Ok(()),
+        }
+    }
+
+    /// Closes a few ended sessions' sockets, once the capture is read to
+    /// the end and while no timer is due: closing can wait, and each close
+    /// puts frames in the capture's ring.
+    fn close_some(&mut self) {
+        if !self.drained {
+            return;
+        }
+        for _ in 0..CONNECT_BURST {
+            if !self.room() {
+                break;
+            }
+            match self.closing.pop_front() {
+                Some(c) => c.close(),
+                None => break,
+            }
         }
     }
 
@@ -207,12 +239,24 @@ impl Engine<'_> {
             .is_some_and(|Reverse((at, _))| *at <= self.clock.now())
     }
 
+    /// No timer is due within `ROOM`: time for a connect or a close, which
+    /// (with the peer's work on a local path) can take a good part of it.
+    fn room(&self) -> bool {
+        let now = self.clock.now();
+        self.timers.peek().is_none_or(|Reverse((at, _))| *at > now + ROOM)
+    }
+
     /// Starts connecting queued sessions while fewer than `CONNECTING_MAX` are
     /// and no timer is due: a connect costs more than a probe, and probes
     /// must leave on time.
     fn open_more(&mut self, now: u64) {
-        while self.connecting.len() < CONNECTING_MAX && self.next_queued < self.sessions.len() {
-            if self.timer_due() {
+        let mut started = 0;
+        while self.connecting.len() < CONNECTING_MAX
+            && self.next_queued < self.sessions.len()
+            && started < CONNECT_BURST
+        {
+            started += 1;
+            if !self.room() {
                 break;
             }
             let i = self.next_queued;
@@ -221,7 +265,7 @@ impl Engine<'_> {
                 continue;
             }
             if let Some(local) = self.with(i, now, |s, cx| s.start(cx, now)) {
-                let remote = self.sessions[i].remote;
+                let remote = self.sessions[i].remote();
                 self.by_tuple.insert((local, remote), i);
                 self.connecting.push(i);
             }
@@ -274,35 +318,39 @@ impl Engine<'_> {
         }
     }
 
-    /// Handles captured frames until `until` (or a batch of them).
+    /// Waits until `until` for frames, then handles every frame waiting
+    /// (until a timer is due: probes go first).
     fn pump(&mut self, until: u64) -> Result<(), LiveError> {
         let now = self.clock.now();
         let wait = Duration::from_nanos(until.saturating_sub(now).min(50 * MS));
-        let first = match self.capture.rx.recv_timeout(wait) {
-            Ok(f) => f,
-            Err(RecvTimeoutError::Timeout) => return Ok(()),
-            Err(RecvTimeoutError::Disconnected) => {
-                let why = self.capture.stop().unwrap_or_else(|| "capture ended".into());
-                return Err(LiveError::new(format!("capture on {}", self.capture.device), why));
-            }
-        };
-        self.frame(first);
-        for _ in 1..FRAME_BATCH {
-            if self.timer_due() {
+        if !wait.is_zero() {
+            self.capture.wait(wait)?;
+        }
+        self.drained = false;
+        while !self.timer_due() {
+            if !self.read_frame()? {
+                self.drained = true;
                 break;
-            }
-            match self.capture.rx.try_recv() {
-                Ok(f) => self.frame(f),
-                Err(_) => break,
             }
         }
         Ok(())
     }
 
+    /// Reads and handles one frame; false when none was waiting.
+    fn read_frame(&mut self) -> Result<bool, LiveError> {
+        let mut buf = std::mem::take(&mut self.frame_buf);
+        let got = self.capture.next_into(&mut buf);
+        if let Ok(Some(f)) = got {
+            self.frame(f, &buf);
+        }
+        self.frame_buf = buf;
+        got.map(|f| f.is_some())
+    }
+
     /// One captured frame: recorded and handed to its session, if it has one.
-    fn frame(&mut self, f: Frame) {
-        let snapped = (f.data.len() as u32) < f.wire_len;
-        let Ok(pkt) = decode(self.capture.link, &f.data, snapped) else {
+    fn frame(&mut self, f: Frame, data: &[u8]) {
+        let snapped = (f.len as u32) < f.wire_len;
+        let Ok(pkt) = decode(self.capture.link, data, snapped) else {
             return;
         };
         let src = SocketAddr::new(pkt.src, pkt.tcp.src_port);
@@ -315,7 +363,7 @@ impl Engine<'_> {
             return;
         };
         if let Some(p) = self.pcap.as_mut() {
-            p.write_snapped(f.time, &f.data, f.wire_len);
+            p.write_snapped(f.time, data, f.wire_len);
         }
         let t = self.clock.capture_time(f.time, f.received);
         let now = self.clock.now();
@@ -325,6 +373,7 @@ impl Engine<'_> {
     /// A `capture_drops` event (session 0: the whole run) when libpcap's drop counters grew.
     fn report_drops(&mut self) {
         let d = self.capture.drops();
+        self.drops_at = self.clock.now();
         if d == self.totals.drops {
             return;
         }

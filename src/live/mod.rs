@@ -90,10 +90,11 @@ pub struct Clock {
     mono0: std::time::Instant,
 }
 
-/// How far a frame's libpcap stamp may precede its receipt by the capture
-/// thread (immediate mode: normally microseconds) before it is taken for a
-/// wall-clock step.
-const CAPTURE_SLACK_NS: u64 = 100_000_000;
+/// How far a frame's libpcap stamp may precede its reading by the engine
+/// before it is taken for a wall-clock step. Normally microseconds; frames
+/// wait in the kernel's ring while the engine opens or closes thousands of
+/// connections, so a step smaller than this goes unnoticed.
+const CAPTURE_SLACK_NS: u64 = 1_000_000_000;
 
 impl Clock {
     /// Measures the wall/monotonic offset once.
@@ -122,7 +123,7 @@ impl Clock {
     }
 
     /// A captured frame's time: its libpcap stamp `stamp` (wall clock) when it
-    /// is consistent with `received` (the capture thread's monotonic receipt),
+    /// is consistent with `received` (when the engine read it, monotonic),
     /// that is no later and not more than `CAPTURE_SLACK_NS` earlier; else (the
     /// wall clock was stepped since `start()`) the receipt time.
     pub fn capture_time(&self, stamp: u64, received: std::time::Instant) -> u64 {

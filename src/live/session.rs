@@ -15,6 +15,7 @@ use crate::keepalive::{self, Action, Answer, ProbeShape, Seen, Style, Tracker};
 use crate::session::RstAcceptance;
 use crate::wire::build::SegmentSpec;
 use crate::wire::{Flags, Seq};
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 
@@ -118,6 +119,30 @@ pub struct Cx<'a> {
     pub senders: &'a mut Senders,
     pub sink: &'a mut dyn super::event::Sink,
     pub totals: &'a mut Totals,
+    /// Sockets to close, which the engine does between reads of the capture.
+    pub closing: &'a mut VecDeque<Closing>,
+}
+
+/// A kernel socket whose session ended.
+pub struct Closing {
+    pub sock: TcpStream,
+    /// With a RST (the peer is dead), else a normal close.
+    pub abort: bool,
+}
+
+impl Closing {
+    /// A close puts segments on the wire (FIN or RST): the engine does it
+    /// when the capture has room for what comes back.
+    pub fn close(self) {
+        let mut s = self.sock;
+        if self.abort {
+            return socket::abort(s);
+        }
+        // Unread data would turn the close into a RST.
+        let mut buf = [0u8; 4096];
+        while let Ok(1..) = s.read(&mut buf) {}
+        let _ = s.shutdown(std::net::Shutdown::Both);
+    }
 }
 
 /// Where a session stands.
@@ -144,8 +169,6 @@ pub enum Phase {
 pub struct Live {
     pub id: SessionId,
     pub phase: Phase,
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
     socket: Option<TcpStream>,
     t: Tracker,
     ka: Option<keepalive::Keepalive>,
@@ -161,8 +184,8 @@ pub struct Live {
     rtt: RttAgg,
     /// Whether the latest resolved probe was answered.
     last_resolved_answered: Option<bool>,
-    /// Why it could not be set up (outcome `failed`).
-    pub error: Option<LiveError>,
+    /// Why it could not be set up (outcome `failed`); boxed, as it is rare.
+    pub error: Option<Box<LiveError>>,
     /// The wake-up time the engine's queue holds for it.
     pub scheduled: Option<u64>,
 }
@@ -194,8 +217,6 @@ impl Live {
         Live {
             id,
             phase,
-            local,
-            remote,
             socket,
             t: Tracker::new(local, remote),
             ka: None,
@@ -212,6 +233,14 @@ impl Live {
             error: None,
             scheduled: None,
         }
+    }
+
+    pub fn local(&self) -> SocketAddr {
+        self.t.local
+    }
+
+    pub fn remote(&self) -> SocketAddr {
+        self.t.remote
     }
 
     pub fn done(&self) -> bool {
@@ -253,12 +282,11 @@ impl Live {
         };
         match socket::start_connect(remote, bind_port) {
             Ok((sock, local)) => {
-                self.local = canonical(local);
-                self.t = Tracker::new(self.local, self.remote);
+                self.t = Tracker::new(canonical(local), self.t.remote);
                 self.began = now;
                 let until = now.saturating_add(cx.shared.connect_timeout);
                 self.phase = Phase::Connecting { sock, until };
-                Some(self.local)
+                Some(self.t.local)
             }
             Err(e) => {
                 self.fail(cx, e, now);
@@ -275,12 +303,12 @@ impl Live {
         let Phase::Connecting { sock, .. } = std::mem::replace(&mut self.phase, Phase::Done) else {
             return;
         };
-        let what = format!("connect {}", fmt(self.remote));
+        let what = format!("connect {}", fmt(self.t.remote));
         let up = result
             .and_then(|()| socket::connected(sock))
             .map_err(|e| LiveError::os(&what, &e))
             .and_then(|s| {
-                cx.senders.prepare(self.local)?;
+                cx.senders.prepare(self.t.local)?;
                 Ok(s)
             });
         match up {
@@ -292,7 +320,7 @@ impl Live {
     /// A session that begins set up (accepted, attached): its first look.
     pub fn begin(&mut self, cx: &mut Cx, now: u64) {
         match self.socket.take() {
-            Some(s) => match cx.senders.prepare(self.local) {
+            Some(s) => match cx.senders.prepare(self.t.local) {
                 Ok(()) => self.up(cx, s, now),
                 Err(e) => self.fail(cx, e, now),
             },
@@ -307,7 +335,7 @@ impl Live {
             // first is small, and an empty send buffer takes it at once.
             let sent = s.set_nonblocking(false).and_then(|()| s.write_all(&cx.shared.send));
             if let Err(e) = sent {
-                return self.fail(cx, LiveError::os(format!("send to {}", fmt(self.remote)), &e), now);
+                return self.fail(cx, LiveError::os(format!("send to {}", fmt(self.t.remote)), &e), now);
             }
             self.sent = cx.shared.send.len() as u64;
         }
@@ -326,7 +354,7 @@ impl Live {
     pub fn timer(&mut self, cx: &mut Cx, now: u64) {
         match self.phase {
             Phase::Connecting { until, .. } if now >= until => {
-                let e = LiveError::new(format!("connect {}", fmt(self.remote)), "timed out");
+                let e = LiveError::new(format!("connect {}", fmt(self.t.remote)), "timed out");
                 self.phase = Phase::Done;
                 self.fail(cx, e, now);
             }
@@ -388,8 +416,8 @@ impl Live {
                 format!("capture on {}", shared.device),
                 format!(
                     "saw no handshake of {} > {} (is it the interface the traffic takes?)",
-                    fmt(self.local),
-                    fmt(self.remote)
+                    fmt(self.t.local),
+                    fmt(self.t.remote)
                 ),
             );
             return self.fail(cx, e, now);
@@ -446,13 +474,13 @@ impl Live {
     /// to the peer is refused by conntrack and answered with a RST). IPv6
     /// (the raw socket writes the local address as source): sent to the peer.
     fn provoke(&mut self, cx: &mut Cx, now: u64) -> Result<(), LiveError> {
-        cx.senders.prepare(self.local)?;
+        cx.senders.prepare(self.t.local)?;
         let x = (now as u32).rotate_left(13) ^ 0x9e37_79b9;
         let (seq, ack) = (Seq(x), Seq(x.rotate_left(16)));
         self.t.sent_other(seq, ack, Flags::ACK);
-        let (src, dst) = match self.local {
-            SocketAddr::V4(_) => (self.remote, self.local),
-            SocketAddr::V6(_) => (self.local, self.remote),
+        let (src, dst) = match self.t.local {
+            SocketAddr::V4(_) => (self.t.remote, self.t.local),
+            SocketAddr::V6(_) => (self.t.local, self.t.remote),
         };
         cx.senders.send(&SegmentSpec::new(src, dst, seq, ack, Flags::ACK))
     }
@@ -553,7 +581,7 @@ impl Live {
                 if let Err(e) = self.send_probe(cx, now, n) {
                     // The raw socket refused it (e.g. the route went away):
                     // the session cannot go on probing.
-                    self.error = Some(e);
+                    self.error = Some(Box::new(e));
                     self.finish(cx, StopReason::Error, now);
                 }
             }
@@ -596,7 +624,7 @@ impl Live {
         let n = self.t.probes_sent() + 1;
         let shared = cx.shared;
         let shape = ProbeShape::build(shared.style, shared.payload, &inp, n);
-        cx.senders.send(&shape.segment(self.local, self.remote))?;
+        cx.senders.send(&shape.segment(self.t.local, self.t.remote))?;
         cx.totals.probes += 1;
         let p = self.t.sent(shape, now);
         let info = self.t.info();
@@ -622,7 +650,7 @@ impl Live {
     /// Could not be set up: with one session that is the run's error (kept
     /// in `error` for the engine); with several, this session's verdict.
     fn fail(&mut self, cx: &mut Cx, e: LiveError, now: u64) {
-        self.error = Some(e);
+        self.error = Some(Box::new(e));
         self.finish(cx, StopReason::Error, now);
     }
 
@@ -635,23 +663,20 @@ impl Live {
         self.phase = Phase::Done;
         let dead = matches!(reason, StopReason::Count | StopReason::UserTimeout);
         if let Some(sock) = self.socket.take() {
-            if dead && !cx.shared.no_abort {
+            let abort = dead && !cx.shared.no_abort;
+            if abort {
                 let (seq, ack) = (
                     self.t.snd_nxt().unwrap_or_default(),
                     self.t.rcv_nxt().unwrap_or_default(),
                 );
-                socket::abort(sock);
                 let ev = Event::Abort {
                     at: At::of(now),
                     seq: seq.0,
                     ack: ack.0,
                 };
                 cx.sink.event(self.id, &ev);
-            } else {
-                // Unread data would turn the close into a RST.
-                self.drain_socket();
-                let _ = sock.shutdown(std::net::Shutdown::Both);
             }
+            cx.closing.push_back(Closing { sock, abort });
         }
         let v = self.verdict(cx, reason, now);
         cx.totals.summary.add(&v);
@@ -678,8 +703,8 @@ impl Live {
         Verdict {
             outcome,
             reason,
-            local: fmt(self.local),
-            remote: fmt(self.remote),
+            local: fmt(self.t.local),
+            remote: fmt(self.t.remote),
             probes: self.t.probes_sent(),
             answered: self.answered,
             unanswered: self.unanswered,
