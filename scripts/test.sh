@@ -21,3 +21,10 @@ awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "tests: %d passe
 
 echo "== bench smoke (small capture: kaprobe's counts must equal the generator's)"
 bash scripts/bench.sh --quick
+
+echo "== live bench smoke (500 sessions against the lab's peer: every probe answered)"
+if [[ $(id -u) -eq 0 ]]; then
+    bash scripts/bench-live.sh --quick
+else
+    echo "skipped: not root (the live bench builds network namespaces)"
+fi
