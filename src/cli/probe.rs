@@ -388,6 +388,7 @@ fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Summary> {
         provoke: args.provoke,
         ready_timeout: 3_000_000_000,
         connect_timeout: args.connect_timeout,
+        idle_from_any: false,
         device: cap.device.clone(),
         link: cap.link.name(),
         single: sessions == 1,
@@ -409,12 +410,17 @@ fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Summary> {
             &mut JsonSink {
                 out: io::BufWriter::new(stdout.lock()),
             },
+            &mut engine::Fixed,
         )?
     } else {
         let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
         let status_line = io::stderr().is_terminal();
         let out = io::BufWriter::new(stdout.lock());
-        engine::run(setup, &mut HumanSink::new(out, sessions, color, status_line))?
+        engine::run(
+            setup,
+            &mut HumanSink::new(out, sessions, color, status_line),
+            &mut engine::Fixed,
+        )?
     };
     Ok(summary)
 }

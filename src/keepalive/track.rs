@@ -491,6 +491,12 @@ impl Tracker {
         self.dir[PEER].last_live_time()
     }
 
+    /// Capture time of the latest segment either way (kaprobe's own left
+    /// out): when the path last saw the connection used.
+    pub fn last_time(&self) -> Option<u64> {
+        self.dir[LOCAL].last_live_time().max(self.dir[PEER].last_live_time())
+    }
+
     /// The local TS clock's latest reading (the kernel's segments, not our probes).
     pub fn local_ts_sample(&self) -> Option<TsSample> {
         self.local_ts

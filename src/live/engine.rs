@@ -7,10 +7,11 @@
 //! libpcap stamps are brought into it by `Clock::capture_time`.
 
 use super::capture::{Frame, LiveCapture};
-use super::event::{At, Event, Sink, Status, Summary};
+use super::event::{At, Event, SessionId, Sink, Status, Summary};
 use super::session::{Closing, Cx, Live, Phase, Senders, Shared, Start, Totals};
 use super::{socket, Clock, LiveError};
 use crate::decode::decode;
+use crate::keepalive;
 use crate::report::pcap::PcapOut;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -52,6 +53,9 @@ pub struct Setup {
 }
 
 struct Engine<'a> {
+    control: &'a mut dyn Control,
+    /// The control adds no more sessions.
+    finished: bool,
     shared: Shared,
     senders: Senders,
     sink: &'a mut dyn Sink,
@@ -82,14 +86,54 @@ struct Engine<'a> {
     frame_buf: Vec<u8>,
 }
 
+/// A session to add while the run goes, with its own keepalive parameters.
+pub struct Spec {
+    pub start: Start,
+    pub ka: keepalive::Config,
+}
+
+/// What a `Control` wants done.
+#[derive(Default)]
+pub struct Orders {
+    /// Sessions to start (their ids follow the last one's).
+    pub add: Vec<Spec>,
+    /// Sessions to end now (`StopReason::Cancelled`).
+    pub stop: Vec<SessionId>,
+    /// No more sessions will be added: the run ends when the last one does.
+    pub finished: bool,
+}
+
+/// Decides as the run goes which sessions to add and which to stop:
+/// `probe` has its list from the start; `idle-timeout` plans rounds from
+/// the verdicts so far.
+pub trait Control {
+    /// Each turn of the loop, with the verdicts since the last turn.
+    fn turn(&mut self, now: u64, ended: &[(SessionId, Verdict)]) -> Orders;
+}
+
+/// The sessions given at the start, and no more.
+pub struct Fixed;
+
+impl Control for Fixed {
+    fn turn(&mut self, _: u64, _: &[(SessionId, Verdict)]) -> Orders {
+        Orders {
+            finished: true,
+            ..Orders::default()
+        }
+    }
+}
+
 /// Runs every session to its verdict; the run's summary.
-pub fn run(setup: Setup, sink: &mut dyn Sink) -> Result<Summary, LiveError> {
+pub fn run(setup: Setup, sink: &mut dyn Sink, control: &mut dyn Control) -> Result<Summary, LiveError> {
     let clock = Clock::start();
     let now = clock.now();
+    let ka = setup.shared.ka;
     let sessions: Vec<Live> = (setup.sessions.into_iter().enumerate())
-        .map(|(i, s)| Live::new(i as u32 + 1, s, now))
+        .map(|(i, s)| Live::new(i as u32 + 1, s, ka, now))
         .collect();
     let mut e = Engine {
+        control,
+        finished: false,
         shared: setup.shared,
         senders: setup.senders,
         sink,
@@ -180,7 +224,8 @@ impl Engine<'_> {
             self.fire_timers(now);
             self.close_some();
             self.single_error()?;
-            if self.closing.is_empty() && self.sessions.iter().all(Live::done) {
+            self.take_orders(now);
+            if self.finished && self.closing.is_empty() && self.sessions.iter().all(Live::done) {
                 break;
             }
             if now >= self.drops_at + DROPS_EVERY {
@@ -204,6 +249,26 @@ impl Engine<'_> {
             while self.read_frame()? {}
         }
         Ok(())
+    }
+
+    /// Hands the control the verdicts since its last turn; carries out its orders.
+    fn take_orders(&mut self, now: u64) {
+        if self.finished && self.totals.ended.is_empty() {
+            return;
+        }
+        let ended = std::mem::take(&mut self.totals.ended);
+        let orders = self.control.turn(now, &ended);
+        self.finished |= orders.finished;
+        for spec in orders.add {
+            let id = self.sessions.len() as u32 + 1;
+            self.sessions.push(Live::new(id, spec.start, spec.ka, now));
+        }
+        for id in orders.stop {
+            let i = id as usize - 1;
+            if i < self.sessions.len() {
+                self.with(i, now, |s, cx| s.stop(cx, StopReason::Cancelled, now));
+            }
+        }
     }
 
     /// With one session, its failure to set up is the run's error.

@@ -75,6 +75,8 @@ pub enum StopReason {
     Closed,
     /// The connection could not be set up.
     Error,
+    /// The run no longer needed it (`idle-timeout`: its test was decided by others).
+    Cancelled,
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]

@@ -54,6 +54,9 @@ pub struct Shared {
     /// How long to wait for the capture to show a connected session's handshake.
     pub ready_timeout: u64,
     pub connect_timeout: u64,
+    /// Idle counts from the last segment either way, not only the peer's:
+    /// what a middlebox's idle timer sees (`idle-timeout`).
+    pub idle_from_any: bool,
     pub device: String,
     pub link: &'static str,
     /// One session only: a failure to set it up is the run's error, not a verdict.
@@ -111,6 +114,8 @@ pub struct Totals {
     pub answered: u64,
     /// The capture's losses so far, for each verdict's note.
     pub drops: super::capture::Drops,
+    /// Verdicts since the engine last handed them to its `Control`.
+    pub ended: Vec<(SessionId, Verdict)>,
 }
 
 /// What a session handler may use besides its own state.
@@ -169,6 +174,8 @@ pub enum Phase {
 pub struct Live {
     pub id: SessionId,
     pub phase: Phase,
+    /// This session's keepalive parameters (`idle-timeout` gives each its own idle).
+    cfg: keepalive::Config,
     socket: Option<TcpStream>,
     t: Tracker,
     ka: Option<keepalive::Keepalive>,
@@ -191,7 +198,7 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn new(id: SessionId, start: Start, now: u64) -> Live {
+    pub fn new(id: SessionId, start: Start, cfg: keepalive::Config, now: u64) -> Live {
         let unspecified: SocketAddr = ([0, 0, 0, 0], 0).into();
         let (phase, local, remote, socket) = match start {
             Start::Connect { remote, bind_port } => (Phase::Queued { remote, bind_port }, unspecified, remote, None),
@@ -217,6 +224,7 @@ impl Live {
         Live {
             id,
             phase,
+            cfg,
             socket,
             t: Tracker::new(local, remote),
             ka: None,
@@ -376,7 +384,11 @@ impl Live {
             }
             _ => {}
         }
-        if let Seen::Peer { answer, rst, fin, data } = self.t.observe(pkt, t) {
+        let seen = self.t.observe(pkt, t);
+        if let (Seen::Local, true, Some(ka)) = (seen, cx.shared.idle_from_any, self.ka.as_mut()) {
+            ka.received(t);
+        }
+        if let Seen::Peer { answer, rst, fin, data } = seen {
             if data > 0 {
                 self.peer_data += u64::from(data);
                 self.drain_socket();
@@ -444,7 +456,7 @@ impl Live {
             cx.sink.event(self.id, &ev);
         }
         let shared = cx.shared;
-        let ka = shared.ka;
+        let ka = self.cfg;
         let ev = Event::Session {
             at: At::of(now),
             mode: shared.mode,
@@ -460,8 +472,11 @@ impl Live {
             last_received_ns: self.t.last_peer_time(),
         };
         cx.sink.event(self.id, &ev);
-        let last = self.t.last_peer_time().unwrap_or(now);
-        self.ka = Some(keepalive::Keepalive::new(ka, now, last));
+        let last = match shared.idle_from_any {
+            true => self.t.last_time(),
+            false => self.t.last_peer_time(),
+        };
+        self.ka = Some(keepalive::Keepalive::new(ka, now, last.unwrap_or(now)));
         self.phase = Phase::Probing;
         self.keepalive(cx, now);
     }
@@ -681,6 +696,7 @@ impl Live {
         let v = self.verdict(cx, reason, now);
         cx.totals.summary.add(&v);
         cx.totals.rtt.merge(&self.rtt);
+        cx.totals.ended.push((self.id, v.clone()));
         if !(cx.shared.single && reason == StopReason::Error) {
             cx.sink.event(self.id, &Event::Verdict(v));
         }
@@ -693,7 +709,7 @@ impl Live {
             StopReason::Closed => Outcome::Closed,
             StopReason::Rounds => Outcome::Alive,
             StopReason::Error => Outcome::Failed,
-            StopReason::Duration | StopReason::Interrupted => match self.last_resolved_answered {
+            StopReason::Duration | StopReason::Interrupted | StopReason::Cancelled => match self.last_resolved_answered {
                 Some(true) => Outcome::Alive,
                 _ => Outcome::Unknown,
             },
