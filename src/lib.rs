@@ -10,6 +10,7 @@ pub mod cli;
 pub mod decode;
 pub mod explain;
 pub mod flow;
+pub mod idle;
 pub mod keepalive;
 pub mod live;
 pub mod report;

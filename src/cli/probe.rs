@@ -2,12 +2,12 @@
 
 use super::exit;
 use super::probe_out::{HumanSink, JsonSink};
+use crate::keepalive::track::canonical;
 use crate::keepalive::{self, Style};
 use crate::live::capture::{check_device, LiveCapture, OpenCapture};
 use crate::live::engine;
 use crate::live::linker::Linker;
 use crate::live::send::RawSender;
-use crate::live::session::canonical;
 use crate::live::{privs, route, socket, LiveError};
 use crate::live::{Mode, Senders, Setup, Shared, Start, Summary};
 use crate::report::pcap::PcapOut;
@@ -16,7 +16,7 @@ use anyhow::{anyhow, Context, Result};
 use clap::{ArgGroup, Args};
 use std::io::{self, IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -140,10 +140,10 @@ fn bpf_host(ip: IpAddr) -> String {
     format!("host {ip}")
 }
 
-fn interface_for(args: &ProbeArgs, dst: IpAddr) -> Result<String> {
-    if let Some(i) = &args.interface {
+fn interface_for(interface: Option<&str>, dst: IpAddr) -> Result<String> {
+    if let Some(i) = interface {
         check_device(i)?;
-        return Ok(i.clone());
+        return Ok(i.to_string());
     }
     Ok(route::lookup(dst)?.dev)
 }
@@ -158,10 +158,8 @@ fn read_payload(args: &ProbeArgs) -> Result<Vec<u8>> {
     Ok(Vec::new())
 }
 
-fn open_pcap(args: &ProbeArgs, cap: &OpenCapture) -> Result<Option<PcapOut>> {
-    args.pcap
-        .as_ref()
-        .map(|p| PcapOut::create_with_link(p, cap.link_code).map_err(|e| anyhow!("{}: {}", e.path, e.why)))
+fn open_pcap(path: Option<&Path>, cap: &OpenCapture) -> Result<Option<PcapOut>> {
+    path.map(|p| PcapOut::create_with_link(p, cap.link_code).map_err(|e| anyhow!("{}: {}", e.path, e.why)))
         .transpose()
 }
 
@@ -235,11 +233,6 @@ fn files_for(sessions: usize) -> Result<()> {
         if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
             return Ok(());
         }
-        let most = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        libc::setrlimit(libc::RLIMIT_NOFILE, &most);
     }
     Err(anyhow!(
         "--sessions: {sessions} sessions need {need} open files, and the limit is {} (raise it with ulimit -n, or run as root)",
@@ -248,9 +241,9 @@ fn files_for(sessions: usize) -> Result<()> {
 }
 
 /// `--connect` targets: resolved, one interface for all (one capture serves them).
-fn connect_targets(args: &ProbeArgs) -> Result<(Vec<SocketAddr>, String)> {
+fn connect_targets(connect: &[String], interface: Option<&str>) -> Result<(Vec<SocketAddr>, String)> {
     let mut targets: Vec<SocketAddr> = Vec::new();
-    for t in &args.connect {
+    for t in connect {
         let a = canonical(resolve(connect_target(t)?)?);
         if !targets.contains(&a) {
             targets.push(a);
@@ -258,7 +251,7 @@ fn connect_targets(args: &ProbeArgs) -> Result<(Vec<SocketAddr>, String)> {
     }
     let mut dev: Option<String> = None;
     for a in &targets {
-        let d = interface_for(args, a.ip())?;
+        let d = interface_for(interface, a.ip())?;
         match &dev {
             Some(d0) if *d0 != d => {
                 return Err(anyhow!(
@@ -271,6 +264,47 @@ fn connect_targets(args: &ProbeArgs) -> Result<(Vec<SocketAddr>, String)> {
         }
     }
     Ok((targets, dev.unwrap_or_else(|| "any".into())))
+}
+
+/// What a run of sessions to `--connect` targets needs, opened while
+/// privileged (raw sockets, capture, `--pcap`), privileges then dropped.
+pub(super) struct Connect {
+    pub targets: Vec<SocketAddr>,
+    pub capture: LiveCapture,
+    pub senders: Senders,
+    pub pcap: Option<PcapOut>,
+}
+
+/// Opens what `total` sessions to the `connect` targets need.
+pub(super) fn open_connect(
+    connect: &[String],
+    interface: Option<&str>,
+    total: usize,
+    pcap: Option<&Path>,
+    stop: &Arc<AtomicBool>,
+) -> Result<Connect> {
+    let (targets, dev) = connect_targets(connect, interface)?;
+    files_for(total)?;
+    let mut senders = Senders::default();
+    if targets.iter().any(|a| a.is_ipv4()) {
+        senders.v4 = Some(RawSender::open(IpAddr::V4([0, 0, 0, 0].into()))?);
+    }
+    if targets.iter().any(|a| a.is_ipv6()) {
+        senders.v6 = Some(RawSender::open(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))?);
+    }
+    let hosts: Vec<String> = targets
+        .iter()
+        .map(|a| format!("({} and port {})", bpf_host(a.ip()), a.port()))
+        .collect();
+    let cap = OpenCapture::open(&dev, &format!("tcp and ({})", hosts.join(" or ")))?;
+    let mut pcap = open_pcap(pcap, &cap)?;
+    let capture = unprivileged(cap, &mut pcap, stop)?;
+    Ok(Connect {
+        targets,
+        capture,
+        senders,
+        pcap,
+    })
 }
 
 fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Summary> {
@@ -287,34 +321,27 @@ fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Summary> {
     let begun = Instant::now();
     let mut senders = Senders::default();
     let (mode, starts, cap, pcap) = if !args.connect.is_empty() {
-        let (targets, dev) = connect_targets(args)?;
-        let total = targets.len() * args.sessions as usize;
+        let total = args.connect.len() * args.sessions as usize;
         if total > 1 && args.bind_port != 0 {
             return Err(anyhow!("--bind-port: one local port cannot serve {total} sessions"));
         }
-        files_for(total)?;
-        if targets.iter().any(|a| a.is_ipv4()) {
-            senders.v4 = Some(RawSender::open(IpAddr::V4([0, 0, 0, 0].into()))?);
-        }
-        if targets.iter().any(|a| a.is_ipv6()) {
-            senders.v6 = Some(RawSender::open(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))?);
-        }
-        let hosts: Vec<String> = targets
-            .iter()
-            .map(|a| format!("({} and port {})", bpf_host(a.ip()), a.port()))
-            .collect();
-        let cap = OpenCapture::open(&dev, &format!("tcp and ({})", hosts.join(" or ")))?;
-        let mut pcap = open_pcap(args, &cap)?;
-        let cap = unprivileged(cap, &mut pcap, &stop)?;
+        let c = open_connect(
+            &args.connect,
+            args.interface.as_deref(),
+            total,
+            args.pcap.as_deref(),
+            &stop,
+        )?;
+        senders = c.senders;
         // Round-robin over the targets: each gets its share from the start.
         let starts = (0..args.sessions as usize)
-            .flat_map(|_| targets.iter())
+            .flat_map(|_| c.targets.iter())
             .map(|&remote| Start::Connect {
                 remote,
                 bind_port: args.bind_port,
             })
             .collect();
-        (Mode::Connect, starts, cap, pcap)
+        (Mode::Connect, starts, c.capture, c.pcap)
     } else if let Some(spec) = &args.listen {
         let addr: SocketAddr = match spec.parse::<u16>() {
             Ok(port) => (std::net::Ipv6Addr::UNSPECIFIED, port).into(),
@@ -333,7 +360,7 @@ fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Summary> {
         senders.v6 = RawSender::open(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)).ok();
         let listener = socket::listen(addr)?;
         let cap = OpenCapture::open(&dev, &format!("tcp and port {}", addr.port()))?;
-        let mut pcap = open_pcap(args, &cap)?;
+        let mut pcap = open_pcap(args.pcap.as_deref(), &cap)?;
         let cap = unprivileged(cap, &mut pcap, &stop)?;
         let until = args.duration.map(|d| begun + Duration::from_nanos(d));
         let Some(sock) = accept(&listener, &stop, until)? else {
@@ -356,7 +383,7 @@ fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Summary> {
         if local.is_ipv4() != remote.is_ipv4() {
             return Err(anyhow!("--attach {spec}: mixed IPv4 and IPv6"));
         }
-        let dev = interface_for(args, remote.ip())?;
+        let dev = interface_for(args.interface.as_deref(), remote.ip())?;
         let sender = RawSender::open(local.ip())?;
         if local.is_ipv4() {
             senders.v4 = Some(sender);
@@ -371,7 +398,7 @@ fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Summary> {
             remote.port()
         );
         let cap = OpenCapture::open(&dev, &filter)?;
-        let mut pcap = open_pcap(args, &cap)?;
+        let mut pcap = open_pcap(args.pcap.as_deref(), &cap)?;
         let cap = unprivileged(cap, &mut pcap, &stop)?;
         (Mode::Attach, vec![Start::Attach { local, remote }], cap, pcap)
     };

@@ -4,7 +4,7 @@
 use crate::live::{Event, Outcome, SessionId, Sink, Status, Summary};
 use crate::units::format_duration;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 fn human(ns: u64) -> String {
@@ -76,7 +76,7 @@ struct View {
 pub struct HumanSink<W: Write> {
     out: W,
     sessions: usize,
-    views: HashMap<SessionId, View>,
+    views: BTreeMap<SessionId, View>,
     /// The session being written: its view and line prefix.
     t0: Option<u64>,
     isn: (Option<u32>, Option<u32>),
@@ -94,7 +94,7 @@ impl<W: Write> HumanSink<W> {
         HumanSink {
             out,
             sessions,
-            views: HashMap::new(),
+            views: BTreeMap::new(),
             t0: None,
             isn: (None, None),
             prefix: String::new(),
@@ -155,7 +155,12 @@ impl<W: Write> Sink for HumanSink<W> {
         if self.many() {
             return self.grouped(session, ev);
         }
-        let view = self.views.get(&session).copied().unwrap_or_default();
+        // Session 0 (the run: capture drops) counts from the first session's start.
+        let view = match session {
+            0 => self.views.values().next(),
+            s => self.views.get(&s),
+        };
+        let view = view.copied().unwrap_or_default();
         (self.t0, self.isn) = (view.t0, view.isn);
         self.prefix = if self.sessions > 1 && session > 0 {
             format!("[s{session}] ")
@@ -261,10 +266,7 @@ impl<W: Write> HumanSink<W> {
     fn grouped(&mut self, session: SessionId, ev: &Event) {
         match ev {
             Event::Verdict(v) => {
-                let reason = serde_json::to_value(v.reason)
-                    .ok()
-                    .and_then(|x| x.as_str().map(str::to_string))
-                    .unwrap_or_default();
+                let reason = v.reason.name();
                 let detail = match &v.error {
                     Some(e) => e.clone(),
                     None => format!(
@@ -521,10 +523,7 @@ impl<W: Write> HumanSink<W> {
                     self.out,
                     "{}verdict: {outcome} ({}): {} probes, {} answered, {} unanswered{rl}{pending}, {} reset{rtt}; {:.3} s",
                     self.prefix,
-                    serde_json::to_value(v.reason)
-                        .ok()
-                        .and_then(|x| x.as_str().map(str::to_string))
-                        .unwrap_or_default(),
+                    v.reason.name(),
                     v.probes,
                     v.answered,
                     v.unanswered,

@@ -641,19 +641,28 @@ fn is_probe(s: &Segment, p: &ProbeShape) -> bool {
 
 /// Addresses equal, IPv4-mapped IPv6 seen as IPv4.
 fn same(a: SocketAddr, b: SocketAddr) -> bool {
-    a.port() == b.port() && canonical(a.ip()) == canonical(b.ip())
+    endpoint(a) == endpoint(b)
 }
 
-fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
-    match ip {
-        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+/// An address as the capture shows it, for comparing: IPv4-mapped IPv6 as
+/// IPv4, and no IPv6 scope id or flow label (frames carry neither).
+pub fn endpoint(a: SocketAddr) -> (std::net::IpAddr, u16) {
+    let ip = match a.ip() {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a.ip(), std::net::IpAddr::V4),
         v4 => v4,
-    }
+    };
+    (ip, a.port())
+}
+
+/// `endpoint` as a `SocketAddr`.
+pub fn canonical(a: SocketAddr) -> SocketAddr {
+    let (ip, port) = endpoint(a);
+    SocketAddr::new(ip, port)
 }
 
 /// `1.2.3.4:80` or `[fd77::1]:80`.
 pub fn fmt_addr(a: SocketAddr) -> String {
-    SocketAddr::new(canonical(a.ip()), a.port()).to_string()
+    canonical(a).to_string()
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use super::session::{Closing, Cx, Live, Phase, Senders, Shared, Start, Totals};
 use super::{socket, Clock, LiveError};
 use crate::decode::decode;
 use crate::keepalive;
+use crate::keepalive::track::endpoint;
 use crate::report::pcap::PcapOut;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -23,16 +24,23 @@ use std::time::Duration;
 pub use super::event::{Mode, Outcome, StopReason, Verdict};
 
 const MS: u64 = 1_000_000;
+
+/// An address and port as frames carry them (`track::endpoint`).
+type Endpoint = (std::net::IpAddr, u16);
 /// Connections being set up at once: enough to open thousands a second,
 /// few enough for a listener's default backlog.
 const CONNECTING_MAX: usize = 64;
 /// Connections started (and sockets closed) in one turn of the loop,
 /// between two reads of the capture: each puts frames in the capture's ring.
 const CONNECT_BURST: usize = 8;
-/// A connect or a close starts only when no timer is due this soon.
+/// A connect or a close starts only when no timer is due this soon…
 const ROOM: u64 = MS;
-/// Between two looks at the capture's drop counters (a system call).
-const DROPS_EVERY: u64 = 100 * MS;
+/// … or when none was done for this long (probes due back to back must not
+/// starve them).
+const CHORE_EVERY: u64 = 5 * MS;
+/// Between two looks at the capture's drop counters (a system call), so a
+/// verdict's note and the `capture_drops` event before it are current.
+const DROPS_EVERY: u64 = MS;
 /// Between two status reports to the sink.
 const STATUS_EVERY: u64 = 250 * MS;
 /// After the last verdict, how long the capture goes on, so `--pcap` holds
@@ -56,13 +64,21 @@ struct Engine<'a> {
     control: &'a mut dyn Control,
     /// The control adds no more sessions.
     finished: bool,
+    /// Sessions done.
+    done: usize,
+    /// Ctrl-C or `--duration` stopped every session.
+    stopped: bool,
+    /// When the last connect or close was done: they get a turn at least this often.
+    chore_at: u64,
+    /// When the last session ended (before the closes and the tail); 0: not yet.
+    ended_at: u64,
     shared: Shared,
     senders: Senders,
     sink: &'a mut dyn Sink,
     totals: Totals,
     sessions: Vec<Live>,
-    /// (local, remote) → index in `sessions`.
-    by_tuple: HashMap<(SocketAddr, SocketAddr), usize>,
+    /// (local, remote) endpoints → index in `sessions`.
+    by_tuple: HashMap<(Endpoint, Endpoint), usize>,
     /// (due, index): each session's next timer; stale entries (no longer its
     /// `scheduled`) are skipped.
     timers: BinaryHeap<Reverse<(u64, usize)>>,
@@ -90,6 +106,7 @@ struct Engine<'a> {
 pub struct Spec {
     pub start: Start,
     pub ka: keepalive::Config,
+    pub rounds: Option<u64>,
 }
 
 /// What a `Control` wants done.
@@ -127,13 +144,17 @@ impl Control for Fixed {
 pub fn run(setup: Setup, sink: &mut dyn Sink, control: &mut dyn Control) -> Result<Summary, LiveError> {
     let clock = Clock::start();
     let now = clock.now();
-    let ka = setup.shared.ka;
+    let (ka, rounds) = (setup.shared.ka, setup.shared.rounds);
     let sessions: Vec<Live> = (setup.sessions.into_iter().enumerate())
-        .map(|(i, s)| Live::new(i as u32 + 1, s, ka, now))
+        .map(|(i, s)| Live::new(i as u32 + 1, s, ka, rounds, now))
         .collect();
     let mut e = Engine {
         control,
         finished: false,
+        done: 0,
+        stopped: false,
+        chore_at: now,
+        ended_at: 0,
         shared: setup.shared,
         senders: setup.senders,
         sink,
@@ -165,7 +186,7 @@ pub fn run(setup: Setup, sink: &mut dyn Sink, control: &mut dyn Control) -> Resu
     let t = &mut e.totals;
     t.summary.rtt_ms = t.rtt.stats();
     t.summary.lateness_ms = t.lateness.lateness();
-    t.summary.elapsed_s = now.saturating_sub(e.started) as f64 / 1e9;
+    t.summary.elapsed_s = e.ended_at.max(e.started).saturating_sub(e.started) as f64 / 1e9;
     t.summary.capture_dropped = t.drops.dropped;
     t.summary.capture_if_dropped = t.drops.if_dropped;
     t.summary.at = At::of(now);
@@ -184,7 +205,9 @@ impl Engine<'_> {
             closing: &mut self.closing,
         };
         let s = &mut self.sessions[i];
+        let was_done = s.done();
         let r = f(s, &mut cx);
+        self.done += usize::from(!was_done && s.done());
         let w = s.wake(&self.shared, now);
         if w != s.scheduled {
             s.scheduled = w;
@@ -201,7 +224,7 @@ impl Engine<'_> {
         for i in 0..self.sessions.len() {
             if matches!(self.sessions[i].phase, Phase::Exchange { .. }) {
                 let (l, r) = (self.sessions[i].local(), self.sessions[i].remote());
-                self.by_tuple.insert((l, r), i);
+                self.by_tuple.insert((endpoint(l), endpoint(r)), i);
                 self.with(i, now, |s, cx| s.begin(cx, now));
             }
         }
@@ -214,18 +237,27 @@ impl Engine<'_> {
             } else {
                 None
             };
-            if let Some(reason) = stop {
+            if let Some(reason) = stop.filter(|_| !self.stopped) {
+                self.stopped = true;
+                self.finished = true;
                 for i in 0..self.sessions.len() {
                     self.with(i, now, |s, cx| s.stop(cx, reason, now));
                 }
+                self.timers.clear();
             }
             self.open_more(now);
             self.poll_connecting(now);
-            self.fire_timers(now);
+            self.fire_timers();
             self.close_some();
             self.single_error()?;
-            self.take_orders(now);
-            if self.finished && self.closing.is_empty() && self.sessions.iter().all(Live::done) {
+            if !self.stopped {
+                self.take_orders(now);
+            }
+            let all_done = self.done == self.sessions.len();
+            if all_done && self.ended_at == 0 {
+                self.ended_at = now;
+            }
+            if self.finished && all_done && self.closing.is_empty() {
                 break;
             }
             if now >= self.drops_at + DROPS_EVERY {
@@ -234,9 +266,11 @@ impl Engine<'_> {
             self.report_status(now);
             self.sink.flush();
             let next = self.timers.peek().map_or(now + 50 * MS, |Reverse((t, _))| *t);
-            let next = if !self.closing.is_empty() || self.next_queued < self.sessions.len() {
+            let can_open = self.next_queued < self.sessions.len() && self.connecting.len() < CONNECTING_MAX;
+            let chores = can_open || !self.closing.is_empty();
+            let next = if chores && self.room() {
                 now // more to do at once, after the frames waiting
-            } else if !self.connecting.is_empty() {
+            } else if chores || !self.connecting.is_empty() {
                 next.min(now + MS)
             } else {
                 next
@@ -261,10 +295,10 @@ impl Engine<'_> {
         self.finished |= orders.finished;
         for spec in orders.add {
             let id = self.sessions.len() as u32 + 1;
-            self.sessions.push(Live::new(id, spec.start, spec.ka, now));
+            self.sessions.push(Live::new(id, spec.start, spec.ka, spec.rounds, now));
         }
         for id in orders.stop {
-            let i = id as usize - 1;
+            let i = (id as usize).wrapping_sub(1);
             if i < self.sessions.len() {
                 self.with(i, now, |s, cx| s.stop(cx, StopReason::Cancelled, now));
             }
@@ -294,6 +328,7 @@ impl Engine<'_> {
                 Some(c) => c.close(),
                 None => break,
             }
+            self.chore_at = self.clock.now();
         }
     }
 
@@ -308,7 +343,7 @@ impl Engine<'_> {
     /// (with the peer's work on a local path) can take a good part of it.
     fn room(&self) -> bool {
         let now = self.clock.now();
-        self.timers.peek().is_none_or(|Reverse((at, _))| *at > now + ROOM)
+        now > self.chore_at + CHORE_EVERY || self.timers.peek().is_none_or(|Reverse((at, _))| *at > now + ROOM)
     }
 
     /// Starts connecting queued sessions while fewer than `CONNECTING_MAX` are
@@ -326,12 +361,13 @@ impl Engine<'_> {
             }
             let i = self.next_queued;
             self.next_queued += 1;
+            self.chore_at = now;
             if !matches!(self.sessions[i].phase, Phase::Queued { .. }) {
                 continue;
             }
             if let Some(local) = self.with(i, now, |s, cx| s.start(cx, now)) {
                 let remote = self.sessions[i].remote();
-                self.by_tuple.insert((local, remote), i);
+                self.by_tuple.insert((endpoint(local), endpoint(remote)), i);
                 self.connecting.push(i);
             }
         }
@@ -363,8 +399,10 @@ impl Engine<'_> {
     }
 
     /// Runs every timer that is due.
-    fn fire_timers(&mut self, now: u64) {
+    fn fire_timers(&mut self) {
         while let Some(&Reverse((at, i))) = self.timers.peek() {
+            // Read for each: a probe's time is when it leaves.
+            let now = self.clock.now();
             if at > now {
                 break;
             }
@@ -418,8 +456,8 @@ impl Engine<'_> {
         let Ok(pkt) = decode(self.capture.link, data, snapped) else {
             return;
         };
-        let src = SocketAddr::new(pkt.src, pkt.tcp.src_port);
-        let dst = SocketAddr::new(pkt.dst, pkt.tcp.dst_port);
+        let src = endpoint(SocketAddr::new(pkt.src, pkt.tcp.src_port));
+        let dst = endpoint(SocketAddr::new(pkt.dst, pkt.tcp.dst_port));
         let Some(&i) = self
             .by_tuple
             .get(&(src, dst))

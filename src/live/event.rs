@@ -79,6 +79,23 @@ pub enum StopReason {
     Cancelled,
 }
 
+impl StopReason {
+    /// As in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            StopReason::Rounds => "rounds",
+            StopReason::Duration => "duration",
+            StopReason::Interrupted => "interrupted",
+            StopReason::Count => "count",
+            StopReason::UserTimeout => "user_timeout",
+            StopReason::Reset => "reset",
+            StopReason::Closed => "closed",
+            StopReason::Error => "error",
+            StopReason::Cancelled => "cancelled",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct RttStats {
     pub min: f64,

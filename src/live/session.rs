@@ -10,7 +10,7 @@ use super::socket;
 use super::stats::{LatenessHist, RttAgg};
 use super::LiveError;
 use crate::decode::Packet;
-use crate::keepalive::track::Rst;
+use crate::keepalive::track::{canonical, Rst};
 use crate::keepalive::{self, Action, Answer, ProbeShape, Seen, Style, Tracker};
 use crate::session::RstAcceptance;
 use crate::wire::build::SegmentSpec;
@@ -48,6 +48,7 @@ pub struct Shared {
     pub payload: Option<u8>,
     /// Application data each session sends first (connect, listen).
     pub send: Vec<u8>,
+    /// Sessions given at the start stop after this many answered probes.
     pub rounds: Option<u64>,
     pub no_abort: bool,
     pub provoke: bool,
@@ -176,6 +177,8 @@ pub struct Live {
     pub phase: Phase,
     /// This session's keepalive parameters (`idle-timeout` gives each its own idle).
     cfg: keepalive::Config,
+    /// Stop after this many answered probes.
+    rounds: Option<u64>,
     socket: Option<TcpStream>,
     t: Tracker,
     ka: Option<keepalive::Keepalive>,
@@ -184,6 +187,8 @@ pub struct Live {
     received: u64,
     /// Payload bytes the capture saw from the peer.
     peer_data: u64,
+    /// A peer's FIN or RST seen while connecting, for when the connection is up.
+    early: Option<(u64, Option<Rst>, bool)>,
     answered: u64,
     unanswered: u64,
     unanswered_rl: u64,
@@ -198,7 +203,7 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn new(id: SessionId, start: Start, cfg: keepalive::Config, now: u64) -> Live {
+    pub fn new(id: SessionId, start: Start, cfg: keepalive::Config, rounds: Option<u64>, now: u64) -> Live {
         let unspecified: SocketAddr = ([0, 0, 0, 0], 0).into();
         let (phase, local, remote, socket) = match start {
             Start::Connect { remote, bind_port } => (Phase::Queued { remote, bind_port }, unspecified, remote, None),
@@ -225,6 +230,7 @@ impl Live {
             id,
             phase,
             cfg,
+            rounds,
             socket,
             t: Tracker::new(local, remote),
             ka: None,
@@ -232,6 +238,7 @@ impl Live {
             sent: 0,
             received: 0,
             peer_data: 0,
+            early: None,
             answered: 0,
             unanswered: 0,
             unanswered_rl: 0,
@@ -261,18 +268,13 @@ impl Live {
             Phase::Queued { .. } | Phase::Done => None,
             Phase::Connecting { until, .. } => Some(*until),
             Phase::Exchange { begin, provoked_at } => {
-                let mut w = Vec::with_capacity(3);
-                if shared.mode != Mode::Attach {
-                    w.push(begin.saturating_add(shared.ready_timeout));
-                }
+                let ready_by = (shared.mode != Mode::Attach).then(|| begin.saturating_add(shared.ready_timeout));
                 // Past it, only a frame can settle the exchange.
-                if self.sent > 0 && begin + EXCHANGE_WAIT > now {
-                    w.push(begin + EXCHANGE_WAIT);
-                }
-                if self.wants_provoke(shared) {
-                    w.push(provoked_at.map_or(*begin, |p| p + PROVOKE_EVERY));
-                }
-                w.into_iter().min()
+                let settle_by = (self.sent > 0 && begin + EXCHANGE_WAIT > now).then_some(begin + EXCHANGE_WAIT);
+                let provoke_at = self
+                    .wants_provoke(shared)
+                    .then(|| provoked_at.map_or(*begin, |p| p + PROVOKE_EVERY));
+                [ready_by, settle_by, provoke_at].into_iter().flatten().min()
             }
             Phase::Probing => self.ka.as_ref().and_then(|k| k.poll_at()),
         }
@@ -327,11 +329,12 @@ impl Live {
 
     /// A session that begins set up (accepted, attached): its first look.
     pub fn begin(&mut self, cx: &mut Cx, now: u64) {
+        // The IPv6 raw socket must send from this session's address.
+        if let Err(e) = cx.senders.prepare(self.t.local) {
+            return self.fail(cx, e, now);
+        }
         match self.socket.take() {
-            Some(s) => match cx.senders.prepare(self.t.local) {
-                Ok(()) => self.up(cx, s, now),
-                Err(e) => self.fail(cx, e, now),
-            },
+            Some(s) => self.up(cx, s, now),
             None => self.exchange(cx, now),
         }
     }
@@ -355,6 +358,12 @@ impl Live {
             begin: now,
             provoked_at: None,
         };
+        // A FIN or RST the capture showed before the kernel said "up".
+        if let Some((t, rst, fin)) = self.early.take() {
+            if let Some(stop) = self.peer(cx, t, None, rst, fin) {
+                return self.finish(cx, stop, now);
+            }
+        }
         self.exchange(cx, now);
     }
 
@@ -379,7 +388,12 @@ impl Live {
             // The kernel decides whether the connection came up; the tracker
             // only learns the handshake.
             Phase::Connecting { .. } => {
-                self.t.observe(pkt, t);
+                if let Seen::Peer { rst, fin, data, .. } = self.t.observe(pkt, t) {
+                    self.peer_data += u64::from(data);
+                    if rst.is_some() || fin {
+                        self.early = Some((t, rst, fin));
+                    }
+                }
                 return;
             }
             _ => {}
@@ -448,10 +462,11 @@ impl Live {
     fn begin_probing(&mut self, cx: &mut Cx, now: u64) {
         if self.sent > 0 {
             self.drain_socket();
+            // The capture can show the peer's data before the socket holds it.
             let ev = Event::Exchanged {
                 at: At::of(now),
                 sent: self.sent,
-                received: self.received,
+                received: self.received.max(self.peer_data),
             };
             cx.sink.event(self.id, &ev);
         }
@@ -542,7 +557,7 @@ impl Live {
                     rtt_ns: rtt,
                 };
                 cx.sink.event(self.id, &ev);
-                if cx.shared.rounds.is_some_and(|r| self.answered >= r) {
+                if self.rounds.is_some_and(|r| self.answered >= r) {
                     return Some(StopReason::Rounds);
                 }
             }
@@ -709,7 +724,8 @@ impl Live {
             StopReason::Closed => Outcome::Closed,
             StopReason::Rounds => Outcome::Alive,
             StopReason::Error => Outcome::Failed,
-            StopReason::Duration | StopReason::Interrupted | StopReason::Cancelled => match self.last_resolved_answered {
+            StopReason::Duration | StopReason::Interrupted | StopReason::Cancelled => match self.last_resolved_answered
+            {
                 Some(true) => Outcome::Alive,
                 _ => Outcome::Unknown,
             },
@@ -740,14 +756,4 @@ impl Live {
 
 fn fmt(a: SocketAddr) -> String {
     keepalive::track::fmt_addr(a)
-}
-
-/// IPv4-mapped IPv6 addresses as IPv4: how the capture shows them.
-pub fn canonical(a: SocketAddr) -> SocketAddr {
-    match a.ip() {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(a, |v4| SocketAddr::new(IpAddr::V4(v4), a.port())),
-        _ => a,
-    }
 }
