@@ -27,6 +27,7 @@ fn main() -> ExitCode {
     ExitCode::from(match &cli.command {
         Command::Verify(args) => cli::verify::run(args),
         Command::Probe(args) => cli::probe::run(args),
+        Command::IdleTimeout(args) => cli::idle::run(args),
         Command::Explain(args) => cli::explain::run(args),
     })
 }

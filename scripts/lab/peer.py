@@ -158,6 +158,7 @@ class ServerConn:
         self.sock = sock
         self.id = ident
         self.t_accept = now()
+        self.t_active = self.t_accept  # last data received
         self.pending = b""  # echo data not yet sent
         self.received = 0
         self.reading = False
@@ -247,13 +248,15 @@ def run_server(args):
             flags["read"] = False
         # Per-connection work only when something asks for it: with thousands
         # of connections a scan per wake-up would keep a core busy.
-        timed = args.close_after is not None or args.abort_after is not None
+        timed = args.close_after is not None or args.abort_after is not None or args.idle_close is not None
         if timed or (reading_default and not_reading):
             for c in list(conns.values()):
                 if reading_default and not c.reading:
                     c.reading = True
                     ep.modify(c.sock.fileno(), want(c))
-                if args.close_after is not None and t - c.t_accept >= args.close_after:
+                if args.idle_close is not None and t - c.t_active >= args.idle_close:
+                    finish(c, "idle_close")
+                elif args.close_after is not None and t - c.t_accept >= args.close_after:
                     finish(c, "close")
                 elif args.abort_after is not None and t - c.t_accept >= args.abort_after:
                     finish(c, "abort")
@@ -303,6 +306,7 @@ def run_server(args):
                     continue
                 if data:
                     c.received += len(data)
+                    c.t_active = now()
                     if args.mode == "echo":
                         c.pending += data
             if c.pending and (mask & (select.EPOLLOUT | select.EPOLLIN)):
@@ -593,6 +597,9 @@ def main(argv=None):
                    help="do not read from accepted sockets (receive window fills up)")
     s.add_argument("--read-after", type=float, help="start reading S seconds after accept")
     s.add_argument("--close-after", type=float, help="close (FIN) S seconds after accept")
+    s.add_argument("--idle-close", type=float,
+                   help="close (FIN) a connection that received no data for S seconds, as servers with an "
+                        "idle timeout do (nginx keepalive_timeout, pgbouncer client_idle_timeout)")
     s.add_argument("--abort-after", type=float, help="close with RST (SO_LINGER 0) S seconds after accept")
     s.add_argument("--vanish-after", type=float,
                    help="S seconds after accept: abort every connection, close the listener, exit")

@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions, one file per subcommand.
 
 pub mod explain;
+pub mod idle;
 pub mod probe;
 mod probe_out;
 pub mod verify;
@@ -23,6 +24,9 @@ pub enum Command {
     /// Probe a live connection with keepalive probes from userspace (raw sockets,
     /// root or CAP_NET_RAW): connect, listen or attach; see every probe and answer.
     Probe(Box<probe::ProbeArgs>),
+    /// Measure how long the path to HOST:PORT keeps an idle TCP connection, how
+    /// it ends it (drop or reset), and the keepalive idle that keeps it (root).
+    IdleTimeout(Box<idle::IdleArgs>),
     /// Learn the wire format: a probe of each stack byte by byte, a capture's frame
     /// with the classifier's reasoning, timing, ladder diagrams, synthetic scenarios.
     Explain(explain::ExplainArgs),

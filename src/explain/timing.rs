@@ -244,8 +244,8 @@ pub struct Verdict {
 
 /// A suggested idle for a timeout: 80 %, rounded down to a whole 10 s
 /// (whole seconds below 100 s), at least 1 s.
-pub fn suggested_idle(timeout_s: u64) -> u64 {
-    let t = timeout_s * 4 / 5;
+pub fn suggested_idle(timeout_s: f64) -> u64 {
+    let t = (timeout_s * 0.8 + 1e-9).floor() as u64;
     let t = if t >= 100 { t / 10 * 10 } else { t };
     t.max(1)
 }
@@ -273,7 +273,7 @@ pub fn compute(settings: &Settings, boxes: &[Middlebox]) -> Timing {
             Verdict {
                 middlebox: m.clone(),
                 loses,
-                fix_idle_s: loses.then(|| suggested_idle(m.timeout_s)),
+                fix_idle_s: loses.then(|| suggested_idle(m.timeout_s as f64)),
             }
         })
         .collect();
@@ -400,7 +400,7 @@ pub fn render(t: &Timing) -> String {
         );
     }
     if let Some(tightest) = losers.iter().map(|v| v.middlebox.timeout_s).min() {
-        let fix = suggested_idle(tightest);
+        let fix = suggested_idle(tightest as f64);
         let _ = writeln!(
             out,
             "fix: an idle below {} beats {}: {}",
@@ -464,9 +464,10 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(suggested_idle(350), 280);
-        assert_eq!(suggested_idle(240), 190);
-        assert_eq!(suggested_idle(60), 48);
-        assert_eq!(suggested_idle(1), 1);
+        assert_eq!(suggested_idle(350.0), 280);
+        assert_eq!(suggested_idle(240.0), 190);
+        assert_eq!(suggested_idle(60.0), 48);
+        assert_eq!(suggested_idle(1.0), 1);
+        assert_eq!(suggested_idle(2.98), 2, "a measured bound, not whole seconds");
     }
 }

@@ -70,8 +70,8 @@ impl TestOutcome {
     }
 }
 
-/// The keepalive idle to set for a path that drops idle connections after
-/// more than `lower_s`: `explain timing`'s rule (80 %, rounded down).
+/// The keepalive idle to set for a path that keeps idle connections for
+/// `lower_s` but not longer: `explain timing`'s rule (80 %, rounded down).
 pub fn recommended_idle_s(lower_s: f64) -> u64 {
-    crate::explain::timing::suggested_idle(lower_s.floor() as u64)
+    crate::explain::timing::suggested_idle(lower_s)
 }
