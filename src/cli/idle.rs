@@ -443,7 +443,7 @@ fn measure(args: &IdleArgs) -> Result<Answer> {
     if !args.json {
         let _ = writeln!(
             m.out,
-            "idle-timeout {} : up to {}, {} connections at a time",
+            "idle-timeout {}: idle times up to {}, {} connections at a time",
             crate::keepalive::track::fmt_addr(remote),
             format_duration(args.max),
             per_round
@@ -516,8 +516,10 @@ fn report(out: &mut impl Write, a: &Answer, json: bool) -> Result<()> {
     )?;
     if let Some(idle) = a.recommended_idle_s {
         writeln!(out, "fix: a keepalive idle of {idle} s or less, e.g.")?;
-        for p in PRESETS.iter().filter(|p| p.name == "linux" || p.name == "go") {
-            writeln!(out, "  {}: {}", p.title, (p.fix)(idle))?;
+        for (name, title) in [("linux", "Linux"), ("go", "Go")] {
+            if let Some(p) = PRESETS.iter().find(|p| p.name == name) {
+                writeln!(out, "  {title}: {}", (p.fix)(idle))?;
+            }
         }
         match a.verified {
             Some(true) => writeln!(out, "verified: a connection probed every {idle} s stayed up")?,
