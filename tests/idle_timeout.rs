@@ -4,9 +4,10 @@
 //! Root only (skipped outside CI as a user); each test has its own lab.
 //!
 //! The bracket must hold the configured timeout within the tolerance the
-//! conntrack timer has against kaprobe's clock: measured at 15–35 ms here
-//! (idle counts from the capture of the last segment; conntrack from when it
-//! passed the middlebox, in jiffies), so 100 ms is allowed.
+//! conntrack timer has against kaprobe's clock: brackets of 3, 10 and 30 s
+//! timeouts came out within 70 ms of the configured value here (idle counts
+//! from the capture of the last segment; conntrack from when it passed the
+//! middlebox, in jiffies, checked at lookup), so 100 ms is allowed.
 
 mod common;
 use common::lab::*;
@@ -93,11 +94,11 @@ fn a_path_that_resets_idle_flows_and_through_a_nat() {
         return;
     };
     nat.ok("fault", &["idle-timeout", "2", "drop"]);
-    let (code, _, a) = measure(&nat, &["--max", "6s", "--resolution", "250ms", "--no-verify"]);
+    let (code, _, a) = measure(&nat, &["--max", "6s", "--resolution", "250ms"]);
     assert_eq!(code, 0, "{a}");
     assert_eq!(a["behaviour"], "drop", "{a}");
     brackets(&a, 2.0, 0.25);
-    assert_eq!(a["verified"], Value::Null, "--no-verify");
+    assert_eq!(a["verified"], true, "the fix holds through the NAT too: {a}");
 }
 
 #[test]
@@ -116,6 +117,14 @@ fn no_timeout_up_to_max_and_a_server_that_closes_idle_connections_itself() {
     assert_eq!(
         (a["recommended_idle_s"].clone(), a["verified"].clone()),
         (Value::Null, Value::Null)
+    );
+
+    // A server that takes no connection: one line, exit 2.
+    let out = run(lab.kaprobe("c", &["idle-timeout", "10.77.101.2:7079", "--max", "2s"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "kaprobe: connect 10.77.101.2:7079: connection refused"
     );
 
     lab.ok("server", &["--idle-close", "2"]);

@@ -176,6 +176,8 @@ struct Measure<W: Write> {
     first_error: Option<String>,
     started: Option<u64>,
     status_at: u64,
+    /// When the current round's tests were added.
+    round_at: u64,
 }
 
 impl<W: Write> Measure<W> {
@@ -207,6 +209,7 @@ impl<W: Write> Measure<W> {
         if let Some(e) = &v.error {
             self.refused += 1;
             self.first_error.get_or_insert_with(|| e.clone());
+            return;
         }
         let facts = self.facts.borrow();
         let reset_by = facts.reset_by.get(&id).copied();
@@ -264,22 +267,32 @@ impl<W: Write> Measure<W> {
             return;
         }
         self.status_at = now;
-        let waiting = self
-            .schedule
-            .tests
-            .iter()
-            .filter(|t| t.outcome.is_none() && !t.cancelled)
-            .count();
+        let tests = &self.schedule.tests;
+        let waiting = tests.iter().filter(|t| t.outcome.is_none() && !t.cancelled);
         let (lo, up) = self.schedule.bracket();
+        // The round ends when its longest test still needed has had its idle time and its wait.
+        let last = waiting
+            .clone()
+            .map(|t| t.idle)
+            .filter(|i| up.is_none_or(|u| *i <= u))
+            .max();
+        let end = last.map_or(String::new(), |i| {
+            let left = (self.round_at + i + self.wait).saturating_sub(now);
+            format!("; this round ends in about {}", format_duration(left.max(SEC / 10)))
+        });
+        let lost = tests.iter().filter(|t| t.outcome.is_some_and(|o| o.failed())).count();
+        let survived = tests
+            .iter()
+            .filter(|t| t.outcome == Some(TestOutcome::Survived))
+            .count();
         let b = |v: Option<u64>| v.map_or("?".to_string(), format_duration);
         let elapsed = now.saturating_sub(self.started.unwrap_or(now));
         let mut e = io::stderr().lock();
         let _ = write!(
             e,
-            "\r\x1b[K{} elapsed; {} tests waiting, {} done; bracket {} … {}",
+            "\r\x1b[K{} elapsed; {} waiting, {survived} survived, {lost} lost; bracket {} … {}{end}",
             format_duration(elapsed),
-            waiting,
-            self.schedule.tests.iter().filter(|t| t.outcome.is_some()).count(),
+            waiting.count(),
             b(lo),
             b(up)
         );
@@ -317,6 +330,7 @@ impl<W: Write> Control for Measure<W> {
         }
         let first = self.schedule.tests.len();
         for (k, idle) in self.schedule.next_round().into_iter().enumerate() {
+            self.round_at = now;
             self.next_id += 1;
             self.tests.insert(self.next_id, first + k);
             orders.add.push(self.test_spec(idle));
@@ -439,6 +453,7 @@ fn measure(args: &IdleArgs) -> Result<Answer> {
         first_error: None,
         started: None,
         status_at: 0,
+        round_at: 0,
     };
     if !args.json {
         let _ = writeln!(
@@ -452,11 +467,12 @@ fn measure(args: &IdleArgs) -> Result<Answer> {
     let summary = engine::run(setup, &mut FactSink(facts), &mut m)?;
     m.clear_status();
     if m.refused > 0 {
-        let open = m.schedule.tests.iter().filter(|t| t.outcome.is_some()).count() as u64 - m.refused;
-        return Err(anyhow!(
-            "{} (with {open} test connections set up before it): the server stopped taking connections",
-            m.first_error.clone().unwrap_or_default()
-        ));
+        let open = m.schedule.tests.iter().filter(|t| t.outcome.is_some()).count();
+        let err = m.first_error.clone().unwrap_or_default();
+        return Err(match open {
+            0 => anyhow!("{err}"),
+            n => anyhow!("{err}: the server stopped taking connections after {n} tests had run"),
+        });
     }
     let interrupted = stop.load(std::sync::atomic::Ordering::Relaxed);
     let a = m.answer((summary.elapsed_s * 1e9) as u64, interrupted);
