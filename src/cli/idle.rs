@@ -399,6 +399,9 @@ fn measure(args: &IdleArgs) -> Result<Answer> {
     if args.max < 2 * SEC / 10 {
         return Err(anyhow!("--max: at least 200ms"));
     }
+    if args.wait < SEC / 1000 {
+        return Err(anyhow!("--wait: at least 1ms (how long a probe's answer may take)"));
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let per_round = args.sessions as usize;
     let c = open_connect(
