@@ -68,7 +68,7 @@ trap '[[ -n ${BENCH_LIVE_KEEP:-} ]] || rm -rf "$OUT"' EXIT
 # its rusage (wait4: user s, sys s, peak RSS KiB) in $OUT/NAME.rusage.
 run() {
     local name=$1 n=$2 rounds=$3 lab
-    lab=$(bash scripts/lab.sh up "bl$name" 2>/dev/null | tail -1)
+    lab=$(bash scripts/lab.sh up "bl$name" --owner $$ 2>/dev/null | tail -1)
     python3 - "$OUT/$name" "$lab" "$KAPROBE" "$n" "$rounds" <<'EOF' || { bash scripts/lab.sh down "$lab" >/dev/null 2>&1; return 1; }
 import os, subprocess, sys
 base, lab, kaprobe, n, rounds = sys.argv[1:]

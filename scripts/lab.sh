@@ -11,7 +11,7 @@
 #                                     bring a lab up (prints its name); the server namespace
 #                                     runs scripts/lab/peer.py server (echo) on [::]:7077
 #   lab.sh down NAME                  tear it down (processes, namespaces, state)
-#   lab.sh list                       every lab, with its owner and whether it is abandoned
+#   lab.sh list                       every lab, with its owner and state: live, kept or abandoned
 #   lab.sh cleanup                    remove abandoned labs (their owner process is gone)
 #   lab.sh env NAME                   KEY=VALUE lines: namespaces, interfaces, addresses
 #   lab.sh status NAME                faults, processes, middlebox counters, conntrack
@@ -38,9 +38,10 @@
 #                                     undo a fault (default all)
 #   lab.sh exec NAME c|m|s CMD...     run a command in a namespace
 #
-# Names: [A-Za-z0-9_.]+; namespaces are kaprobe-lab-<owner pid>-<NAME>-{c,m,s}. The owner
-# is the process the lab belongs to (default: the caller of lab.sh, or the caller of sudo);
-# once it is gone the lab is "abandoned" and `cleanup` removes it. State (pids, logs,
+# Names: [A-Za-z0-9_.]+; namespaces are kaprobe-lab-<owner pid>-<NAME>-{c,m,s}. A lab
+# brought up without --owner is "kept" (owner 0): it lives until `down`. With --owner PID
+# it belongs to that process (tests and scripts pass their own pid); once it is gone the
+# lab is "abandoned" and `cleanup` removes it. Two `up` of one name never both succeed. State (pids, logs,
 # captures' text) lives in $KAPROBE_LAB_STATE/<NAME> (default /run/kaprobe-lab).
 # Only addresses inside the lab's own namespaces are ever used.
 # shellcheck source-path=SCRIPTDIR
@@ -88,14 +89,15 @@ find_lab() {
     mkdir -p "$ST"
 }
 
-# default_owner — the caller of lab.sh, or the caller of sudo when run through sudo
-default_owner() {
-    local pid=$PPID comm
-    comm=$(cat "/proc/$pid/comm" 2>/dev/null || true)
-    if [[ $comm == sudo || $comm == doas ]]; then
-        pid=$(awk '{ print $4 }' "/proc/$pid/stat")
+# owner_state PID — live, abandoned, or kept (owner 0: no owner, lives until `down`)
+owner_state() {
+    if [[ $1 == 0 ]]; then
+        echo kept
+    elif lab_alive "$1"; then
+        echo live
+    else
+        echo abandoned
     fi
-    printf '%s\n' "$pid"
 }
 
 # ---------------------------------------------------------------------------- server
@@ -264,8 +266,7 @@ cmd_capture() {
 # ---------------------------------------------------------------------------- up / down
 
 cmd_up() {
-    local name="" nat="" owner sysctls=() wanted=""
-    owner=$(default_owner)
+    local name="" nat="" owner=0 sysctls=() wanted=""
     while (($# > 0)); do
         case $1 in
         --nat) nat=nat ;;
@@ -276,12 +277,18 @@ cmd_up() {
         esac
         shift
     done
-    if [[ ! $owner =~ ^[0-9]+$ ]] || ! lab_alive "$owner"; then die "owner $owner is not a running process"; fi
+    if [[ ! $owner =~ ^[0-9]+$ ]] || { [[ $owner != 0 ]] && ! lab_alive "$owner"; }; then
+        die "owner $owner is not a running process"
+    fi
     if [[ -z $name ]]; then
         name=lab$(date +%H%M%S)$((RANDOM % 100))
         wanted=" (generated)"
     fi
     valid_name "$name"
+    # One `up` at a time checks the name and builds: two of one name cannot both pass.
+    mkdir -p "$STATE_ROOT"
+    exec 9>"$STATE_ROOT/.up.lock"
+    flock 9
     [[ -z $(owners_of "$name") ]] || die "a lab called '$name' exists already"
     LAB_NAME=$name
     LAB_OWNER=$owner
@@ -292,6 +299,9 @@ cmd_up() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
     lab_routed_build $nat ${sysctls[@]+"${sysctls[@]}"} || exit 1
+    # The namespaces exist: another `up` of this name now fails its check. (Released
+    # before any long-lived process starts, which would inherit the lock.)
+    exec 9>&-
     # (only now: `cleanup` removes state directories of labs without namespaces)
     rm -rf "$ST"
     mkdir -p "$ST"
@@ -301,7 +311,11 @@ cmd_up() {
     : >"$ST/faults"
     server_start
     trap - EXIT INT TERM
-    lab_log "lab $name$wanted is up, owner pid $owner:"
+    if [[ $owner == 0 ]]; then
+        lab_log "lab $name$wanted is up, kept until lab.sh down $name:"
+    else
+        lab_log "lab $name$wanted is up, owner pid $owner:"
+    fi
     lab_log "  client  $LAB_NS_C  $LAB_C4 $LAB_C6 ($LAB_IF_C)"
     lab_log "  middle  $LAB_NS_M  $LAB_MC4 | $LAB_MS4 (routes${nat:+, NAT towards the server})"
     lab_log "  server  $LAB_NS_S  $LAB_S4 $LAB_S6 ($LAB_IF_S), peer.py echo server on port $PORT"
@@ -330,7 +344,7 @@ cmd_list() {
     done < <(ip netns list 2>/dev/null)
     for key in "${!seen[@]}"; do
         read -r owner name <<<"$key"
-        if lab_alive "$owner"; then state=live; else state=abandoned; fi
+        state=$(owner_state "$owner")
         printf '%-24s %-8s %-10s %s\n' "$name" "$owner" "$state" \
             "$(printf '%s' "${seen[$key]}" | fold -w1 | sort | tr -d '\n')"
     done | sort

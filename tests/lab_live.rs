@@ -361,3 +361,74 @@ fn abandoned_labs_are_listed_and_cleaned_up() {
     drop(lab);
     assert_eq!(netns_list().matches(&prefix).count(), 0, "{}", netns_list());
 }
+
+/// Takes a kept lab down when dropped, whatever the test did.
+struct Kept(String);
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        let mut c = lab_sh();
+        c.args(["down", &self.0]);
+        let _ = c.output();
+    }
+}
+
+/// A lab brought up without an owner (by hand, from a one-shot shell) is kept until
+/// `down`, whatever `cleanup` runs meanwhile; two `up` of one name never both succeed.
+#[test]
+fn a_lab_without_owner_is_kept_and_one_name_is_one_lab() {
+    if !is_root() {
+        assert!(!in_ci(), "CI is set but this is not root");
+        eprintln!("skipped: lab lifecycle: lab tests need root (network namespaces)");
+        return;
+    }
+    let name = format!("kept{}", std::process::id());
+    let _guard = Kept(name.clone());
+    // Two at once, from shells that exit at once.
+    let spawn = || {
+        let mut c = Command::new("bash");
+        c.args(["-c", &format!("bash scripts/lab.sh up {name}")]);
+        c.current_dir(env!("CARGO_MANIFEST_DIR"));
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let ok = [&a, &b].iter().filter(|o| o.status.success()).count();
+    assert_eq!(
+        ok,
+        1,
+        "exactly one up succeeds: {} / {}",
+        text(&a.stderr),
+        text(&b.stderr)
+    );
+    let failed = if a.status.success() { &b } else { &a };
+    assert!(
+        text(&failed.stderr).contains(&format!("a lab called '{name}' exists already")),
+        "{}",
+        text(&failed.stderr)
+    );
+    let prefix = format!("kaprobe-lab-0-{name}-");
+    assert_eq!(netns_list().matches(&prefix).count(), 3, "{}", netns_list());
+    let mut c = lab_sh();
+    c.arg("cleanup");
+    assert!(run(c).status.success());
+    assert_eq!(
+        netns_list().matches(&prefix).count(),
+        3,
+        "kept through cleanup: {}",
+        netns_list()
+    );
+    let mut c = lab_sh();
+    c.arg("list");
+    let list = text(&run(c).stdout);
+    assert!(
+        list.lines().any(|l| l.starts_with(&name) && l.contains(" kept ")),
+        "{list}"
+    );
+    let mut c = lab_sh();
+    c.args(["down", &name]);
+    assert!(run(c).status.success());
+    assert_eq!(netns_list().matches(&prefix).count(), 0, "{}", netns_list());
+}

@@ -511,6 +511,8 @@ lab_leftovers() {
         pid=${ns#"$base"}
         pid=${pid%%-*}
         [[ $pid =~ ^[0-9]+$ ]] || continue
+        # Owner 0: a lab kept until `down`, never abandoned.
+        [[ $pid == 0 ]] && continue
         lab_alive "$pid" && continue
         printf '%s\n' "$ns"
     done < <(ip netns list 2>/dev/null)
