@@ -143,3 +143,25 @@ fn no_timeout_up_to_max_and_a_server_that_closes_idle_connections_itself() {
         "keepalive cannot keep what the server closes: {a}"
     );
 }
+
+/// Ctrl-C while tests wait: the bracket so far, `interrupted`, exit 1 (not completed).
+#[test]
+fn ctrl_c_gives_the_bracket_so_far() {
+    let Some(lab) = Lab::up("itint", &[]) else {
+        return;
+    };
+    let mut b = Background::spawn(lab.kaprobe("c", &["idle-timeout", V4, "--json", "--sessions", "8", "--max", "60s"]));
+    b.wait_line("\"type\":\"tested\"", 15);
+    // `ip netns exec` execs kaprobe itself: the child is kaprobe.
+    assert_eq!(unsafe { libc::kill(b.pid() as i32, libc::SIGINT) }, 0);
+    let (code, lines, err) = b.finish(15);
+    assert_eq!(code, 1, "{err}");
+    let a: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert_eq!(
+        (a["type"].as_str(), a["interrupted"].as_bool()),
+        (Some("idle_timeout"), Some(true)),
+        "{a}"
+    );
+    assert_eq!(a["outcome"], "none", "nothing failed so far: {a}");
+    assert!(f(&a["lower_s"]) >= 1.0, "the 1 s test survived: {a}");
+}

@@ -75,7 +75,8 @@ fn parse_resolution(s: &str) -> Result<Resolution, String> {
 
 pub fn run(args: &IdleArgs) -> u8 {
     match measure(args) {
-        Ok(a) if a.verified == Some(false) => exit::VERDICT,
+        // Not completed (Ctrl-C), or the fix did not hold.
+        Ok(a) if a.interrupted || a.verified == Some(false) => exit::VERDICT,
         Ok(_) => exit::OK,
         Err(e) => {
             let _ = io::stdout().flush();

@@ -343,8 +343,13 @@ impl Live {
     fn up(&mut self, cx: &mut Cx, mut s: TcpStream, now: u64) {
         if !cx.shared.send.is_empty() {
             // Blocking, before the socket turns non-blocking: the data sent
-            // first is small, and an empty send buffer takes it at once.
-            let sent = s.set_nonblocking(false).and_then(|()| s.write_all(&cx.shared.send));
+            // first is small, and an empty send buffer takes it at once. A
+            // peer that does not read gets a second, then the session fails,
+            // so the other sessions never wait longer than that.
+            let sent = s
+                .set_nonblocking(false)
+                .and_then(|()| s.set_write_timeout(Some(std::time::Duration::from_secs(1))))
+                .and_then(|()| s.write_all(&cx.shared.send));
             if let Err(e) = sent {
                 return self.fail(cx, LiveError::os(format!("send to {}", fmt(self.t.remote)), &e), now);
             }
