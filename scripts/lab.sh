@@ -352,6 +352,10 @@ cmd_list() {
 
 cmd_cleanup() {
     local d
+    # One at a time, and never while an `up` builds (tests run cleanups in parallel).
+    mkdir -p "$STATE_ROOT"
+    exec 9>"$STATE_ROOT/.up.lock"
+    flock 9
     lab_remove_leftovers "$LAB_BASE_PREFIX"
     # State directories of labs that no longer exist.
     for d in "$STATE_ROOT"/*; do

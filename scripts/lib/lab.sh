@@ -523,8 +523,9 @@ lab_remove_leftovers() {
     while read -r ns; do
         [[ -n $ns ]] || continue
         lab_log "removing leftover namespace $ns"
-        lab_ns_kill "$ns"
-        ip netns del "$ns" || true
+        # Another cleanup may have removed it meanwhile.
+        lab_ns_kill "$ns" || true
+        ip netns del "$ns" 2>/dev/null || true
     done < <(lab_leftovers "$@")
 }
 
