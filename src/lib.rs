@@ -7,6 +7,7 @@
 pub mod analyze;
 pub mod capture;
 pub mod cli;
+pub mod conform;
 pub mod decode;
 pub mod explain;
 pub mod flow;

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => cli::verify::run(args),
         Command::Probe(args) => cli::probe::run(args),
         Command::IdleTimeout(args) => cli::idle::run(args),
+        Command::Conform(args) => cli::conform::run(args),
         Command::Explain(args) => cli::explain::run(args),
     })
 }

@@ -196,6 +196,7 @@ impl<W: Write> Measure<W> {
                 user_timeout: None,
             },
             rounds: Some(1),
+            script: None,
         }
     }
 

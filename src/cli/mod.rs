@@ -1,5 +1,6 @@
 //! Command-line interface: clap definitions, one file per subcommand.
 
+pub mod conform;
 pub mod explain;
 pub mod idle;
 pub mod probe;
@@ -27,6 +28,9 @@ pub enum Command {
     /// Measure how long the path to HOST:PORT keeps an idle TCP connection, how
     /// it ends it (drop or reset), and the keepalive idle that keeps it (root).
     IdleTimeout(Box<idle::IdleArgs>),
+    /// Send a battery of probe variants to a live peer and compare its answers
+    /// with what RFC 9293 and Linux lead one to expect (root).
+    Conform(Box<conform::ConformArgs>),
     /// Learn the wire format: a probe of each stack byte by byte, a capture's frame
     /// with the classifier's reasoning, timing, ladder diagrams, synthetic scenarios.
     Explain(explain::ExplainArgs),

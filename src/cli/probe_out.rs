@@ -501,6 +501,8 @@ impl<W: Write> HumanSink<W> {
                 [Self::num(*seq, l), Self::num(*ack, r), "0".into(), String::new()],
                 "RST: the connection is closed, as Linux does",
             ),
+            // `probe` runs no conform case.
+            Event::Case { .. } => {}
             Event::Verdict(v) => {
                 let rtt = v.rtt_ms.map_or(String::new(), |s| {
                     format!(", rtt {:.3}/{:.3}/{:.3} ms min/avg/max", s.min, s.avg, s.max)

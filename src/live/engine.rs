@@ -8,7 +8,7 @@
 
 use super::capture::{Frame, LiveCapture};
 use super::event::{At, Event, SessionId, Sink, Status, Summary};
-use super::session::{Closing, Cx, Live, Phase, Senders, Shared, Start, Totals};
+use super::session::{Closing, Cx, Live, Phase, Script, Senders, Shared, Start, Totals};
 use super::{socket, Clock, LiveError};
 use crate::decode::decode;
 use crate::keepalive;
@@ -107,6 +107,8 @@ pub struct Spec {
     pub start: Start,
     pub ka: keepalive::Config,
     pub rounds: Option<u64>,
+    /// Segments to send instead of keepalive probes (`conform`).
+    pub script: Option<Box<Script>>,
 }
 
 /// What a `Control` wants done.
@@ -146,7 +148,7 @@ pub fn run(setup: Setup, sink: &mut dyn Sink, control: &mut dyn Control) -> Resu
     let now = clock.now();
     let (ka, rounds) = (setup.shared.ka, setup.shared.rounds);
     let sessions: Vec<Live> = (setup.sessions.into_iter().enumerate())
-        .map(|(i, s)| Live::new(i as u32 + 1, s, ka, rounds, now))
+        .map(|(i, s)| Live::new(i as u32 + 1, s, ka, rounds, None, now))
         .collect();
     let mut e = Engine {
         control,
@@ -295,7 +297,8 @@ impl Engine<'_> {
         self.finished |= orders.finished;
         for spec in orders.add {
             let id = self.sessions.len() as u32 + 1;
-            self.sessions.push(Live::new(id, spec.start, spec.ka, spec.rounds, now));
+            self.sessions
+                .push(Live::new(id, spec.start, spec.ka, spec.rounds, spec.script, now));
         }
         for id in orders.stop {
             let i = (id as usize).wrapping_sub(1);
@@ -505,7 +508,7 @@ impl Engine<'_> {
         for s in &self.sessions {
             match s.phase {
                 Phase::Queued { .. } | Phase::Connecting { .. } | Phase::Exchange { .. } => st.connecting += 1,
-                Phase::Probing => st.probing += 1,
+                Phase::Probing | Phase::Scripted => st.probing += 1,
                 Phase::Done => st.done += 1,
             }
         }

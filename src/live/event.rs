@@ -244,6 +244,14 @@ pub enum Event {
         seq: u32,
         ack: u32,
     },
+    /// A `conform` case ran: the segments it sent and the peer's segments meanwhile.
+    Case {
+        #[serde(flatten)]
+        at: At,
+        name: &'static str,
+        sent: Vec<crate::conform::Sent>,
+        got: Vec<crate::conform::Got>,
+    },
     Verdict(Verdict),
 }
 

@@ -9,6 +9,7 @@ use super::send::RawSender;
 use super::socket;
 use super::stats::{LatenessHist, RttAgg};
 use super::LiveError;
+use crate::conform::{Got, Sent, Variant};
 use crate::decode::Packet;
 use crate::keepalive::track::{canonical, Rst};
 use crate::keepalive::{self, Action, Answer, ProbeShape, Seen, Style, Tracker};
@@ -169,7 +170,49 @@ pub enum Phase {
         provoked_at: Option<u64>,
     },
     Probing,
+    /// Sending a `conform` case's segments, then waiting for answers.
+    Scripted,
     Done,
+}
+
+/// A `conform` case run instead of keepalive: `steps` sent `gap` apart once
+/// the exchange settled, then `wait` for answers; every peer segment meanwhile
+/// is kept.
+pub struct Script {
+    name: &'static str,
+    steps: Vec<Variant>,
+    gap: u64,
+    wait: u64,
+    t0: u64,
+    sent: Vec<Sent>,
+    got: Vec<Got>,
+}
+
+/// Peer segments kept per case.
+const GOT_KEPT: usize = 32;
+
+impl Script {
+    pub fn new(name: &'static str, steps: Vec<Variant>, gap: u64, wait: u64) -> Script {
+        Script {
+            name,
+            steps,
+            gap,
+            wait,
+            t0: 0,
+            sent: Vec::new(),
+            got: Vec::new(),
+        }
+    }
+
+    /// When the next segment goes, or (all sent) when the wait ends.
+    fn due(&self) -> u64 {
+        let k = self.sent.len() as u64;
+        if (k as usize) < self.steps.len() {
+            self.t0 + k * self.gap
+        } else {
+            self.t0 + k.saturating_sub(1) * self.gap + self.wait
+        }
+    }
 }
 
 pub struct Live {
@@ -179,6 +222,8 @@ pub struct Live {
     cfg: keepalive::Config,
     /// Stop after this many answered probes.
     rounds: Option<u64>,
+    /// A `conform` case instead of keepalive.
+    script: Option<Box<Script>>,
     socket: Option<TcpStream>,
     t: Tracker,
     ka: Option<keepalive::Keepalive>,
@@ -203,7 +248,14 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn new(id: SessionId, start: Start, cfg: keepalive::Config, rounds: Option<u64>, now: u64) -> Live {
+    pub fn new(
+        id: SessionId,
+        start: Start,
+        cfg: keepalive::Config,
+        rounds: Option<u64>,
+        script: Option<Box<Script>>,
+        now: u64,
+    ) -> Live {
         let unspecified: SocketAddr = ([0, 0, 0, 0], 0).into();
         let (phase, local, remote, socket) = match start {
             Start::Connect { remote, bind_port } => (Phase::Queued { remote, bind_port }, unspecified, remote, None),
@@ -231,6 +283,7 @@ impl Live {
             phase,
             cfg,
             rounds,
+            script,
             socket,
             t: Tracker::new(local, remote),
             ka: None,
@@ -277,6 +330,7 @@ impl Live {
                 [ready_by, settle_by, provoke_at].into_iter().flatten().min()
             }
             Phase::Probing => self.ka.as_ref().and_then(|k| k.poll_at()),
+            Phase::Scripted => self.script.as_ref().map(|s| s.due()),
         }
     }
 
@@ -382,6 +436,7 @@ impl Live {
             }
             Phase::Exchange { .. } => self.exchange(cx, now),
             Phase::Probing => self.keepalive(cx, now),
+            Phase::Scripted => self.script_turn(cx, now),
             _ => {}
         }
     }
@@ -404,6 +459,27 @@ impl Live {
             _ => {}
         }
         let seen = self.t.observe(pkt, t);
+        if let (Phase::Scripted, Some(s)) = (&self.phase, self.script.as_deref_mut()) {
+            if matches!(seen, Seen::Peer { .. }) && s.got.len() < GOT_KEPT {
+                let tcp = &pkt.tcp;
+                // A D-SACK for the byte of the segment sent last.
+                let dsack = s
+                    .sent
+                    .last()
+                    .is_some_and(|x| x.len > 0 && crate::session::dsack(tcp, Seq(x.seq)));
+                s.got.push(Got {
+                    time_ns: t,
+                    seq: tcp.seq.0,
+                    ack: tcp.ack.0,
+                    len: tcp.payload_len,
+                    rst: tcp.flags.rst(),
+                    ack_flag: tcp.flags.ack(),
+                    dsack,
+                    tsecr: tcp.options.timestamp.map(|ts| ts.1),
+                });
+            }
+            return;
+        }
         if let (Seen::Local, true, Some(ka)) = (seen, cx.shared.idle_from_any, self.ka.as_mut()) {
             ka.received(t);
         }
@@ -492,6 +568,11 @@ impl Live {
             last_received_ns: self.t.last_peer_time(),
         };
         cx.sink.event(self.id, &ev);
+        if let Some(s) = self.script.as_deref_mut() {
+            s.t0 = now;
+            self.phase = Phase::Scripted;
+            return self.script_turn(cx, now);
+        }
         let last = match shared.idle_from_any {
             true => self.t.last_time(),
             false => self.t.last_peer_time(),
@@ -632,6 +713,44 @@ impl Live {
             Action::Deferred => cx.sink.event(self.id, &Event::ProbeDeferred { at: At::of(now) }),
             Action::Wait => {}
         }
+    }
+
+    /// Sends the case's segments that are due; once all went out and the wait
+    /// is over, its `case` event and the end of the session.
+    fn script_turn(&mut self, cx: &mut Cx, now: u64) {
+        let Some(s) = self.script.as_deref_mut() else {
+            return;
+        };
+        while s.sent.len() < s.steps.len() && now >= s.due() {
+            let Some(inp) = self.t.probe_inputs(now) else {
+                break;
+            };
+            let shape = s.steps[s.sent.len()].shape(&inp, s.sent.len() as u64 + 1);
+            if let Err(e) = cx.senders.send(&shape.segment(self.t.local, self.t.remote)) {
+                self.error = Some(Box::new(e));
+                return self.finish(cx, StopReason::Error, now);
+            }
+            // The capture shows it as kaprobe's own, not the local kernel's.
+            self.t.sent_other(shape.seq, shape.ack, Flags::ACK);
+            s.sent.push(Sent {
+                time_ns: now,
+                seq: shape.seq.0,
+                ack: shape.ack.0,
+                len: shape.len(),
+                tsval: shape.timestamp.map(|ts| ts.0),
+            });
+        }
+        if s.sent.len() < s.steps.len() || now < s.due() {
+            return;
+        }
+        let ev = Event::Case {
+            at: At::of(now),
+            name: s.name,
+            sent: std::mem::take(&mut s.sent),
+            got: std::mem::take(&mut s.got),
+        };
+        cx.sink.event(self.id, &ev);
+        self.finish(cx, StopReason::Rounds, now);
     }
 
     /// Events for the probes the tracker gave up on (its rate limit judged then).

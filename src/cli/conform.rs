@@ -1,0 +1,351 @@
+//! `kaprobe conform HOST:PORT`: a battery of probe variants sent to a live
+//! peer, each case on a connection of its own, with what came back against
+//! what RFC 9293 and Linux lead one to expect (`crate::conform`).
+
+use super::exit;
+use super::probe::open_connect;
+use crate::conform::{answer, Case, Got, Kind, Sent, CASES, GAP_MS};
+use crate::keepalive;
+use crate::live::engine::{self, Control, Orders, Spec};
+use crate::live::session::Script;
+use crate::live::{Event, Mode, SessionId, Setup, Shared, Sink, Start, Summary, Verdict};
+use crate::units::parse_duration;
+use anyhow::{anyhow, Result};
+use clap::Args;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+const MS: u64 = 1_000_000;
+
+#[derive(Args, Debug)]
+pub struct ConformArgs {
+    /// The peer to test (a connection is opened to it per case).
+    #[arg(value_name = "HOST:PORT")]
+    pub target: String,
+    /// Run only this case (repeat for several); the default runs them all.
+    #[arg(long = "case", value_name = "NAME")]
+    pub cases: Vec<String>,
+    /// Data each connection sends first, so that data was exchanged (a 1-byte
+    /// probe then overlaps received data; 4.2BSD's probe needs it).
+    #[arg(long, default_value = "kaprobe conform", value_name = "DATA")]
+    pub send: String,
+    /// How long to wait for answers after a case's last segment.
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    pub wait: u64,
+    /// Capture on this interface (default: the one routing to the peer).
+    #[arg(short, long, value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// Record every case's connection to this pcap file.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+    /// JSON Lines: a `case` object per case, a `conformance` object last.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &ConformArgs) -> u8 {
+    match conform(args) {
+        // The style kaprobe probes with by default went unanswered.
+        Ok(r) if r.default_unanswered => exit::VERDICT,
+        Ok(_) => exit::OK,
+        Err(e) => {
+            let _ = io::stdout().flush();
+            eprintln!("kaprobe: {e:#}");
+            exit::USAGE
+        }
+    }
+}
+
+/// One case's result. JSON: `{"type": "case", …}`.
+#[derive(Serialize)]
+struct CaseResult {
+    name: &'static str,
+    about: &'static str,
+    /// Per segment sent: what came back, and what a Linux peer does.
+    observed: Vec<&'static str>,
+    expected: Vec<&'static str>,
+    /// `as_expected`, `deviates`, or `skipped` (needs timestamps, not negotiated; or not run).
+    verdict: &'static str,
+    rtt_ms: Vec<Option<f64>>,
+    sent: Vec<Sent>,
+    answers: Vec<Option<Got>>,
+}
+
+/// The run. JSON: `{"type": "conformance", …}`.
+#[derive(Serialize)]
+struct Report {
+    peer: String,
+    timestamps: Option<bool>,
+    sack: Option<bool>,
+    /// Styles whose probe the peer answered (`--style` names).
+    styles_answered: Vec<&'static str>,
+    /// Cases whose answers were not what a Linux peer gives: "name: expected …, observed …".
+    deviations: Vec<String>,
+    #[serde(skip)]
+    default_unanswered: bool,
+}
+
+/// Collects each case's segments and the session's negotiated options.
+#[derive(Default)]
+struct Collect {
+    /// Session → (timestamps, sack) from its `session` event.
+    options: BTreeMap<SessionId, (Option<bool>, Option<bool>)>,
+    /// Session → what its case sent and saw.
+    cases: BTreeMap<SessionId, (Vec<Sent>, Vec<Got>)>,
+    errors: Vec<String>,
+}
+
+impl Sink for Collect {
+    fn event(&mut self, s: SessionId, ev: &Event) {
+        match ev {
+            Event::Session { info, .. } => {
+                self.options.insert(s, (info.timestamps, info.sack));
+            }
+            Event::Case { sent, got, .. } => {
+                self.cases.insert(s, (sent.clone(), got.clone()));
+            }
+            Event::Verdict(v) => {
+                if let Some(e) = &v.error {
+                    self.errors.push(e.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn summary(&mut self, _: &Summary) {}
+}
+
+/// Every case as a session, added at the first turn.
+struct Battery {
+    specs: Vec<Spec>,
+}
+
+impl Control for Battery {
+    fn turn(&mut self, _: u64, _: &[(SessionId, Verdict)]) -> Orders {
+        Orders {
+            add: std::mem::take(&mut self.specs),
+            stop: Vec::new(),
+            finished: true,
+        }
+    }
+}
+
+fn conform(args: &ConformArgs) -> Result<Report> {
+    let cases: Vec<&'static Case> = if args.cases.is_empty() {
+        CASES.iter().collect()
+    } else {
+        args.cases
+            .iter()
+            .map(|n| {
+                CASES.iter().find(|c| c.name == n).ok_or_else(|| {
+                    let names: Vec<&str> = CASES.iter().map(|c| c.name).collect();
+                    anyhow!("--case {n}: no such case (cases: {})", names.join(", "))
+                })
+            })
+            .collect::<Result<_>>()?
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let c = open_connect(
+        std::slice::from_ref(&args.target),
+        args.interface.as_deref(),
+        cases.len(),
+        args.pcap.as_deref(),
+        &stop,
+    )?;
+    let remote = c.targets[0];
+    let shared = Shared {
+        mode: Mode::Connect,
+        ka: keepalive::Config::default(),
+        style: keepalive::Style::Linux,
+        payload: None,
+        send: args.send.clone().into_bytes(),
+        rounds: None,
+        no_abort: true,
+        provoke: false,
+        ready_timeout: 3_000 * MS,
+        connect_timeout: 5_000 * MS,
+        idle_from_any: false,
+        device: c.capture.device.clone(),
+        link: c.capture.link.name(),
+        single: false,
+    };
+    let specs = cases
+        .iter()
+        .map(|case| Spec {
+            start: Start::Connect { remote, bind_port: 0 },
+            ka: keepalive::Config::default(),
+            rounds: None,
+            script: Some(Box::new(Script::new(
+                case.name,
+                case.steps.iter().map(|(v, _)| *v).collect(),
+                GAP_MS * MS,
+                args.wait,
+            ))),
+        })
+        .collect();
+    let setup = Setup {
+        shared,
+        sessions: Vec::new(),
+        capture: c.capture,
+        senders: c.senders,
+        pcap: c.pcap,
+        duration: None,
+        interrupted: stop,
+    };
+    let mut collect = Collect::default();
+    engine::run(setup, &mut collect, &mut Battery { specs })?;
+    if let Some(e) = collect.errors.first() {
+        return Err(anyhow!("{e}"));
+    }
+    let (mut ts, mut sack) = (None, None);
+    let mut results = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let id = i as SessionId + 1;
+        let (t, s) = collect.options.get(&id).copied().unwrap_or((None, None));
+        ts = ts.or(t);
+        sack = sack.or(s);
+        let (sent, got) = collect.cases.remove(&id).unwrap_or_default();
+        results.push(judge(case, sent, got, t, s));
+    }
+    let styles_answered: Vec<&'static str> = results
+        .iter()
+        .filter(|r| r.name.starts_with("style_") && r.verdict != "skipped")
+        .filter(|r| r.observed.iter().all(|o| *o != Kind::None.name()))
+        .map(|r| r.name.trim_start_matches("style_"))
+        .collect();
+    let deviations = results
+        .iter()
+        .filter(|r| r.verdict == "deviates")
+        .map(|r| {
+            format!(
+                "{}: expected {}, observed {}",
+                r.name,
+                r.expected.join(" then "),
+                r.observed.join(" then ")
+            )
+        })
+        .collect();
+    let default = format!("style_{}", keepalive::Style::Linux.name());
+    let default_unanswered = results.iter().any(|r| {
+        r.name == default && r.verdict != "skipped" && !styles_answered.contains(&keepalive::Style::Linux.name())
+    });
+    let report = Report {
+        peer: crate::keepalive::track::fmt_addr(remote),
+        timestamps: ts,
+        sack,
+        styles_answered,
+        deviations,
+        default_unanswered,
+    };
+    print(args.json, &results, &report)?;
+    Ok(report)
+}
+
+fn judge(case: &Case, sent: Vec<Sent>, got: Vec<Got>, ts: Option<bool>, sack: Option<bool>) -> CaseResult {
+    let skipped = (case.needs_ts && ts != Some(true)) || sent.len() < case.steps.len();
+    let mut observed = Vec::new();
+    let mut answers = Vec::new();
+    let mut rtt = Vec::new();
+    for (k, s) in sent.iter().enumerate() {
+        let (kind, g) = answer(case.steps[k].0, s, sent.get(k + 1), &got);
+        observed.push(kind.name());
+        rtt.push(g.map(|g| (g.time_ns.saturating_sub(s.time_ns) as f64 / 1e3).round() / 1e3));
+        answers.push(g);
+    }
+    let expected: Vec<&'static str> = case
+        .steps
+        .iter()
+        .map(|(_, e)| e.kind(sack == Some(true)).name())
+        .collect();
+    let verdict = if skipped {
+        "skipped"
+    } else if observed == expected {
+        "as_expected"
+    } else {
+        "deviates"
+    };
+    CaseResult {
+        name: case.name,
+        about: case.about,
+        observed,
+        expected,
+        verdict,
+        rtt_ms: rtt,
+        sent,
+        answers,
+    }
+}
+
+fn print(json: bool, results: &[CaseResult], r: &Report) -> Result<()> {
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    if json {
+        #[derive(Serialize)]
+        #[serde(tag = "type", rename = "case")]
+        struct C<'a> {
+            #[serde(flatten)]
+            c: &'a CaseResult,
+        }
+        #[derive(Serialize)]
+        #[serde(tag = "type", rename = "conformance")]
+        struct R<'a> {
+            #[serde(flatten)]
+            r: &'a Report,
+        }
+        for c in results {
+            writeln!(out, "{}", serde_json::to_string(&C { c })?)?;
+        }
+        writeln!(out, "{}", serde_json::to_string(&R { r })?)?;
+        out.flush()?;
+        return Ok(());
+    }
+    let onoff = |b: Option<bool>| match b {
+        Some(true) => "on",
+        Some(false) => "off",
+        None => "unknown",
+    };
+    writeln!(
+        out,
+        "conform {}: timestamps {}, SACK {}",
+        r.peer,
+        onoff(r.timestamps),
+        onoff(r.sack)
+    )?;
+    writeln!(
+        out,
+        "{:<28} {:<26} {:<26} {:>9}  verdict",
+        "case", "expected (Linux)", "observed", "rtt"
+    )?;
+    for c in results {
+        let rtt = c
+            .rtt_ms
+            .first()
+            .copied()
+            .flatten()
+            .map_or("-".into(), |v| format!("{v:.3}ms"));
+        writeln!(
+            out,
+            "{:<28} {:<26} {:<26} {:>9}  {}",
+            c.name,
+            c.expected.join(", "),
+            c.observed.join(", "),
+            rtt,
+            c.verdict
+        )?;
+    }
+    writeln!(out, "styles answered: {}", r.styles_answered.join(", "))?;
+    if r.deviations.is_empty() {
+        writeln!(out, "deviations from Linux: none")?;
+    } else {
+        writeln!(out, "deviations from Linux:")?;
+        for d in &r.deviations {
+            writeln!(out, "  {d}")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}

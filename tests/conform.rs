@@ -1,0 +1,87 @@
+//! `kaprobe conform` against the lab's Linux peer (root; skipped outside CI as
+//! a user). A current Linux kernel is the reference the expectations describe,
+//! so every case must come out as expected, and `verify` must read the same
+//! run's recording the same way.
+
+mod common;
+use common::lab::*;
+use common::*;
+
+use serde_json::Value;
+
+const V4: &str = "10.77.101.2:7077";
+
+#[test]
+fn the_battery_against_linux_is_as_expected_and_verify_agrees() {
+    let Some(lab) = Lab::up("conf", &[]) else {
+        return;
+    };
+    let pcap = lab.path("conform.pcap");
+    let out = run(lab.kaprobe("c", &["conform", V4, "--json", "--pcap", pcap.to_str().unwrap()]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (report, cases) = lines.split_last().unwrap();
+    assert_eq!(report["type"], "conformance");
+    assert_eq!(
+        (report["timestamps"].as_bool(), report["sack"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_eq!(
+        report["styles_answered"],
+        serde_json::json!(["linux", "windows", "bsd42", "lwip", "smoltcp"])
+    );
+    assert_eq!(report["deviations"], serde_json::json!([]), "{report}");
+    assert_eq!(cases.len(), 16);
+    let case = |name: &str| cases.iter().find(|c| c["name"] == name).unwrap();
+    for c in cases {
+        assert_eq!(c["verdict"], "as_expected", "{c}");
+    }
+    // The answers that characterise Linux.
+    assert_eq!(case("style_windows")["observed"], serde_json::json!(["ack_dsack"]));
+    assert_eq!(
+        case("two_zero_byte_within_500ms")["observed"],
+        serde_json::json!(["ack", "none"]),
+        "the 500 ms limit"
+    );
+    assert_eq!(
+        case("ack_of_unsent_data")["observed"],
+        serde_json::json!(["challenge_ack"])
+    );
+    assert_eq!(case("at_snd_nxt")["observed"], serde_json::json!(["none"]));
+    // Each answer acknowledges SND.NXT (the probe's seq + 1, or its seq when at SND.NXT).
+    let a = &case("style_linux");
+    assert_eq!(
+        a["answers"][0]["ack"].as_u64().unwrap(),
+        (a["sent"][0]["seq"].as_u64().unwrap() + 1) % (1 << 32)
+    );
+
+    // verify reads the recording the same way: every segment sent at SND.NXT-1
+    // is a keepalive probe, and every answer conform saw to one is its ACK.
+    let not_probes = ["at_snd_nxt", "snd_nxt_minus_2", "ack_of_unsent_data"];
+    let probe_cases: Vec<&Value> = cases
+        .iter()
+        .filter(|c| !not_probes.contains(&c["name"].as_str().unwrap()))
+        .collect();
+    let probes: usize = probe_cases.iter().map(|c| c["sent"].as_array().unwrap().len()).sum();
+    let answered: usize = probe_cases
+        .iter()
+        .flat_map(|c| c["observed"].as_array().unwrap())
+        .filter(|o| o.as_str() != Some("none"))
+        .count();
+    let v = verify_json(&pcap, &[]);
+    assert_eq!(v.frames_of("keepalive_probe").len(), probes);
+    assert_eq!(v.frames_of("keepalive_ack").len(), answered);
+    assert_eq!(v.flows.len(), probe_cases.len());
+
+    // A case by name; an unknown name is a one-line error.
+    let out = run(lab.kaprobe("c", &["conform", V4, "--case", "nope"]));
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("kaprobe: --case nope: no such case (cases: style_linux,"),
+        "{err}"
+    );
+}
