@@ -7,9 +7,11 @@
 #   (namespace …-c)          .254 / ::254            (namespace …-s, peer.py on port 7077)
 #
 # Usage (root):
-#   lab.sh up [NAME] [--nat] [--owner PID] [--sysctl KEY=VALUE]...
+#   lab.sh up [NAME] [--nat] [--peer linux|smoltcp] [--owner PID] [--sysctl KEY=VALUE]...
 #                                     bring a lab up (prints its name); the server namespace
-#                                     runs scripts/lab/peer.py server (echo) on [::]:7077
+#                                     runs an echo server on port 7077: scripts/lab/peer.py
+#                                     on the kernel's TCP (linux), or smoltcp's TCP on a TAP
+#                                     bridged with the namespace's veth (scripts/lab/peers/)
 #   lab.sh down NAME                  tear it down (processes, namespaces, state)
 #   lab.sh list                       every lab, with its owner and state: live, kept or abandoned
 #   lab.sh cleanup                    remove abandoned labs (their owner process is gone)
@@ -49,6 +51,9 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PEER=$HERE/lab/peer.py
+# Userspace TCP stacks as the server peer, built into target/lab-peers on first use.
+PEERS_SRC=$HERE/lab/peers
+PEERS_BIN=$HERE/../target/lab-peers/release
 PYTHON=${PYTHON:-python3}
 PORT=7077
 STATE_ROOT=${KAPROBE_LAB_STATE:-/run/kaprobe-lab}
@@ -114,13 +119,53 @@ server_stop() {
     rm -f "$ST/server.pid"
 }
 
-# server_start — start peer.py server with the arguments saved in $ST/server.args
+# peer_stack — the server's TCP stack: linux (the kernel) or a userspace one
+peer_stack() { cat "$ST/peer" 2>/dev/null || echo linux; }
+
+# peer_binary STACK — a userspace stack's echo server, built on first use
+peer_binary() {
+    local bin=$PEERS_BIN/kaprobe-lab-$1
+    if [[ ! -x $bin ]]; then
+        command -v cargo >/dev/null || die "the $1 peer is not built and cargo is missing (scripts/setup.sh)"
+        lab_log "building the $1 peer (once)"
+        cargo build --release --quiet --manifest-path "$PEERS_SRC/$1/Cargo.toml" \
+            --target-dir "$PEERS_BIN/.." >&2 || die "could not build the $1 peer"
+    fi
+    printf '%s\n' "$bin"
+}
+
+# peer_tap_setup — the server namespace hands its link to a userspace stack: a TAP
+# bridged with the veth, which keeps no address (else the kernel would answer first)
+peer_tap_setup() {
+    lab_exec "$LAB_NS_S" ip addr flush dev "$LAB_IF_S"
+    lab_exec "$LAB_NS_S" ip tuntap add dev tap0 mode tap
+    lab_exec "$LAB_NS_S" ip link add br0 type bridge
+    lab_exec "$LAB_NS_S" ip link set "$LAB_IF_S" master br0
+    lab_exec "$LAB_NS_S" ip link set tap0 master br0
+    lab_exec "$LAB_NS_S" ip link set tap0 up
+    lab_exec "$LAB_NS_S" ip link set br0 up
+    lab_offloads_off "$LAB_NS_S" tap0
+    lab_offloads_off "$LAB_NS_S" br0
+}
+
+# server_start — start the echo server with the arguments saved in $ST/server.args
 server_start() {
-    local args=() pid
+    local args=() pid stack
     if [[ -s $ST/server.args ]]; then mapfile -t args <"$ST/server.args"; fi
-    lab_spawn "$LAB_NS_S" /dev/null "$ST/server.err" </dev/null \
-        "$PYTHON" "$PEER" server --addr :: --port "$PORT" --status "$ST/server.jsonl" --lifetime 0 \
-        ${args[@]+"${args[@]}"}
+    stack=$(peer_stack)
+    case $stack in
+    linux)
+        lab_spawn "$LAB_NS_S" /dev/null "$ST/server.err" </dev/null \
+            "$PYTHON" "$PEER" server --addr :: --port "$PORT" --status "$ST/server.jsonl" --lifetime 0 \
+            ${args[@]+"${args[@]}"}
+        ;;
+    *)
+        lab_spawn "$LAB_NS_S" /dev/null "$ST/server.err" </dev/null \
+            "$(peer_binary "$stack")" --tap tap0 --ip "$LAB_S4/24" --gw "$LAB_MS4" \
+            --ip6 "$LAB_S6/64" --gw6 "$LAB_MS6" --port "$PORT" --status "$ST/server.jsonl" \
+            ${args[@]+"${args[@]}"}
+        ;;
+    esac
     pid=$LAB_SPAWN_PID
     echo "$pid" >"$ST/server.pid"
     if ! lab_wait_grep "$ST/server.jsonl" "\"event\":\"listening\",[^}]*\"pid\":$pid," 10; then
@@ -266,11 +311,16 @@ cmd_capture() {
 # ---------------------------------------------------------------------------- up / down
 
 cmd_up() {
-    local name="" nat="" owner=0 sysctls=() wanted=""
+    local name="" nat="" owner=0 sysctls=() wanted="" stack=linux
     while (($# > 0)); do
         case $1 in
         --nat) nat=nat ;;
         --owner) owner=${2:?--owner needs a pid}; shift ;;
+        --peer)
+            stack=${2:?--peer needs a stack: linux or smoltcp}
+            [[ $stack == linux || -d $PEERS_SRC/$stack ]] || die "up: unknown peer stack '$stack' (linux, smoltcp)"
+            shift
+            ;;
         --sysctl) sysctls+=("${2:?--sysctl needs KEY=VALUE}"); shift ;;
         -*) die "up: unknown option $1" ;;
         *) [[ -z $name ]] || die "up: one name only"; name=$1 ;;
@@ -309,6 +359,8 @@ cmd_up() {
     printf '%s\n' "${nat:-routed}" >"$ST/mode"
     : >"$ST/server.args"
     : >"$ST/faults"
+    printf '%s\n' "$stack" >"$ST/peer"
+    [[ $stack == linux ]] || peer_tap_setup
     server_start
     trap - EXIT INT TERM
     if [[ $owner == 0 ]]; then
@@ -318,7 +370,11 @@ cmd_up() {
     fi
     lab_log "  client  $LAB_NS_C  $LAB_C4 $LAB_C6 ($LAB_IF_C)"
     lab_log "  middle  $LAB_NS_M  $LAB_MC4 | $LAB_MS4 (routes${nat:+, NAT towards the server})"
-    lab_log "  server  $LAB_NS_S  $LAB_S4 $LAB_S6 ($LAB_IF_S), peer.py echo server on port $PORT"
+    if [[ $stack == linux ]]; then
+        lab_log "  server  $LAB_NS_S  $LAB_S4 $LAB_S6 ($LAB_IF_S), peer.py echo server on port $PORT"
+    else
+        lab_log "  server  $LAB_NS_S  $LAB_S4 $LAB_S6 ($stack on tap0, bridged with $LAB_IF_S), echo server on port $PORT"
+    fi
     printf '%s\n' "$name"
 }
 
@@ -378,7 +434,7 @@ cmd_status() {
     echo "lab $LAB_NAME (owner $LAB_OWNER, $(cat "$ST/mode" 2>/dev/null || echo routed))"
     pid=$(server_pid)
     if [[ -n $pid ]] && lab_alive "$pid"; then
-        echo "  server: pid $pid, peer.py server on port $PORT $(if [[ -s $ST/server.args ]]; then tr '\n' ' ' <"$ST/server.args"; else echo "(echo, no keepalive)"; fi)"
+        echo "  server: pid $pid, $(if [[ $(peer_stack) == linux ]]; then echo peer.py; else peer_stack; fi) echo server on port $PORT $(if [[ -s $ST/server.args ]]; then tr '\n' ' ' <"$ST/server.args"; else echo "(no keepalive)"; fi)"
     else
         echo "  server: not running"
     fi

@@ -2,6 +2,7 @@
 # Installs what kaprobe needs to build, test and run its lab on a fresh Debian
 # machine (as root). Safe to rerun: installs only what is missing.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
@@ -23,3 +24,13 @@ if ((${#need[@]})); then
 fi
 
 command -v cargo >/dev/null || { echo "setup: cargo not found (install Rust with rustup)" >&2; exit 2; }
+
+# The lab's userspace TCP stacks (scripts/lab/peers/), built once into
+# target/lab-peers (lab.sh would build one on first use otherwise).
+for d in scripts/lab/peers/*/; do
+  name=$(basename "$d")
+  if [[ ! -x target/lab-peers/release/kaprobe-lab-$name ]]; then
+    echo "setup: building the lab's $name peer"
+    cargo build --release --quiet --manifest-path "$d/Cargo.toml" --target-dir target/lab-peers
+  fi
+done

@@ -85,3 +85,47 @@ fn the_battery_against_linux_is_as_expected_and_verify_agrees() {
         "{err}"
     );
 }
+
+/// smoltcp as the peer (`lab.sh up --peer smoltcp`: its TCP on a TAP bridged
+/// with the server's veth): what sets it apart from Linux on the wire.
+#[test]
+fn smoltcp_answers_without_d_sack_and_ignores_a_4_2bsd_probe() {
+    let Some(lab) = Lab::up("confsm", &["--peer", "smoltcp"]) else {
+        return;
+    };
+    let out = run(lab.kaprobe("c", &["conform", V4, "--json"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (report, cases) = lines.split_last().unwrap();
+    let case = |name: &str| cases.iter().find(|c| c["name"] == name).unwrap();
+    // SACK negotiated, timestamps not (no TSval generator).
+    assert_eq!(
+        (report["timestamps"].as_bool(), report["sack"].as_bool()),
+        (Some(false), Some(true))
+    );
+    // A plain ACK for a 1-byte probe: no D-SACK although SACK was negotiated.
+    assert_eq!(case("style_windows")["observed"], serde_json::json!(["ack"]));
+    assert_eq!(
+        case("two_one_byte_quickly")["observed"],
+        serde_json::json!(["ack", "ack"])
+    );
+    // A 4.2BSD probe (ack RCV.NXT-1) draws nothing.
+    assert_eq!(case("style_bsd42")["observed"], serde_json::json!(["none"]));
+    assert_eq!(
+        report["styles_answered"],
+        serde_json::json!(["linux", "windows", "lwip", "smoltcp"])
+    );
+    // Like Linux: the basic probe, the challenge ACK, nothing for SND.NXT.
+    assert_eq!(case("style_linux")["observed"], serde_json::json!(["ack"]));
+    assert_eq!(
+        case("ack_of_unsent_data")["observed"],
+        serde_json::json!(["challenge_ack"])
+    );
+    assert_eq!(case("at_snd_nxt")["observed"], serde_json::json!(["none"]));
+    for c in ["no_tsopt", "stale_tsval", "stale_tsval_one_byte", "tsval_ahead"] {
+        assert_eq!(case(c)["verdict"], "skipped", "no timestamps: {c}");
+    }
+}
