@@ -7,18 +7,21 @@
 #   (namespace …-c)          .254 / ::254            (namespace …-s, peer.py on port 7077)
 #
 # Usage (root):
-#   lab.sh up [NAME] [--nat] [--peer linux|smoltcp] [--owner PID] [--sysctl KEY=VALUE]...
+#   lab.sh up [NAME] [--nat] [--peer linux|smoltcp|lwip] [--owner PID] [--sysctl KEY=VALUE]...
 #                                     bring a lab up (prints its name); the server namespace
 #                                     runs an echo server on port 7077: scripts/lab/peer.py
-#                                     on the kernel's TCP (linux), or smoltcp's TCP on a TAP
-#                                     bridged with the namespace's veth (scripts/lab/peers/)
+#                                     on the kernel's TCP (linux), or smoltcp's or lwIP's
+#                                     (IPv4 only) on a TAP bridged with the namespace's veth
+#                                     (scripts/lab/peers/)
 #   lab.sh down NAME                  tear it down (processes, namespaces, state)
 #   lab.sh list                       every lab, with its owner and state: live, kept or abandoned
 #   lab.sh cleanup                    remove abandoned labs (their owner process is gone)
 #   lab.sh env NAME                   KEY=VALUE lines: namespaces, interfaces, addresses
 #   lab.sh status NAME                faults, processes, middlebox counters, conntrack
-#   lab.sh server NAME [PEER ARGS]    restart the peer with peer.py server options, e.g.
-#                                     --idle 1 --intvl 1 --cnt 3 (keepalive on the listener)
+#   lab.sh server NAME [PEER ARGS]    restart the peer with its options: peer.py server ones, e.g.
+#                                     --idle 1 --intvl 1 --cnt 3 (keepalive on the listener);
+#                                     smoltcp: --keepalive MS --timeout MS; lwip: --idle MS
+#                                     --intvl MS --cnt N
 #   lab.sh log NAME                   the server's event log (JSON lines, what the app saw)
 #   lab.sh client NAME [-6] [PEER ARGS]
 #                                     run peer.py client in the client namespace against the
@@ -126,10 +129,13 @@ peer_stack() { cat "$ST/peer" 2>/dev/null || echo linux; }
 peer_binary() {
     local bin=$PEERS_BIN/kaprobe-lab-$1
     if [[ ! -x $bin ]]; then
-        command -v cargo >/dev/null || die "the $1 peer is not built and cargo is missing (scripts/setup.sh)"
         lab_log "building the $1 peer (once)"
-        cargo build --release --quiet --manifest-path "$PEERS_SRC/$1/Cargo.toml" \
-            --target-dir "$PEERS_BIN/.." >&2 || die "could not build the $1 peer"
+        if [[ -f $PEERS_SRC/$1/Cargo.toml ]]; then
+            cargo build --release --quiet --manifest-path "$PEERS_SRC/$1/Cargo.toml" \
+                --target-dir "$PEERS_BIN/.." >&2 || die "could not build the $1 peer (scripts/setup.sh)"
+        else
+            bash "$PEERS_SRC/$1/build.sh" "$bin" >&2 || die "could not build the $1 peer (scripts/setup.sh)"
+        fi
     fi
     printf '%s\n' "$bin"
 }
@@ -317,8 +323,8 @@ cmd_up() {
         --nat) nat=nat ;;
         --owner) owner=${2:?--owner needs a pid}; shift ;;
         --peer)
-            stack=${2:?--peer needs a stack: linux or smoltcp}
-            [[ $stack == linux || -d $PEERS_SRC/$stack ]] || die "up: unknown peer stack '$stack' (linux, smoltcp)"
+            stack=${2:?--peer needs a stack: linux, smoltcp or lwip}
+            [[ $stack == linux || -d $PEERS_SRC/$stack ]] || die "up: unknown peer stack '$stack' (linux, smoltcp, lwip)"
             shift
             ;;
         --sysctl) sysctls+=("${2:?--sysctl needs KEY=VALUE}"); shift ;;
@@ -479,7 +485,7 @@ main() {
             (($# > 0)) || : >"$ST/server.args"
             server_stop
             server_start
-            lab_log "$LAB_NAME: peer.py server (pid $(server_pid)) $*"
+            lab_log "$LAB_NAME: $(if [[ $(peer_stack) == linux ]]; then echo peer.py; else peer_stack; fi) server (pid $(server_pid)) $*"
             ;;
         log) cat "$ST/server.jsonl" ;;
         client)

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
-for p in libpcap-dev tcpdump tshark iproute2 nftables iptables ethtool python3 time; do
+for p in libpcap-dev tcpdump tshark iproute2 nftables iptables ethtool python3 time liblwip-dev pkg-config gcc; do
   have_pkg "$p" || need+=("$p")
 done
 
@@ -29,8 +29,12 @@ command -v cargo >/dev/null || { echo "setup: cargo not found (install Rust with
 # target/lab-peers (lab.sh would build one on first use otherwise).
 for d in scripts/lab/peers/*/; do
   name=$(basename "$d")
-  if [[ ! -x target/lab-peers/release/kaprobe-lab-$name ]]; then
-    echo "setup: building the lab's $name peer"
+  bin=target/lab-peers/release/kaprobe-lab-$name
+  [[ -x $bin ]] && continue
+  echo "setup: building the lab's $name peer"
+  if [[ -f $d/Cargo.toml ]]; then
     cargo build --release --quiet --manifest-path "$d/Cargo.toml" --target-dir target/lab-peers
+  else
+    bash "$d/build.sh" "$PWD/$bin"
   fi
 done

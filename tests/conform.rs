@@ -129,3 +129,39 @@ fn smoltcp_answers_without_d_sack_and_ignores_a_4_2bsd_probe() {
         assert_eq!(case(c)["verdict"], "skipped", "no timestamps: {c}");
     }
 }
+
+/// lwIP 2.1 as the peer (`lab.sh up --peer lwip`, Debian's liblwip-dev on a TAP):
+/// no options at all, and no limit on answers to out-of-window probes.
+#[test]
+fn lwip_negotiates_no_options_and_answers_every_probe() {
+    let Some(lab) = Lab::up("conflw", &["--peer", "lwip"]) else {
+        return;
+    };
+    let out = run(lab.kaprobe("c", &["conform", V4, "--json"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (report, cases) = lines.split_last().unwrap();
+    let case = |name: &str| cases.iter().find(|c| c["name"] == name).unwrap();
+    assert_eq!(
+        (report["timestamps"].as_bool(), report["sack"].as_bool()),
+        (Some(false), Some(false))
+    );
+    // Both 0-byte probes answered: no 500 ms limit.
+    assert_eq!(
+        case("two_zero_byte_within_500ms")["observed"],
+        serde_json::json!(["ack", "ack"])
+    );
+    assert_eq!(
+        report["deviations"],
+        serde_json::json!(["two_zero_byte_within_500ms: expected ack then none, observed ack then ack"])
+    );
+    // Every style answered, a 4.2BSD probe included (a plain ACK: no SACK).
+    assert_eq!(
+        report["styles_answered"],
+        serde_json::json!(["linux", "windows", "bsd42", "lwip", "smoltcp"])
+    );
+    assert_eq!(case("style_bsd42")["observed"], serde_json::json!(["ack"]));
+}
