@@ -11,6 +11,23 @@ use serde_json::Value;
 
 const V4: &str = "10.77.101.2:7077";
 
+/// `conform --json` against the lab's peer: exit 0, then (report, cases).
+fn battery(lab: &Lab) -> (Value, Vec<Value>) {
+    let out = run(lab.kaprobe("c", &["conform", V4, "--json"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mut lines: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let report = lines.pop().unwrap();
+    assert_eq!(report["type"], "conformance");
+    (report, lines)
+}
+
+fn case<'a>(cases: &'a [Value], name: &str) -> &'a Value {
+    cases.iter().find(|c| c["name"] == name).unwrap()
+}
+
 #[test]
 fn the_battery_against_linux_is_as_expected_and_verify_agrees() {
     let Some(lab) = Lab::up("conf", &[]) else {
@@ -93,14 +110,8 @@ fn smoltcp_answers_without_d_sack_and_ignores_a_4_2bsd_probe() {
     let Some(lab) = Lab::up("confsm", &["--peer", "smoltcp"]) else {
         return;
     };
-    let out = run(lab.kaprobe("c", &["conform", V4, "--json"]));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let lines: Vec<Value> = text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let (report, cases) = lines.split_last().unwrap();
-    let case = |name: &str| cases.iter().find(|c| c["name"] == name).unwrap();
+    let (report, cases) = battery(&lab);
+    let case = |name: &str| case(&cases, name);
     // SACK negotiated, timestamps not (no TSval generator).
     assert_eq!(
         (report["timestamps"].as_bool(), report["sack"].as_bool()),
@@ -137,14 +148,8 @@ fn lwip_negotiates_no_options_and_answers_every_probe() {
     let Some(lab) = Lab::up("conflw", &["--peer", "lwip"]) else {
         return;
     };
-    let out = run(lab.kaprobe("c", &["conform", V4, "--json"]));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let lines: Vec<Value> = text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let (report, cases) = lines.split_last().unwrap();
-    let case = |name: &str| cases.iter().find(|c| c["name"] == name).unwrap();
+    let (report, cases) = battery(&lab);
+    let case = |name: &str| case(&cases, name);
     assert_eq!(
         (report["timestamps"].as_bool(), report["sack"].as_bool()),
         (Some(false), Some(false))
