@@ -28,8 +28,15 @@ fn near(v: &Value, want: f64, tol: f64) -> bool {
 #[test]
 fn smoltcp_probes_with_one_byte_on_one_timer_and_resets_at_its_timeout() {
     let (v, f, kinds) = flow("smoltcp_ka_answered.pcap");
-    assert_eq!(kinds, [PROBE, ACK].repeat(4), "answered every second until the client closed");
-    assert_eq!((f["prober"].as_str(), f["outcome"].as_str()), (Some("server"), Some("closed")));
+    assert_eq!(
+        kinds,
+        [PROBE, ACK].repeat(4),
+        "answered every second until the client closed"
+    );
+    assert_eq!(
+        (f["prober"].as_str(), f["outcome"].as_str()),
+        (Some("server"), Some("closed"))
+    );
     assert!(near(&f["idle_s"], 1.0, 0.05), "{f}");
     // smoltcp's probe carries one byte (0x00).
     for s in v.segments.iter().filter(|s| s["kind"] == PROBE) {
@@ -46,7 +53,10 @@ fn smoltcp_probes_with_one_byte_on_one_timer_and_resets_at_its_timeout() {
 fn lwip_probes_with_no_options_its_idle_rounded_up_by_its_500ms_timer() {
     let (v, f, kinds) = flow("lwip_ka_answered.pcap");
     assert_eq!(kinds, [PROBE, ACK].repeat(3));
-    assert_eq!((f["prober"].as_str(), f["outcome"].as_str()), (Some("server"), Some("closed")));
+    assert_eq!(
+        (f["prober"].as_str(), f["outcome"].as_str()),
+        (Some("server"), Some("closed"))
+    );
     // Configured 1 s; lwIP's slow timer (500 ms) makes it up to 1.5 s.
     assert!(near(&f["idle_s"], 1.25, 0.26), "{f}");
     // lwIP's probe is empty.
@@ -55,7 +65,11 @@ fn lwip_probes_with_no_options_its_idle_rounded_up_by_its_500ms_timer() {
     }
 
     let (_, f, kinds) = flow("lwip_ka_dead.pcap");
-    assert_eq!(kinds, [PROBE, PROBE, PROBE, ABORT], "RST|ACK one interval after the last probe");
+    assert_eq!(
+        kinds,
+        [PROBE, PROBE, PROBE, ABORT],
+        "RST|ACK one interval after the last probe"
+    );
     assert_eq!(f["outcome"], "timed_out");
     assert!(near(&f["interval_s"], 1.0, 0.05) && f["count"] == 3, "{f}");
 }
