@@ -67,7 +67,7 @@ die() {
     printf 'lab.sh: %s\n' "$*" >&2
     exit 1
 }
-usage() { sed -n '2,45p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^# shellcheck/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
 
 # ---------------------------------------------------------------------------- lookup
 
@@ -166,8 +166,10 @@ server_start() {
             ${args[@]+"${args[@]}"}
         ;;
     *)
+        local bin
+        bin=$(peer_binary "$stack") || exit 1
         lab_spawn "$LAB_NS_S" /dev/null "$ST/server.err" </dev/null \
-            "$(peer_binary "$stack")" --tap tap0 --ip "$LAB_S4/24" --gw "$LAB_MS4" \
+            "$bin" --tap tap0 --ip "$LAB_S4/24" --gw "$LAB_MS4" \
             --ip6 "$LAB_S6/64" --gw6 "$LAB_MS6" --port "$PORT" --status "$ST/server.jsonl" \
             ${args[@]+"${args[@]}"}
         ;;
@@ -206,6 +208,11 @@ cmd_fault() {
     local kind=${1:-} secs
     [[ -n $kind ]] || die "fault: which one? blackhole reboot delay loss idle-timeout"
     shift
+    # These act on the server namespace's kernel, which a userspace stack bypasses (its
+    # frames are bridged, and it does not "reboot" on a signal).
+    if [[ $kind == blackhole || $kind == reboot ]] && [[ $(peer_stack) != linux ]]; then
+        die "fault $kind needs the linux peer; with --peer $(peer_stack) use 'fault $LAB_NAME loss 100%' (at the middlebox)"
+    fi
     case $kind in
     blackhole)
         lab_blackhole "$LAB_NS_S" both || exit 1

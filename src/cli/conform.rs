@@ -49,8 +49,8 @@ pub struct ConformArgs {
 
 pub fn run(args: &ConformArgs) -> u8 {
     match conform(args) {
-        // The style kaprobe probes with by default went unanswered.
-        Ok(r) if r.default_unanswered => exit::VERDICT,
+        // Interrupted, or the style kaprobe probes with by default went unanswered.
+        Ok(r) if r.interrupted || r.default_unanswered => exit::VERDICT,
         Ok(_) => exit::OK,
         Err(e) => {
             let _ = io::stdout().flush();
@@ -73,6 +73,8 @@ struct CaseResult {
     rtt_ms: Vec<Option<f64>>,
     sent: Vec<Sent>,
     answers: Vec<Option<Got>>,
+    #[serde(skip)]
+    kinds: Vec<Kind>,
 }
 
 /// The run. JSON: `{"type": "conformance", …}`.
@@ -85,6 +87,8 @@ struct Report {
     styles_answered: Vec<&'static str>,
     /// Cases whose answers were not what a Linux peer gives: "name: expected …, observed …".
     deviations: Vec<String>,
+    /// Stopped (Ctrl-C) before every case ran: those are `skipped`.
+    interrupted: bool,
     #[serde(skip)]
     default_unanswered: bool,
 }
@@ -195,10 +199,11 @@ fn conform(args: &ConformArgs) -> Result<Report> {
         senders: c.senders,
         pcap: c.pcap,
         duration: None,
-        interrupted: stop,
+        interrupted: stop.clone(),
     };
     let mut collect = Collect::default();
     engine::run(setup, &mut collect, &mut Battery { specs })?;
+    let interrupted = stop.load(std::sync::atomic::Ordering::Relaxed);
     if let Some(e) = collect.errors.first() {
         return Err(anyhow!("{e}"));
     }
@@ -215,7 +220,7 @@ fn conform(args: &ConformArgs) -> Result<Report> {
     let styles_answered: Vec<&'static str> = results
         .iter()
         .filter(|r| r.name.starts_with("style_") && r.verdict != "skipped")
-        .filter(|r| r.observed.iter().all(|o| *o != Kind::None.name()))
+        .filter(|r| !r.kinds.is_empty() && r.kinds.iter().all(|k| k.answered()))
         .map(|r| r.name.trim_start_matches("style_"))
         .collect();
     let deviations = results
@@ -240,6 +245,7 @@ fn conform(args: &ConformArgs) -> Result<Report> {
         sack,
         styles_answered,
         deviations,
+        interrupted,
         default_unanswered,
     };
     print(args.json, &results, &report)?;
@@ -249,11 +255,13 @@ fn conform(args: &ConformArgs) -> Result<Report> {
 fn judge(case: &Case, sent: Vec<Sent>, got: Vec<Got>, ts: Option<bool>, sack: Option<bool>) -> CaseResult {
     let skipped = (case.needs_ts && ts != Some(true)) || sent.len() < case.steps.len();
     let mut observed = Vec::new();
+    let mut kinds = Vec::new();
     let mut answers = Vec::new();
     let mut rtt = Vec::new();
     for (k, s) in sent.iter().enumerate() {
         let (kind, g) = answer(case.steps[k].0, s, sent.get(k + 1), &got);
         observed.push(kind.name());
+        kinds.push(kind);
         rtt.push(g.map(|g| (g.time_ns.saturating_sub(s.time_ns) as f64 / 1e3).round() / 1e3));
         answers.push(g);
     }
@@ -278,6 +286,7 @@ fn judge(case: &Case, sent: Vec<Sent>, got: Vec<Got>, ts: Option<bool>, sack: Op
         rtt_ms: rtt,
         sent,
         answers,
+        kinds,
     }
 }
 

@@ -25,6 +25,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 const SEC: u64 = 1_000_000_000;
+/// Probes a test sends before it calls the flow dropped.
+const PROBES_PER_TEST: u32 = 3;
 
 #[derive(Args, Debug)]
 pub struct IdleArgs {
@@ -188,11 +190,14 @@ impl<W: Write> Measure<W> {
                 remote: self.remote,
                 bind_port: 0,
             },
-            // One probe at the idle time, dead when it is not answered within `wait`.
+            // A probe at the idle time, and two more `wait` apart while none is
+            // answered: one lost probe or answer must not pass for a dropped
+            // flow. (A later probe tests a longer idle, so an answer to it
+            // still says the flow survived its idle.)
             ka: keepalive::Config {
                 idle,
                 interval: self.wait,
-                count: 1,
+                count: PROBES_PER_TEST,
                 user_timeout: None,
             },
             rounds: Some(1),
@@ -341,9 +346,10 @@ impl<W: Write> Control for Measure<W> {
             let (lower, upper) = self.schedule.bracket();
             // Keepalive cannot keep a connection the server closes itself.
             let path_timeout = self.answer(0, false).outcome == "timeout";
-            match (self.verify && path_timeout, upper) {
-                (true, Some(up)) => {
-                    let idle = recommended_idle_s(lower.unwrap_or(0) as f64 / 1e9) * SEC;
+            let rec = recommended_idle_s(lower.unwrap_or(0) as f64 / 1e9);
+            match (self.verify && path_timeout, upper, rec) {
+                (true, Some(up), Some(rec)) => {
+                    let idle = rec * SEC;
                     let mut spec = self.test_spec(idle);
                     spec.ka.count = 3;
                     spec.rounds = None;
@@ -389,7 +395,9 @@ impl<W: Write> Measure<W> {
             sessions: self.schedule.tests.iter().filter(|t| t.outcome.is_some()).count() as u64,
             contradicting: self.schedule.contradicting().len() as u64,
             // A keepalive idle helps against the path's timeout, not the server's.
-            recommended_idle_s: (outcome == "timeout").then(|| recommended_idle_s(lower.unwrap_or(0) as f64 / 1e9)),
+            recommended_idle_s: (outcome == "timeout")
+                .then(|| recommended_idle_s(lower.unwrap_or(0) as f64 / 1e9))
+                .flatten(),
             verified: self.verified,
             elapsed_s: elapsed as f64 / 1e9,
             interrupted,
@@ -476,7 +484,7 @@ fn measure(args: &IdleArgs) -> Result<Answer> {
         let err = m.first_error.clone().unwrap_or_default();
         return Err(match open {
             0 => anyhow!("{err}"),
-            n => anyhow!("{err}: the server stopped taking connections after {n} tests had run"),
+            n => anyhow!("{err} (after {n} tests had run)"),
         });
     }
     let interrupted = stop.load(std::sync::atomic::Ordering::Relaxed);
@@ -535,6 +543,12 @@ fn report(out: &mut impl Write, a: &Answer, json: bool) -> Result<()> {
         if a.contradicting > 0 { " (a lossy path?)" } else { "" },
         a.elapsed_s
     )?;
+    if a.outcome == "timeout" && a.recommended_idle_s.is_none() {
+        writeln!(
+            out,
+            "no keepalive fix: its idle counts whole seconds, 1 at least, and the path forgets sooner"
+        )?;
+    }
     if let Some(idle) = a.recommended_idle_s {
         writeln!(out, "fix: a keepalive idle of {idle} s or less, e.g.")?;
         for (name, title) in [("linux", "Linux"), ("go", "Go")] {

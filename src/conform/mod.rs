@@ -61,18 +61,10 @@ impl Variant {
         }
     }
 
-    /// seq = SND.NXT with no data: inside the peer's window, so an ACK that
-    /// answers it can only be a challenge ACK (RFC 5961) — an acceptable
-    /// segment with nothing new draws no answer.
-    fn in_window(self) -> bool {
-        matches!(
-            self,
-            Variant::Crafted {
-                back: 0,
-                byte: None,
-                ..
-            }
-        )
+    /// seq = SND.NXT with no data and an unacceptable ACK field: an ACK that
+    /// answers it is a challenge ACK (RFC 5961).
+    fn challenges(self) -> bool {
+        matches!(self, Variant::Crafted { back: 0, byte: None, ack_delta, .. } if ack_delta != 0)
     }
 }
 
@@ -101,9 +93,9 @@ impl Kind {
         }
     }
 
-    /// The peer answered.
+    /// The peer answered with an ACK (a RST says it does not know the connection).
     pub fn answered(self) -> bool {
-        !matches!(self, Kind::None)
+        matches!(self, Kind::Ack | Kind::AckDsack | Kind::ChallengeAck)
     }
 }
 
@@ -289,7 +281,7 @@ pub fn answer(step: Variant, sent: &Sent, next: Option<&Sent>, got: &[Got]) -> (
         None => Kind::None,
         Some(g) if g.rst => Kind::Rst,
         Some(g) if !g.ack_flag => Kind::None,
-        Some(_) if step.in_window() => Kind::ChallengeAck,
+        Some(_) if step.challenges() => Kind::ChallengeAck,
         Some(g) if g.dsack => Kind::AckDsack,
         Some(_) => Kind::Ack,
     };

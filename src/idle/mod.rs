@@ -62,8 +62,10 @@ impl TestOutcome {
             (Outcome::Reset, _) => TestOutcome::Reset {
                 by_path: reset_by.map(|b| b == "path"),
             },
-            (Outcome::Closed, _) => TestOutcome::PeerClose {
-                after: closed_after.unwrap_or(0),
+            // A FIN before idling began (during the exchange) is no idle timeout.
+            (Outcome::Closed, _) => match closed_after {
+                Some(after) => TestOutcome::PeerClose { after },
+                None => TestOutcome::Failed,
             },
             (_, StopReason::Cancelled) | (Outcome::Unknown, _) | (Outcome::Failed, _) => TestOutcome::Failed,
         }
@@ -72,6 +74,9 @@ impl TestOutcome {
 
 /// The keepalive idle to set for a path that keeps idle connections for
 /// `lower_s` but not longer: `explain timing`'s rule (80 %, rounded down).
-pub fn recommended_idle_s(lower_s: f64) -> u64 {
-    crate::explain::timing::suggested_idle(lower_s)
+/// None when that is not below `lower_s`: keepalive counts whole seconds, 1
+/// at least, so it cannot keep a path that forgets in less.
+pub fn recommended_idle_s(lower_s: f64) -> Option<u64> {
+    let s = crate::explain::timing::suggested_idle(lower_s);
+    ((s as f64) < lower_s).then_some(s)
 }

@@ -70,8 +70,6 @@ struct Engine<'a> {
     stopped: bool,
     /// When the last connect or close was done: they get a turn at least this often.
     chore_at: u64,
-    /// When the last session ended (before the closes and the tail); 0: not yet.
-    ended_at: u64,
     shared: Shared,
     senders: Senders,
     sink: &'a mut dyn Sink,
@@ -156,7 +154,6 @@ pub fn run(setup: Setup, sink: &mut dyn Sink, control: &mut dyn Control) -> Resu
         done: 0,
         stopped: false,
         chore_at: now,
-        ended_at: 0,
         shared: setup.shared,
         senders: setup.senders,
         sink,
@@ -188,7 +185,7 @@ pub fn run(setup: Setup, sink: &mut dyn Sink, control: &mut dyn Control) -> Resu
     let t = &mut e.totals;
     t.summary.rtt_ms = t.rtt.stats();
     t.summary.lateness_ms = t.lateness.lateness();
-    t.summary.elapsed_s = e.ended_at.max(e.started).saturating_sub(e.started) as f64 / 1e9;
+    t.summary.elapsed_s = t.last_verdict.max(e.started).saturating_sub(e.started) as f64 / 1e9;
     t.summary.capture_dropped = t.drops.dropped;
     t.summary.capture_if_dropped = t.drops.if_dropped;
     t.summary.at = At::of(now);
@@ -256,9 +253,6 @@ impl Engine<'_> {
                 self.take_orders(now);
             }
             let all_done = self.done == self.sessions.len();
-            if all_done && self.ended_at == 0 {
-                self.ended_at = now;
-            }
             if self.finished && all_done && self.closing.is_empty() {
                 break;
             }

@@ -118,6 +118,8 @@ pub struct Totals {
     pub drops: super::capture::Drops,
     /// Verdicts since the engine last handed them to its `Control`.
     pub ended: Vec<(SessionId, Verdict)>,
+    /// When the latest verdict was given.
+    pub last_verdict: u64,
 }
 
 /// What a session handler may use besides its own state.
@@ -836,6 +838,7 @@ impl Live {
         cx.totals.summary.add(&v);
         cx.totals.rtt.merge(&self.rtt);
         cx.totals.ended.push((self.id, v.clone()));
+        cx.totals.last_verdict = cx.totals.last_verdict.max(now);
         if !(cx.shared.single && reason == StopReason::Error) {
             cx.sink.event(self.id, &Event::Verdict(v));
         }
