@@ -859,6 +859,18 @@ fn kaprobe_pid(b: &Background) -> u32 {
     pid
 }
 
+/// kaprobe probing an answered session into `pcap`, once its first answer
+/// came; with its pid.
+fn recording(lab: &Lab, pcap: &Path) -> (Background, u32) {
+    let mut args = vec!["probe"];
+    args.extend(ALIVE);
+    args.extend(["3", "--json", "--pcap", pcap.to_str().unwrap()]);
+    let mut b = Background::spawn(lab.kaprobe("c", &args));
+    b.wait_line("\"type\":\"probe_acked\"", 10);
+    let pid = kaprobe_pid(&b);
+    (b, pid)
+}
+
 /// Names in a directory.
 fn names_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -898,12 +910,7 @@ fn sigterm_and_sighup_end_a_session_with_its_verdict_and_pcap() {
     let (uid, gid) = nobody();
     for (sig, name) in [(libc::SIGTERM, "term.pcap"), (libc::SIGHUP, "hup.pcap")] {
         let pcap = lab.path(name);
-        let mut args = vec!["probe"];
-        args.extend(ALIVE);
-        args.extend(["3", "--json", "--pcap", pcap.to_str().unwrap()]);
-        let mut b = Background::spawn(lab.kaprobe("c", &args));
-        b.wait_line("\"type\":\"probe_acked\"", 10);
-        let pid = kaprobe_pid(&b);
+        let (b, pid) = recording(&lab, &pcap);
         every_thread_unprivileged(pid, uid, gid);
         assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
         ended_by_signal_with_verdict_and_pcap(b, &pcap);
@@ -919,12 +926,7 @@ fn sigkill_leaves_no_file_behind() {
         return;
     };
     let pcap = lab.path("killed.pcap");
-    let mut args = vec!["probe"];
-    args.extend(ALIVE);
-    args.extend(["3", "--json", "--pcap", pcap.to_str().unwrap()]);
-    let mut b = Background::spawn(lab.kaprobe("c", &args));
-    b.wait_line("\"type\":\"probe_acked\"", 10);
-    let pid = kaprobe_pid(&b);
+    let (b, pid) = recording(&lab, &pcap);
     let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
     let linker: Vec<&str> = children.split_whitespace().collect();
     assert_eq!(linker.len(), 1, "one linker: {children:?}");

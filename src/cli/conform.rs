@@ -3,7 +3,7 @@
 //! what RFC 9293 and Linux lead one to expect (`crate::conform`).
 
 use super::exit;
-use super::probe::open_connect;
+use super::probe::{open_connect, CaptureArgs};
 use crate::conform::{answer, Case, Got, Kind, Sent, CASES, GAP_MS};
 use crate::keepalive;
 use crate::live::engine::{self, Control, Orders, Spec};
@@ -15,7 +15,6 @@ use clap::Args;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -36,12 +35,8 @@ pub struct ConformArgs {
     /// How long to wait for answers after a case's last segment.
     #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
     pub wait: u64,
-    /// Capture on this interface (default: the one routing to the peer).
-    #[arg(short, long, value_name = "IFACE")]
-    pub interface: Option<String>,
-    /// Record every case's connection to this pcap file.
-    #[arg(long, value_name = "FILE")]
-    pub pcap: Option<PathBuf>,
+    #[command(flatten)]
+    pub capture: CaptureArgs,
     /// JSON Lines: a `case` object per case, a `conformance` object last.
     #[arg(long)]
     pub json: bool,
@@ -156,9 +151,9 @@ fn conform(args: &ConformArgs) -> Result<Report> {
     let stop = Arc::new(AtomicBool::new(false));
     let c = open_connect(
         std::slice::from_ref(&args.target),
-        args.interface.as_deref(),
+        args.capture.interface.as_deref(),
         cases.len(),
-        args.pcap.as_deref(),
+        args.capture.pcap.as_deref(),
         &stop,
     )?;
     let remote = c.targets[0];

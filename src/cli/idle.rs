@@ -5,7 +5,7 @@
 //! session checks that the recommended keepalive idle keeps a connection.
 
 use super::exit;
-use super::probe::open_connect;
+use super::probe::{open_connect, CaptureArgs};
 use crate::explain::timing::PRESETS;
 use crate::idle::schedule::{Resolution, Schedule};
 use crate::idle::{recommended_idle_s, TestOutcome};
@@ -19,7 +19,6 @@ use serde::Serialize;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Write};
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -51,12 +50,8 @@ pub struct IdleArgs {
     /// Skip checking that the recommended keepalive idle keeps a connection up.
     #[arg(long)]
     pub no_verify: bool,
-    /// Capture on this interface (default: the one routing to the server).
-    #[arg(short, long, value_name = "IFACE")]
-    pub interface: Option<String>,
-    /// Record every test connection to this pcap file.
-    #[arg(long, value_name = "FILE")]
-    pub pcap: Option<PathBuf>,
+    #[command(flatten)]
+    pub capture: CaptureArgs,
     /// JSON Lines: a `tested` object per test, an `idle_timeout` object last.
     #[arg(long)]
     pub json: bool,
@@ -416,9 +411,9 @@ fn measure(args: &IdleArgs) -> Result<Answer> {
     let per_round = args.sessions as usize;
     let c = open_connect(
         std::slice::from_ref(&args.target),
-        args.interface.as_deref(),
+        args.capture.interface.as_deref(),
         per_round + 1,
-        args.pcap.as_deref(),
+        args.capture.pcap.as_deref(),
         &stop,
     )?;
     let remote = c.targets[0];

@@ -266,6 +266,17 @@ fn connect_targets(connect: &[String], interface: Option<&str>) -> Result<(Vec<S
     Ok((targets, dev.unwrap_or_else(|| "any".into())))
 }
 
+/// Where `idle-timeout` and `conform` capture, and where they record.
+#[derive(Args, Debug)]
+pub struct CaptureArgs {
+    /// Capture on this interface (default: the one routing to the target).
+    #[arg(short, long, value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// Record every connection of the run to this pcap file.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+}
+
 /// What a run of sessions to `--connect` targets needs, opened while
 /// privileged (raw sockets, capture, `--pcap`), privileges then dropped.
 pub(super) struct Connect {

@@ -10,8 +10,10 @@ pub mod event;
 pub mod linker;
 pub mod privs;
 pub mod route;
+pub mod script;
 pub mod send;
 pub mod session;
+pub mod shared;
 pub mod socket;
 pub mod stats;
 

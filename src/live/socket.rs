@@ -78,6 +78,18 @@ pub fn connected(s: Socket) -> io::Result<TcpStream> {
     Ok(s.into())
 }
 
+/// Reads what a non-blocking socket holds, and throws it away: the bytes read.
+/// (Unread data would also turn a close into a RST.)
+pub fn drain(s: &mut TcpStream) -> u64 {
+    use std::io::Read;
+    let mut buf = [0u8; 4096];
+    let mut n = 0;
+    while let Ok(k @ 1..) = s.read(&mut buf) {
+        n += k as u64;
+    }
+    n
+}
+
 /// A listening socket on `addr` (port 0 is refused by the caller), keepalive off.
 pub fn listen(addr: SocketAddr) -> Result<TcpListener, LiveError> {
     let l = TcpListener::bind(addr).map_err(|e| LiveError::new(format!("listen on {addr}"), io_reason(&e)))?;
