@@ -352,12 +352,13 @@ impl Connection {
         self.cold().violations.push(kind, frame, time, side);
     }
 
-    /// End of capture or eviction: probes still pending were never answered.
-    pub fn finish(&mut self) {
+    /// End of capture or eviction, with the capture at `now`: probes still
+    /// pending were never answered.
+    pub fn finish(&mut self, now: u64) {
         if let Some(cold) = self.cold.as_deref_mut() {
             for side in [Side::Lo, Side::Hi] {
                 let i = side.idx();
-                cold.ka[i].finish(&mut self.pending[i], &mut cold.violations, side);
+                cold.ka[i].finish(&mut self.pending[i], &mut cold.violations, side, self.last_time, now);
             }
         }
     }

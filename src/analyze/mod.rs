@@ -261,7 +261,8 @@ impl Analyzer {
                 let (i, replaced) = self
                     .table
                     .insert_at(hash, Connection::new(self.next_id, *key, frame, time));
-                replaced.into_iter().for_each(|c| Self::done(c, sink));
+                let now = self.now;
+                replaced.into_iter().for_each(|c| Self::done(c, now, sink));
                 self.next_id += 1;
                 self.stats.flows += 1;
                 i
@@ -294,19 +295,20 @@ impl Analyzer {
                 quiet >= cfg.idle_evict_ns || (c.closed_at.is_some() && quiet >= cfg.closed_evict_ns)
             },
             |c| c.id,
-            |c| Self::done(c, sink),
+            |c| Self::done(c, now, sink),
         );
     }
 
-    fn done(mut c: Connection, sink: &mut impl Sink) {
-        c.finish();
+    fn done(mut c: Connection, now: u64, sink: &mut impl Sink) {
+        c.finish(now);
         sink.flow(c);
     }
 
     /// End of input: every remaining flow is reported, in order of first appearance.
     pub fn finish(&mut self, sink: &mut impl Sink) {
         self.flush(sink);
-        self.table.drain_by_key(|c| c.id, |c| Self::done(c, sink));
+        let now = self.now;
+        self.table.drain_by_key(|c| c.id, |c| Self::done(c, now, sink));
     }
 }
 

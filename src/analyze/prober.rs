@@ -49,6 +49,9 @@ pub enum Last {
     Unanswered,
     Reset,
     Aborted,
+    /// Unanswered probes, then nothing more from the prober while the capture
+    /// went on well past its next probe: it gave up without a RST (gVisor, PyTCP).
+    Silent,
 }
 
 /// The flow's violation list, bounded; the rest are only counted.
@@ -344,8 +347,25 @@ impl Prober {
         self.run = 0;
     }
 
-    /// End of the flow: probes still in flight were never answered.
-    pub fn finish(&mut self, pending: &mut Option<Pending>, v: &mut Violations, side: Side) {
+    /// End of the flow at `now` (the capture's latest time): probes still in
+    /// flight were never answered. `flow_last` is the flow's last frame time.
+    pub fn finish(&mut self, pending: &mut Option<Pending>, v: &mut Violations, side: Side, flow_last: u64, now: u64) {
+        let silent =
+            pending.is_some_and(|p| !p.zero_window && p.time == flow_last && self.gave_up_silently(p.time, now));
         self.give_up(pending, v, side);
+        if silent {
+            self.count = Some(self.run);
+            self.last = Last::Silent;
+        }
+    }
+
+    /// The latest probe, at `probe_time`, was the flow's last frame and the
+    /// capture went on past two of this prober's intervals: it did not send
+    /// its next probe (due one interval later) nor a RST, so it gave up. With
+    /// no interval known (one probe), the capture's end says nothing.
+    fn gave_up_silently(&self, probe_time: u64, now: u64) -> bool {
+        self.interval
+            .median()
+            .is_some_and(|i| now.saturating_sub(probe_time) > 2 * i)
     }
 }

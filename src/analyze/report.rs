@@ -14,13 +14,25 @@ use serde::Serialize;
 pub enum Outcome {
     /// The last probe was answered and the connection was not closed.
     Alive,
-    /// The prober gave up after unanswered probes (its RST was seen).
+    /// The prober gave up after unanswered probes: its RST was seen, or it
+    /// went silent while the capture went on (`silent`).
     TimedOut,
     /// A RST ended the connection (answering a probe, or otherwise).
     Reset,
     /// FIN close.
     Closed,
     Unknown,
+}
+
+impl FlowReport {
+    /// The outcome for people: a silent time-out says so.
+    pub fn outcome_text(&self) -> &'static str {
+        if self.silent {
+            "timed_out (silent)"
+        } else {
+            self.outcome.as_str()
+        }
+    }
 }
 
 impl Outcome {
@@ -75,7 +87,7 @@ pub struct ProberReport {
     pub zero_window_probes: u32,
     pub idle: Option<Estimate>,
     pub interval: Option<Estimate>,
-    /// Unanswered probes before the abort, when the abort was captured.
+    /// Unanswered probes before it gave up (its RST, or silence), when that was captured.
     pub count: Option<u32>,
     /// Longest run of unanswered probes seen: a lower bound on count when no abort was captured.
     pub count_at_least: u32,
@@ -124,6 +136,10 @@ pub struct FlowReport {
     pub interval_s: Option<f64>,
     pub count: Option<u32>,
     pub outcome: Outcome,
+    /// `timed_out` without a RST: the prober stopped after unanswered probes
+    /// and the capture went on past two intervals.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub silent: bool,
     pub violations: Vec<ViolationReport>,
     pub violations_total: u32,
     pub directions: Vec<ProberReport>,
@@ -185,6 +201,7 @@ impl FlowReport {
             interval_s: main.and_then(|k| k.interval.median()).map(secs),
             count: main.and_then(|k| k.count),
             outcome: outcome(c),
+            silent: outcome(c) == Outcome::TimedOut && k.ka.iter().all(|k| k.last != Last::Aborted),
             violations: violation_reports(c),
             violations_total: k.violations.total,
             directions,
@@ -242,7 +259,7 @@ fn violation_report(c: &Connection, v: &Violation) -> ViolationReport {
 
 fn outcome(c: &Connection) -> Outcome {
     let k = c.keepalive();
-    if k.ka.iter().any(|k| k.last == Last::Aborted) {
+    if k.ka.iter().any(|k| matches!(k.last, Last::Aborted | Last::Silent)) {
         Outcome::TimedOut
     } else if c.dir.iter().any(|d| d.rst()) {
         Outcome::Reset

@@ -124,6 +124,51 @@ fn blackholed_peer_gets_count_probes_then_abort() {
     assert_eq!(e.check(f).len(), 2, "{:?}", e.check(f));
 }
 
+impl Run {
+    /// A SYN of another connection `after` from now: the capture goes on.
+    fn other_flow(&mut self, after: u64) {
+        let mut other = Session::new("10.0.0.3:40001".parse().unwrap(), "10.0.0.2:80".parse().unwrap(), 7, 9);
+        let [syn, ..] = other.handshake().unwrap();
+        self.feed(after, &syn);
+    }
+}
+
+/// gVisor and PyTCP stop after `count` unanswered probes and send no RST.
+#[test]
+fn a_prober_that_goes_silent_while_the_capture_goes_on_timed_out() {
+    let silent = |capture_goes_on: Option<u64>| {
+        let mut r = Run::new();
+        r.open();
+        r.probe(10 * S, Client, 0);
+        r.probe(2 * S, Client, 0);
+        r.probe(2 * S, Client, 0);
+        if let Some(after) = capture_goes_on {
+            r.other_flow(after);
+        }
+        let (kinds, _, flows) = r.finish();
+        assert_eq!(kinds, [KeepaliveProbe].repeat(3));
+        flows.into_iter().next().unwrap()
+    };
+    // Well past the next probe's due time (two intervals): it gave up.
+    let f = silent(Some(5 * S));
+    assert_eq!(
+        (f.outcome, f.silent, f.count, f.unanswered),
+        (Outcome::TimedOut, true, Some(3), 3)
+    );
+    assert_eq!(f.outcome_text(), "timed_out (silent)");
+    let e = Expectations::parse("interval=2s,count=3,outcome=timed_out").unwrap();
+    assert!(e.check(&f).is_empty(), "{:?}", e.check(&f));
+    // The capture ended, or went on less than two intervals: nothing is known.
+    for end in [None, Some(3 * S)] {
+        let f = silent(end);
+        assert_eq!(
+            (f.outcome, f.silent, f.count),
+            (Outcome::Unknown, false, None),
+            "{end:?}"
+        );
+    }
+}
+
 #[test]
 fn rebooted_peer_answers_with_rst() {
     let mut r = Run::new();

@@ -36,7 +36,7 @@ pub fn flow_table(out: &mut impl Write, flows: &[(FlowReport, Connection)]) -> i
                 opt_dur(r.interval_s),
                 count,
                 rtt,
-                r.outcome.as_str().to_string(),
+                r.outcome_text().to_string(),
             ]
         })
         .collect();
@@ -179,7 +179,7 @@ pub fn timeline(out: &mut impl Write, r: &FlowReport, c: &Connection, color: boo
             r.violations_total as usize - r.violations.len()
         )?;
     }
-    writeln!(out, "  outcome: {}", r.outcome.as_str())
+    writeln!(out, "  outcome: {}", r.outcome_text())
 }
 
 /// ANSI colour by kind, on a terminal only: answers green, probes cyan,
