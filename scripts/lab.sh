@@ -7,19 +7,20 @@
 #   (namespace …-c)          .254 / ::254            (namespace …-s, peer.py on port 7077)
 #
 # Usage (root):
-#   lab.sh up [NAME] [--nat] [--peer linux|smoltcp|lwip] [--owner PID] [--sysctl KEY=VALUE]...
+#   lab.sh up [NAME] [--nat] [--peer linux|gvisor|smoltcp|lwip] [--owner PID] [--sysctl KEY=VALUE]...
 #                                     bring a lab up (prints its name); the server namespace
 #                                     runs an echo server on port 7077: scripts/lab/peer.py
-#                                     on the kernel's TCP (linux), or smoltcp's or lwIP's
-#                                     (IPv4 only) on a TAP bridged with the namespace's veth
-#                                     (scripts/lab/peers/)
+#                                     on the kernel's TCP (linux) or under gVisor's netstack
+#                                     (gvisor: runsc, which takes the veth over), or smoltcp's
+#                                     or lwIP's (IPv4 only) on a TAP bridged with the
+#                                     namespace's veth (scripts/lab/peers/)
 #   lab.sh down NAME                  tear it down (processes, namespaces, state)
 #   lab.sh list                       every lab, with its owner and state: live, kept or abandoned
 #   lab.sh cleanup                    remove abandoned labs (their owner process is gone)
 #   lab.sh env NAME                   KEY=VALUE lines: namespaces, interfaces, addresses
 #   lab.sh status NAME                faults, processes, middlebox counters, conntrack
-#   lab.sh server NAME [PEER ARGS]    restart the peer with its options: peer.py server ones, e.g.
-#                                     --idle 1 --intvl 1 --cnt 3 (keepalive on the listener);
+#   lab.sh server NAME [PEER ARGS]    restart the peer with its options: peer.py server ones
+#                                     (linux, gvisor), e.g. --idle 1 --intvl 1 --cnt 3 (seconds);
 #                                     smoltcp: --keepalive MS --timeout MS; lwip: --idle MS
 #                                     --intvl MS --cnt N
 #   lab.sh log NAME                   the server's event log (JSON lines, what the app saw)
@@ -125,6 +126,15 @@ server_stop() {
 # peer_stack — the server's TCP stack: linux (the kernel) or a userspace one
 peer_stack() { cat "$ST/peer" 2>/dev/null || echo linux; }
 
+# peer_desc — what runs as the server, for people
+peer_desc() {
+    case $(peer_stack) in
+    linux) echo peer.py ;;
+    gvisor) echo "peer.py under gVisor (runsc)" ;;
+    *) peer_stack ;;
+    esac
+}
+
 # peer_binary STACK — a userspace stack's echo server, built on first use
 peer_binary() {
     local bin=$PEERS_BIN/kaprobe-lab-$1
@@ -154,16 +164,63 @@ peer_tap_setup() {
     lab_offloads_off "$LAB_NS_S" br0
 }
 
+# gvisor_bundle ARGS... — an OCI bundle in $ST/gvisor that runs peer.py with ARGS inside
+# gVisor, in the server namespace, on the host's root file system read-only (the lab state
+# directory writable, for the event log)
+gvisor_bundle() {
+    mkdir -p "$ST/gvisor"
+    "$PYTHON" - "$ST/gvisor/config.json" "/run/netns/$LAB_NS_S" "$ST" "$PYTHON" "$PEER" "$@" <<'PY'
+import json, shutil, sys
+out, netns, state, python, *args = sys.argv[1:]
+caps = ["CAP_NET_RAW", "CAP_NET_BIND_SERVICE"]
+json.dump({
+    "ociVersion": "1.0.0",
+    "process": {"user": {"uid": 0, "gid": 0}, "cwd": "/", "env": ["PATH=/usr/bin:/bin"],
+                "args": [shutil.which(python)] + args,
+                "capabilities": {k: caps for k in ("bounding", "effective", "permitted")}},
+    "root": {"path": "/", "readonly": True},
+    "hostname": "gvisor-peer",
+    "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+               {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"},
+               {"destination": state, "type": "bind", "source": state, "options": ["rbind", "rw"]}],
+    "linux": {"namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+              + [{"type": "network", "path": netns}]},
+}, open(out, "w"), indent=1)
+PY
+}
+
 # server_start — start the echo server with the arguments saved in $ST/server.args
 server_start() {
-    local args=() pid stack
+    local args=() pid stack skip listening_pid
     if [[ -s $ST/server.args ]]; then mapfile -t args <"$ST/server.args"; fi
     stack=$(peer_stack)
+    skip=0
+    [[ ! -f $ST/server.jsonl ]] || skip=$(wc -l <"$ST/server.jsonl")
     case $stack in
     linux)
         lab_spawn "$LAB_NS_S" /dev/null "$ST/server.err" </dev/null \
             "$PYTHON" "$PEER" server --addr :: --port "$PORT" --status "$ST/server.jsonl" --lifetime 0 \
             ${args[@]+"${args[@]}"}
+        ;;
+    gvisor)
+        command -v runsc >/dev/null || die "the gvisor peer needs runsc (scripts/setup.sh installs it)"
+        # runsc moves the veth's addresses and routes into its own stack and does not
+        # give them back when it exits: restore them for this run.
+        lab_exec "$LAB_NS_S" ip addr replace "$LAB_S4/24" dev "$LAB_IF_S"
+        lab_exec "$LAB_NS_S" ip -6 addr replace "$LAB_S6/64" dev "$LAB_IF_S" nodad
+        lab_exec "$LAB_NS_S" ip route replace default via "$LAB_MS4"
+        lab_exec "$LAB_NS_S" ip -6 route replace default via "$LAB_MS6"
+        gvisor_bundle server --addr :: --port "$PORT" --status "$ST/server.jsonl" --lifetime 0 \
+            ${args[@]+"${args[@]}"}
+        rm -rf "$ST/runsc"
+        # This runsc refuses --network=sandbox when it finds /proc/sys/net/core/rmem_default,
+        # its sign of the root namespace, which kernel 6.18 shows in every namespace: hide
+        # /proc/sys/net in a mount namespace of its own. ptrace: KVM is not available here.
+        # shellcheck disable=SC2016  # $@ is the inner shell's
+        lab_spawn "$LAB_NS_S" /dev/null "$ST/server.err" </dev/null \
+            unshare -m sh -c 'mount -t tmpfs none /proc/sys/net && exec "$@"' sh \
+            runsc --root "$ST/runsc" --network=sandbox --ignore-cgroups --platform=ptrace \
+            run --bundle "$ST/gvisor" peer
         ;;
     *)
         local bin
@@ -176,7 +233,9 @@ server_start() {
     esac
     pid=$LAB_SPAWN_PID
     echo "$pid" >"$ST/server.pid"
-    if ! lab_wait_grep "$ST/server.jsonl" "\"event\":\"listening\",[^}]*\"pid\":$pid," 10; then
+    listening_pid=$pid
+    [[ $stack != gvisor ]] || listening_pid=1 # the sandbox's own pid namespace
+    if ! lab_wait_grep "$ST/server.jsonl" "\"event\":\"listening\",[^}]*\"pid\":$listening_pid," 15 "$skip"; then
         cat "$ST/server.err" >&2
         die "the peer server did not start in $LAB_NS_S"
     fi
@@ -330,8 +389,9 @@ cmd_up() {
         --nat) nat=nat ;;
         --owner) owner=${2:?--owner needs a pid}; shift ;;
         --peer)
-            stack=${2:?--peer needs a stack: linux, smoltcp or lwip}
-            [[ $stack == linux || -d $PEERS_SRC/$stack ]] || die "up: unknown peer stack '$stack' (linux, smoltcp, lwip)"
+            stack=${2:?--peer needs a stack: linux, gvisor, smoltcp or lwip}
+            [[ $stack == linux || $stack == gvisor || -d $PEERS_SRC/$stack ]] ||
+                die "up: unknown peer stack '$stack' (linux, gvisor, smoltcp, lwip)"
             shift
             ;;
         --sysctl) sysctls+=("${2:?--sysctl needs KEY=VALUE}"); shift ;;
@@ -373,7 +433,7 @@ cmd_up() {
     : >"$ST/server.args"
     : >"$ST/faults"
     printf '%s\n' "$stack" >"$ST/peer"
-    [[ $stack == linux ]] || peer_tap_setup
+    [[ $stack == linux || $stack == gvisor ]] || peer_tap_setup
     server_start
     trap - EXIT INT TERM
     if [[ $owner == 0 ]]; then
@@ -383,8 +443,8 @@ cmd_up() {
     fi
     lab_log "  client  $LAB_NS_C  $LAB_C4 $LAB_C6 ($LAB_IF_C)"
     lab_log "  middle  $LAB_NS_M  $LAB_MC4 | $LAB_MS4 (routes${nat:+, NAT towards the server})"
-    if [[ $stack == linux ]]; then
-        lab_log "  server  $LAB_NS_S  $LAB_S4 $LAB_S6 ($LAB_IF_S), peer.py echo server on port $PORT"
+    if [[ $stack == linux || $stack == gvisor ]]; then
+        lab_log "  server  $LAB_NS_S  $LAB_S4 $LAB_S6 ($LAB_IF_S), $(peer_desc) echo server on port $PORT"
     else
         lab_log "  server  $LAB_NS_S  $LAB_S4 $LAB_S6 ($stack on tap0, bridged with $LAB_IF_S), echo server on port $PORT"
     fi
@@ -447,7 +507,7 @@ cmd_status() {
     echo "lab $LAB_NAME (owner $LAB_OWNER, $(cat "$ST/mode" 2>/dev/null || echo routed))"
     pid=$(server_pid)
     if [[ -n $pid ]] && lab_alive "$pid"; then
-        echo "  server: pid $pid, $(if [[ $(peer_stack) == linux ]]; then echo peer.py; else peer_stack; fi) echo server on port $PORT $(if [[ -s $ST/server.args ]]; then tr '\n' ' ' <"$ST/server.args"; else echo "(no keepalive)"; fi)"
+        echo "  server: pid $pid, $(peer_desc) echo server on port $PORT $(if [[ -s $ST/server.args ]]; then tr '\n' ' ' <"$ST/server.args"; else echo "(no keepalive)"; fi)"
     else
         echo "  server: not running"
     fi
@@ -492,7 +552,7 @@ main() {
             (($# > 0)) || : >"$ST/server.args"
             server_stop
             server_start
-            lab_log "$LAB_NAME: $(if [[ $(peer_stack) == linux ]]; then echo peer.py; else peer_stack; fi) server (pid $(server_pid)) $*"
+            lab_log "$LAB_NAME: $(peer_desc) server (pid $(server_pid)) $*"
             ;;
         log) cat "$ST/server.jsonl" ;;
         client)

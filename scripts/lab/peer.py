@@ -177,7 +177,7 @@ def run_server(args):
 
     lsock = socket.socket(family_of(args.addr), socket.SOCK_STREAM)
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Options on the LISTENING socket: accepted sockets inherit them.
+    # Options on the LISTENING socket: Linux's accepted sockets inherit them.
     set_common(lsock, args)
     lsock.bind((args.addr, args.port))
     lsock.listen(4096)
@@ -273,6 +273,8 @@ def run_server(args):
                     except (BlockingIOError, InterruptedError):
                         break
                     s.setblocking(False)
+                    # Linux copies keepalive from the listener; gVisor does not.
+                    set_keepalive(s, args)
                     accepted += 1
                     c = ServerConn(s, accepted)
                     c.reading = reading_default

@@ -402,11 +402,11 @@ lab_unblackhole() {
     lab_exec "$1" nft delete table inet kaplab 2>/dev/null || true
 }
 
-# lab_wait_grep FILE REGEX TIMEOUT_S — poll every 20 ms.
+# lab_wait_grep FILE REGEX TIMEOUT_S [SKIP] — poll every 20 ms (lines after the first SKIP).
 lab_wait_grep() {
-    local file=$1 re=$2 timeout=$3 deadline
+    local file=$1 re=$2 timeout=$3 skip=${4:-0} deadline
     deadline=$(($(date +%s%N) + ${timeout%.*} * 1000000000))
-    until [[ -f $file ]] && grep -Eq -- "$re" "$file"; do
+    until [[ -f $file ]] && tail -n "+$((skip + 1))" "$file" | grep -Eq -- "$re"; do
         (($(date +%s%N) < deadline)) || return 1
         sleep 0.02
     done
