@@ -1,7 +1,8 @@
 //! `kaprobe conform` against the lab's Linux peer (root; skipped outside CI as
 //! a user). A current Linux kernel is the reference the expectations describe,
 //! so every case must come out as expected, and `verify` must read the same
-//! run's recording the same way.
+//! run's recording the same way. Then gVisor, smoltcp and lwIP as the peer:
+//! the answers that set each apart. tshark reads every recording alike.
 
 mod common;
 use common::lab::*;
@@ -11,9 +12,12 @@ use serde_json::Value;
 
 const V4: &str = "10.77.101.2:7077";
 
-/// `conform --json` against the lab's peer: exit 0, then (report, cases).
-fn battery(lab: &Lab) -> (Value, Vec<Value>) {
-    let out = run(lab.kaprobe("c", &["conform", V4, "--json"]));
+/// `conform --json --pcap` against the lab's peer: exit 0, then (report, cases,
+/// the recording as `verify` reads it). tshark must flag the same frames as
+/// probes and answers: on these segments Wireshark's rule and kaprobe's agree.
+fn battery(lab: &Lab) -> (Value, Vec<Value>, Verified) {
+    let pcap = lab.path("conform.pcap");
+    let out = run(lab.kaprobe("c", &["conform", V4, "--json", "--pcap", pcap.to_str().unwrap()]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let mut lines: Vec<Value> = text(&out.stdout)
         .lines()
@@ -21,7 +25,42 @@ fn battery(lab: &Lab) -> (Value, Vec<Value>) {
         .collect();
     let report = lines.pop().unwrap();
     assert_eq!(report["type"], "conformance");
-    (report, lines)
+    let v = verify_json(&pcap, &[]);
+    if tshark().is_some() {
+        agrees_with_tshark_but_for_repeats(&pcap, &v);
+    }
+    (report, lines, v)
+}
+
+/// tshark flags the same probes, and the same answers but for a repeated one:
+/// a peer that answers a probe twice (lwIP, to a probe whose ACK is ahead) has
+/// both flagged by Wireshark, the second only as an ACK by kaprobe (one answer
+/// per probe). Each such extra frame must repeat the flow's answer before it.
+fn agrees_with_tshark_but_for_repeats(pcap: &std::path::Path, v: &Verified) {
+    assert_eq!(
+        v.frames_of("keepalive_probe"),
+        tshark_frames(pcap, "tcp.analysis.keep_alive"),
+        "probes"
+    );
+    let ours = v.frames_of("keepalive_ack");
+    let theirs = tshark_frames(pcap, "tcp.analysis.keep_alive_ack");
+    assert!(
+        ours.iter().all(|f| theirs.contains(f)),
+        "{ours:?} vs tshark's {theirs:?}"
+    );
+    let all = verify_json(pcap, &["--all"]).segments;
+    let seg = |f: u64| all.iter().position(|s| s["frame"] == f).unwrap();
+    for &f in theirs.iter().filter(|f| !ours.contains(f)) {
+        let at = seg(f);
+        let s = &all[at];
+        let answer = all[..at]
+            .iter()
+            .rev()
+            .find(|p| p["flow_id"] == s["flow_id"] && p["kind"] == "keepalive_ack")
+            .unwrap_or_else(|| panic!("frame {f}: no answer before it"));
+        assert_eq!(s["kind"], "ack", "frame {f}");
+        assert_eq!((&s["seq"], &s["ack"]), (&answer["seq"], &answer["ack"]), "frame {f}");
+    }
 }
 
 fn case<'a>(cases: &'a [Value], name: &str) -> &'a Value {
@@ -33,14 +72,7 @@ fn the_battery_against_linux_is_as_expected_and_verify_agrees() {
     let Some(lab) = Lab::up("conf", &[]) else {
         return;
     };
-    let pcap = lab.path("conform.pcap");
-    let out = run(lab.kaprobe("c", &["conform", V4, "--json", "--pcap", pcap.to_str().unwrap()]));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let lines: Vec<Value> = text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let (report, cases) = lines.split_last().unwrap();
+    let (report, cases, v) = battery(&lab);
     assert_eq!(report["type"], "conformance");
     assert_eq!(
         (report["timestamps"].as_bool(), report["sack"].as_bool()),
@@ -52,8 +84,8 @@ fn the_battery_against_linux_is_as_expected_and_verify_agrees() {
     );
     assert_eq!(report["deviations"], serde_json::json!([]), "{report}");
     assert_eq!(cases.len(), 16);
-    let case = |name: &str| cases.iter().find(|c| c["name"] == name).unwrap();
-    for c in cases {
+    let case = |name: &str| case(&cases, name);
+    for c in &cases {
         assert_eq!(c["verdict"], "as_expected", "{c}");
     }
     // The answers that characterise Linux.
@@ -88,7 +120,6 @@ fn the_battery_against_linux_is_as_expected_and_verify_agrees() {
         .flat_map(|c| c["observed"].as_array().unwrap())
         .filter(|o| o.as_str() != Some("none"))
         .count();
-    let v = verify_json(&pcap, &[]);
     assert_eq!(v.frames_of("keepalive_probe").len(), probes);
     assert_eq!(v.frames_of("keepalive_ack").len(), answered);
     assert_eq!(v.flows.len(), probe_cases.len());
@@ -110,7 +141,7 @@ fn smoltcp_answers_without_d_sack_and_ignores_a_4_2bsd_probe() {
     let Some(lab) = Lab::up("confsm", &["--peer", "smoltcp"]) else {
         return;
     };
-    let (report, cases) = battery(&lab);
+    let (report, cases, _) = battery(&lab);
     let case = |name: &str| case(&cases, name);
     // SACK negotiated, timestamps not (no TSval generator).
     assert_eq!(
@@ -148,7 +179,7 @@ fn lwip_negotiates_no_options_and_answers_every_probe() {
     let Some(lab) = Lab::up("conflw", &["--peer", "lwip"]) else {
         return;
     };
-    let (report, cases) = battery(&lab);
+    let (report, cases, _) = battery(&lab);
     let case = |name: &str| case(&cases, name);
     assert_eq!(
         (report["timestamps"].as_bool(), report["sack"].as_bool()),
@@ -169,4 +200,45 @@ fn lwip_negotiates_no_options_and_answers_every_probe() {
         serde_json::json!(["linux", "windows", "bsd42", "lwip", "smoltcp"])
     );
     assert_eq!(case("style_bsd42")["observed"], serde_json::json!(["ack"]));
+    // A probe whose ACK is ahead of what lwIP sent is answered twice.
+    let ahead = case("probe_ack_ahead");
+    assert_eq!(
+        (&ahead["observed"], &ahead["more_segments"]),
+        (&serde_json::json!(["ack"]), &serde_json::json!([1]))
+    );
+    assert_eq!(case("style_linux")["more_segments"], serde_json::json!([0]));
+}
+
+/// gVisor's netstack as the peer (`lab.sh up --peer gvisor`: peer.py under
+/// runsc): like Linux, but no D-SACK, and neither the challenge ACK nor PAWS.
+#[test]
+fn gvisor_answers_without_d_sack_and_ignores_an_ack_of_unsent_data() {
+    let Some(lab) = Lab::up("confgv", &["--peer", "gvisor"]) else {
+        return;
+    };
+    let (report, cases, _) = battery(&lab);
+    let case = |name: &str| case(&cases, name);
+    assert_eq!(
+        (report["timestamps"].as_bool(), report["sack"].as_bool()),
+        (Some(true), Some(true))
+    );
+    // A plain ACK for a 1-byte probe although SACK was negotiated.
+    assert_eq!(case("style_windows")["observed"], serde_json::json!(["ack"]));
+    assert_eq!(case("garbage_byte")["observed"], serde_json::json!(["ack"]));
+    // Every style answered; a probe without TSopt too.
+    assert_eq!(
+        report["styles_answered"],
+        serde_json::json!(["linux", "windows", "bsd42", "lwip", "smoltcp"])
+    );
+    assert_eq!(case("no_tsopt")["observed"], serde_json::json!(["ack"]));
+    // Its own 500 ms limit on answers to out-of-window segments, like Linux's.
+    assert_eq!(
+        case("two_zero_byte_within_500ms")["observed"],
+        serde_json::json!(["ack", "none"])
+    );
+    // Unlike Linux: a stale TSval is answered, and an ACK of data never sent
+    // gets nothing (Linux sends a challenge ACK).
+    assert_eq!(case("stale_tsval")["observed"], serde_json::json!(["ack"]));
+    assert_eq!(case("ack_of_unsent_data")["observed"], serde_json::json!(["none"]));
+    assert_eq!(case("at_snd_nxt")["observed"], serde_json::json!(["none"]));
 }

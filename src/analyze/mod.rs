@@ -122,6 +122,9 @@ pub struct Analyzer {
     next_id: u64,
     /// Latest record time so far; eviction runs on it so time going back cannot stall it.
     now: u64,
+    /// Latest time of any record, filtered out or not TCP included: how long
+    /// the capture went on, which a silent time-out is judged against.
+    latest: u64,
     prev_time: Option<u64>,
     pub stats: Stats,
 }
@@ -136,6 +139,7 @@ impl Analyzer {
             table: FlowTable::default(),
             next_id: 1,
             now: 0,
+            latest: 0,
             prev_time: None,
             stats: Stats::default(),
         }
@@ -153,6 +157,7 @@ impl Analyzer {
 
     fn tick(&mut self, time: u64) {
         self.stats.packets += 1;
+        self.latest = self.latest.max(time);
         if let Some(prev) = self.prev_time {
             if time < prev {
                 self.stats.time_backwards += 1;
@@ -307,7 +312,7 @@ impl Analyzer {
     /// End of input: every remaining flow is reported, in order of first appearance.
     pub fn finish(&mut self, sink: &mut impl Sink) {
         self.flush(sink);
-        let now = self.now;
+        let now = self.now.max(self.latest);
         self.table.drain_by_key(|c| c.id, |c| Self::done(c, now, sink));
     }
 }

@@ -68,6 +68,9 @@ struct CaseResult {
     rtt_ms: Vec<Option<f64>>,
     sent: Vec<Sent>,
     answers: Vec<Option<Got>>,
+    /// Per segment sent: further segments the peer sent after its answer and
+    /// before the next segment sent (or the end): a stack that answers twice.
+    more_segments: Vec<u32>,
     #[serde(skip)]
     kinds: Vec<Kind>,
 }
@@ -253,8 +256,10 @@ fn judge(case: &Case, sent: Vec<Sent>, got: Vec<Got>, ts: Option<bool>, sack: Op
     let mut kinds = Vec::new();
     let mut answers = Vec::new();
     let mut rtt = Vec::new();
+    let mut more_segments = Vec::new();
     for (k, s) in sent.iter().enumerate() {
-        let (kind, g) = answer(case.steps[k].0, s, sent.get(k + 1), &got);
+        let (kind, g, more) = answer(case.steps[k].0, s, sent.get(k + 1), &got);
+        more_segments.push(more);
         observed.push(kind.name());
         kinds.push(kind);
         rtt.push(g.map(|g| (g.time_ns.saturating_sub(s.time_ns) as f64 / 1e3).round() / 1e3));
@@ -281,6 +286,7 @@ fn judge(case: &Case, sent: Vec<Sent>, got: Vec<Got>, ts: Option<bool>, sack: Op
         rtt_ms: rtt,
         sent,
         answers,
+        more_segments,
         kinds,
     }
 }
@@ -331,12 +337,25 @@ fn print(json: bool, results: &[CaseResult], r: &Report) -> Result<()> {
             .copied()
             .flatten()
             .map_or("-".into(), |v| format!("{v:.3}ms"));
+        // "ack ×2": the peer sent another segment after its answer.
+        let observed: Vec<String> = c
+            .observed
+            .iter()
+            .zip(&c.more_segments)
+            .map(|(o, &more)| {
+                if more > 0 {
+                    format!("{o} ×{}", more + 1)
+                } else {
+                    o.to_string()
+                }
+            })
+            .collect();
         writeln!(
             out,
             "{:<28} {:<26} {:<26} {:>9}  {}",
             c.name,
             c.expected.join(", "),
-            c.observed.join(", "),
+            observed.join(", "),
             rtt,
             c.verdict
         )?;

@@ -281,11 +281,14 @@ pub struct Got {
 }
 
 /// What answered step `i`: the peer's first segment after it was sent and
-/// before the next one, and its kind.
-pub fn answer(step: Variant, sent: &Sent, next: Option<&Sent>, got: &[Got]) -> (Kind, Option<Got>) {
-    let g = got
+/// before the next one, its kind, and how many more segments the peer sent in
+/// that window (lwIP answers a probe whose ACK is ahead twice).
+pub fn answer(step: Variant, sent: &Sent, next: Option<&Sent>, got: &[Got]) -> (Kind, Option<Got>, u32) {
+    let mut window = got
         .iter()
-        .find(|g| g.time_ns >= sent.time_ns && next.is_none_or(|n| g.time_ns < n.time_ns));
+        .filter(|g| g.time_ns >= sent.time_ns && next.is_none_or(|n| g.time_ns < n.time_ns));
+    let g = window.next();
+    let more = window.count() as u32;
     let kind = match g {
         None => Kind::None,
         Some(g) if g.rst => Kind::Rst,
@@ -294,7 +297,7 @@ pub fn answer(step: Variant, sent: &Sent, next: Option<&Sent>, got: &[Got]) -> (
         Some(g) if g.dsack => Kind::AckDsack,
         Some(_) => Kind::Ack,
     };
-    (kind, g.copied())
+    (kind, g.copied(), more)
 }
 
 #[cfg(test)]
@@ -346,6 +349,12 @@ mod tests {
         let (a, b) = (sent(100), sent(200));
         let g = [got(150, false, false), got(250, true, false)];
         assert_eq!(answer(LINUX, &a, Some(&b), &g).0, Kind::Ack);
+        assert_eq!(
+            answer(LINUX, &a, Some(&b), &g).2,
+            0,
+            "the next window's segment is not counted"
+        );
+        assert_eq!(answer(LINUX, &a, None, &g).2, 1, "a second segment in the window is");
         assert_eq!(answer(WINDOWS, &b, None, &g).0, Kind::AckDsack);
         assert_eq!(answer(LINUX, &a, Some(&b), &g[1..]).0, Kind::None);
         assert_eq!(answer(LINUX, &b, None, &[got(260, false, true)]).0, Kind::Rst);
