@@ -242,3 +242,33 @@ fn gvisor_answers_without_d_sack_and_ignores_an_ack_of_unsent_data() {
     assert_eq!(case("ack_of_unsent_data")["observed"], serde_json::json!(["none"]));
     assert_eq!(case("at_snd_nxt")["observed"], serde_json::json!(["none"]));
 }
+
+/// README's stacks table is what `scripts/stacks-table.sh` measures here and
+/// now: the lab's answers and the recordings in captures/ (the stacks'
+/// versions aside, which name this machine's kernel and packages).
+#[test]
+fn the_readme_stacks_table_is_what_the_lab_measures() {
+    if !can_run("stacks-table") {
+        return;
+    }
+    let out = std::process::Command::new("bash")
+        .arg(repo().join("scripts/stacks-table.sh"))
+        .env("KAPROBE", env!("CARGO_BIN_EXE_kaprobe"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| l.starts_with("| "))
+            .map(|l| l.splitn(3, '|').nth(2).unwrap().to_string())
+            .collect()
+    };
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let (_, table) = readme.split_once("<!-- stacks-table: begin -->\n").unwrap();
+    let (table, _) = table.split_once("<!-- stacks-table: end -->").unwrap();
+    assert_eq!(
+        rows(&text(&out.stdout)),
+        rows(table),
+        "README.md is out of date: run scripts/stacks-table.sh --readme"
+    );
+}

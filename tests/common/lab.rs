@@ -47,12 +47,7 @@ pub struct Lab {
 impl Lab {
     /// A fresh lab, or None (test skipped) when not root and not in CI.
     pub fn up(tag: &str, opts: &[&str]) -> Option<Lab> {
-        if !is_root() {
-            assert!(
-                !in_ci(),
-                "{tag}: CI is set but this is not root: the lab tests need root for network namespaces"
-            );
-            eprintln!("skipped: {tag}: lab tests need root (network namespaces); run as root or in CI");
+        if !can_run(tag) {
             return None;
         }
         static CLEANUP: Once = Once::new();
@@ -310,4 +305,18 @@ pub fn ka_client_args<'a>(idle: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     ];
     v.extend_from_slice(extra);
     v
+}
+
+/// Whether lab tests can run here (root); says "skipped" when not, and fails
+/// when CI is set but this is not root.
+pub fn can_run(tag: &str) -> bool {
+    if !is_root() {
+        assert!(
+            !in_ci(),
+            "{tag}: CI is set but this is not root: the lab tests need root for network namespaces"
+        );
+        eprintln!("skipped: {tag}: lab tests need root (network namespaces); run as root or in CI");
+        return false;
+    }
+    true
 }
