@@ -7,13 +7,13 @@
 #   (namespace …-c)          .254 / ::254            (namespace …-s, peer.py on port 7077)
 #
 # Usage (root):
-#   lab.sh up [NAME] [--nat] [--peer linux|gvisor|smoltcp|lwip] [--owner PID] [--sysctl KEY=VALUE]...
+#   lab.sh up [NAME] [--nat] [--peer linux|gvisor|smoltcp|lwip|ns3] [--owner PID] [--sysctl KEY=VALUE]...
 #                                     bring a lab up (prints its name); the server namespace
 #                                     runs an echo server on port 7077: scripts/lab/peer.py
 #                                     on the kernel's TCP (linux) or under gVisor's netstack
-#                                     (gvisor: runsc, which takes the veth over), or smoltcp's
-#                                     or lwIP's (IPv4 only) on a TAP bridged with the
-#                                     namespace's veth (scripts/lab/peers/)
+#                                     (gvisor: runsc, which takes the veth over), or smoltcp's,
+#                                     lwIP's or ns-3's (the last two IPv4 only) on a TAP
+#                                     bridged with the namespace's veth (scripts/lab/peers/)
 #   lab.sh down NAME                  tear it down (processes, namespaces, state)
 #   lab.sh list                       every lab, with its owner and state: live, kept or abandoned
 #   lab.sh cleanup                    remove abandoned labs (their owner process is gone)
@@ -22,7 +22,7 @@
 #   lab.sh server NAME [PEER ARGS]    restart the peer with its options: peer.py server ones
 #                                     (linux, gvisor), e.g. --idle 1 --intvl 1 --cnt 3 (seconds);
 #                                     smoltcp: --keepalive MS --timeout MS; lwip: --idle MS
-#                                     --intvl MS --cnt N
+#                                     --intvl MS --cnt N; ns3: none (ns-3 has no keepalive)
 #   lab.sh log NAME                   the server's event log (JSON lines, what the app saw)
 #   lab.sh client NAME [-6] [PEER ARGS]
 #                                     run peer.py client in the client namespace against the
@@ -389,9 +389,9 @@ cmd_up() {
         --nat) nat=nat ;;
         --owner) owner=${2:?--owner needs a pid}; shift ;;
         --peer)
-            stack=${2:?--peer needs a stack: linux, gvisor, smoltcp or lwip}
+            stack=${2:?--peer needs a stack: linux, gvisor, smoltcp, lwip or ns3}
             [[ $stack == linux || $stack == gvisor || -d $PEERS_SRC/$stack ]] ||
-                die "up: unknown peer stack '$stack' (linux, gvisor, smoltcp, lwip)"
+                die "up: unknown peer stack '$stack' (linux, gvisor, smoltcp, lwip, ns3)"
             shift
             ;;
         --sysctl) sysctls+=("${2:?--sysctl needs KEY=VALUE}"); shift ;;

@@ -16,9 +16,14 @@ const V4: &str = "10.77.101.2:7077";
 /// the recording as `verify` reads it). tshark must flag the same frames as
 /// probes and answers: on these segments Wireshark's rule and kaprobe's agree.
 fn battery(lab: &Lab) -> (Value, Vec<Value>, Verified) {
+    battery_exiting(lab, 0)
+}
+
+/// `battery`, for a run that exits with `code`.
+fn battery_exiting(lab: &Lab, code: i32) -> (Value, Vec<Value>, Verified) {
     let pcap = lab.path("conform.pcap");
     let out = run(lab.kaprobe("c", &["conform", V4, "--json", "--pcap", pcap.to_str().unwrap()]));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(code), "{}", text(&out.stderr));
     let mut lines: Vec<Value> = text(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -241,6 +246,38 @@ fn gvisor_answers_without_d_sack_and_ignores_an_ack_of_unsent_data() {
     assert_eq!(case("stale_tsval")["observed"], serde_json::json!(["ack"]));
     assert_eq!(case("ack_of_unsent_data")["observed"], serde_json::json!(["none"]));
     assert_eq!(case("at_snd_nxt")["observed"], serde_json::json!(["none"]));
+}
+
+/// ns-3 as the peer (`lab.sh up --peer ns3`: its TCP on a TAP, real-time
+/// simulator): it never answers a 0-byte probe, so the style kaprobe probes
+/// with by default goes unanswered and conform exits 1.
+#[test]
+fn ns3_never_answers_a_zero_byte_probe_so_conform_exits_1() {
+    let Some(lab) = Lab::up("confns", &["--peer", "ns3"]) else {
+        return;
+    };
+    let (report, cases, _) = battery_exiting(&lab, 1);
+    let case = |name: &str| case(&cases, name);
+    assert_eq!(
+        (report["timestamps"].as_bool(), report["sack"].as_bool()),
+        (Some(true), Some(true))
+    );
+    for c in [
+        "style_linux",
+        "style_lwip",
+        "snd_nxt_minus_2",
+        "no_tsopt",
+        "tsval_ahead",
+    ] {
+        assert_eq!(case(c)["observed"], serde_json::json!(["none"]), "{c}");
+    }
+    assert_eq!(
+        case("two_zero_byte_within_500ms")["observed"],
+        serde_json::json!(["none", "none"])
+    );
+    // A 1-byte probe is answered, without D-SACK; 4.2BSD's (ACK one behind) is not.
+    assert_eq!(case("style_windows")["observed"], serde_json::json!(["ack"]));
+    assert_eq!(report["styles_answered"], serde_json::json!(["windows", "smoltcp"]));
 }
 
 /// README's stacks table is what `scripts/stacks-table.sh` measures here and

@@ -1,9 +1,10 @@
 """The README's stacks table from what scripts/stacks-table.sh collected (stdlib only).
 
 Usage: stacks_table.py WORKDIR STACK... — WORKDIR holds, per stack, <stack>.conform.jsonl
-(kaprobe conform --json), <stack>.answered.jsonl and <stack>.dead.jsonl (kaprobe verify
---json on its own keepalive, answered and then unanswered), <stack>.options (tshark's
-tcp.option_kind of its first probe) and <stack>.version. Prints a Markdown table.
+(kaprobe conform --json), <stack>.version, and for a stack with keepalive
+<stack>.answered.jsonl and <stack>.dead.jsonl (kaprobe verify --json on its own keepalive,
+answered and then unanswered) and <stack>.options (tshark's tcp.option_kind of its first
+probe). Prints a Markdown table.
 """
 import json
 import os
@@ -81,12 +82,15 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for s in stacks:
         p = lambda ext: os.path.join(work, f"{s}.{ext}")
-        answered, dead, conform = lines(p("answered.jsonl")), lines(p("dead.jsonl")), lines(p("conform.jsonl"))
         version = open(p("version")).read().strip()
-        options = open(p("options")).read().strip()
-        negotiated, answers, notes = conform_cells(conform)
-        print(f"| {version} | {negotiated} | {probe_cell(answered, options)} | {timing_cell(answered, dead)} "
-              f"| {end_cell(dead)} | {answers} | {notes} |")
+        negotiated, answers, notes = conform_cells(lines(p("conform.jsonl")))
+        if os.path.exists(p("answered.jsonl")):
+            answered, dead = lines(p("answered.jsonl")), lines(p("dead.jsonl"))
+            options = open(p("options")).read().strip()
+            own = [probe_cell(answered, options), timing_cell(answered, dead), end_cell(dead)]
+        else:
+            own = ["none: no keepalive", "-", "-"]
+        print(f"| {version} | {negotiated} | {' | '.join(own)} | {answers} | {notes} |")
 
 
 main()
