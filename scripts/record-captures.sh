@@ -28,7 +28,7 @@ source "$HERE/lib/lab.sh"
 SCENARIOS=(answered_v4 answered_v6 blackhole_abort reboot_rst server_sll2 nots_nosack
     retrans_1byte zero_window many_flows mixed_linktypes
     middlebox_idle_drop middlebox_idle_alive middlebox_idle_reset delay_50ms outage_recovered
-    windows_style_probe_dsack)
+    windows_style_probe_dsack snaplen_54 late_answers mid_session)
 
 say() { printf '==> %s\n' "$*" >&2; }
 fail() {
@@ -575,6 +575,76 @@ sc_delay_50ms() {
     install_files "$f"
 }
 
+# A short snaplen: tcpdump -s 54 keeps Ethernet, IPv4 and the TCP header's fixed 20 bytes and
+# cuts every option (the timestamps of every segment, the SYNs' options). Otherwise the plain
+# answered run: 3 answered probes, FIN.
+sc_snaplen_54() {
+    local name=snaplen_54 f=linux_ka_snaplen_54.pcap
+    lab_create snap
+    srv_start "$name" "$LAB_NS_S" --addr "$LAB_S4" --conns 1
+    lab_capture_start "$LAB_NS_C" "$LAB_IF_C" "$WORK/$f" -s 54 tcp
+    cli_start "$name" "$LAB_NS_C" --addr "$LAB_S4" --bind-port 40001 --idle 1 --intvl 1 --cnt 3 \
+        --send 100 --echo --close-after 3.5 --timeout 15
+    cli_wait "$name"
+    srv_stop
+    lab_capture_stop
+    expect_client "$name" closed none
+    expect "$name" "frames longer than 54 bytes" "$(tshark_count "$WORK/$f" 'frame.cap_len > 54')" -eq 0
+    analyse "$WORK/$f"
+    expect "$name" "keepalive probes c>s" "$(count "$WORK/$f" 'c>s:keepalive_probe')" -eq 3
+    expect "$name" "keepalive ACKs s>c" "$(count "$WORK/$f" 's>c:keepalive_ack')" -eq 3
+    expect "$name" "FINs" "$(($(count "$WORK/$f" c\>s:fin) + $(count "$WORK/$f" s\>c:fin)))" -eq 2
+    # Wireshark flags none of them: it gives up on a header whose options were cut.
+    expect "$name" "tshark keep_alive" "$(tshark_count "$WORK/$f" tcp.analysis.keep_alive)" -eq 0
+    record_result "$f"
+    install_files "$f"
+}
+
+# Answers that arrive after the next probe: the middlebox delays everything towards the
+# server by 1.5 s, longer than the 1 s interval. Every probe is answered, 1.5 s later.
+sc_late_answers() {
+    local name=late_answers f=linux_ka_late_answers.pcap n
+    lab_create_routed late
+    lab_delay "$LAB_NS_M" "$LAB_IF_MS" 1500ms "$WORK/delay"
+    lab_capture_start "$LAB_NS_C" "$LAB_IF_C" "$WORK/$f" tcp
+    srv_start "$name" "$LAB_NS_S" --addr "$LAB_S4" --conns 1
+    cli_start "$name" "$LAB_NS_C" --addr "$LAB_S4" --bind-port 40001 --idle 1 --intvl 1 --cnt 5 \
+        --send 100 --echo --close-after 7 --timeout 30
+    cli_wait "$name"
+    srv_stop
+    lab_capture_stop
+    lab_delay_off "$LAB_NS_M" "$LAB_IF_MS" "$WORK/delay"
+    expect_client "$name" closed none
+    analyse "$WORK/$f"
+    n=$(tshark_count "$WORK/$f" tcp.analysis.keep_alive)
+    expect "$name" "keepalive probes (tshark)" "$n" -ge 4
+    expect "$name" "RSTs" "$(tshark_count "$WORK/$f" tcp.flags.reset==1)" -eq 0
+    record_result "$f"
+    install_files "$f"
+}
+
+# A capture started mid-session, between the data and the first probe: its first frame is a
+# probe, with nothing before it to say what the next seq is. idle 2 / intvl 1, 3 answered
+# probes, FIN.
+sc_mid_session() {
+    local name=mid_session f=linux_ka_mid_session.pcap
+    lab_create mid
+    srv_start "$name" "$LAB_NS_S" --addr "$LAB_S4" --conns 1
+    cli_start "$name" "$LAB_NS_C" --addr "$LAB_S4" --bind-port 40001 --idle 2 --intvl 1 --cnt 3 \
+        --send 100 --echo --close-after 4.5 --timeout 15
+    sleep 1
+    lab_capture_start "$LAB_NS_C" "$LAB_IF_C" "$WORK/$f" tcp
+    cli_wait "$name"
+    srv_stop
+    lab_capture_stop
+    expect_client "$name" closed none
+    expect "$name" "SYNs" "$(tshark_count "$WORK/$f" tcp.flags.syn==1)" -eq 0
+    expect "$name" "data segments" "$(tshark_count "$WORK/$f" 'tcp.len > 1')" -eq 0
+    expect "$name" "frames (2 probes, 2 answers, FIN, FIN, ACK)" "$(tshark_count "$WORK/$f" tcp)" -eq 7
+    record_result "$f"
+    install_files "$f"
+}
+
 # A temporary outage: the middlebox drops 100 % for 2.5 s right after the data, then
 # forwards again. Keepalive idle 1 / intvl 1 / cnt 5: two probes go unanswered, the third
 # is answered and the connection lives on (closed normally after 5 s).
@@ -710,7 +780,8 @@ main() {
         mixed_linktypes) WRITTEN+=(mixed_linktypes.pcapng) ;;
         windows_style_probe_dsack) WRITTEN+=(windows_style_probe_dsack.pcap) ;;
         answered_v6 | blackhole_abort | reboot_rst | server_sll2 | nots_nosack | many_flows | \
-            middlebox_idle_drop | middlebox_idle_alive | middlebox_idle_reset | delay_50ms | outage_recovered)
+            middlebox_idle_drop | middlebox_idle_alive | middlebox_idle_reset | delay_50ms | outage_recovered | \
+            snaplen_54 | late_answers | mid_session)
             WRITTEN+=("linux_ka_$s.pcap") ;;
         *) WRITTEN+=("linux_$s.pcap") ;;
         esac

@@ -79,6 +79,15 @@ pub fn format_duration(ns: u64) -> String {
     out
 }
 
+/// "1 probe", "3 probes": a count and its noun, plural when it is not 1.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

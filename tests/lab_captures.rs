@@ -443,3 +443,67 @@ fn a_large_capture_reads_the_same_through_a_pipe() {
     assert_eq!(v.flows.len(), 7500, "one flow per copy");
     std::fs::remove_file(&path).unwrap();
 }
+
+/// `tcpdump -s 54`: the TCP header's fixed 20 bytes kept, every option cut.
+/// seq, ack, flags and the length from the IP header are all the classifier
+/// needs; the options are unknown, not absent (no missing-TSopt violation).
+#[test]
+fn a_short_snaplen_that_cuts_the_options_still_classifies_every_frame() {
+    let file = "linux_ka_snaplen_54.pcap";
+    answered_three_times(file, "client");
+    let v = verify_json(&capture(file), &[]);
+    assert_eq!(v.summary["truncated_headers"], 0);
+    assert_eq!(v.summary["options_cut"], v.summary["tcp_packets"]);
+    for s in &v.segments {
+        assert_eq!(s["options_cut"], true, "{s}");
+    }
+    // Wireshark flags none of these probes.
+    if tshark().is_some() {
+        assert_eq!(
+            tshark_frames(&capture(file), "tcp.analysis.keep_alive"),
+            Vec::<u64>::new()
+        );
+    }
+}
+
+/// A path whose round trip (1.5 s) is longer than the interval (1 s): each
+/// answer arrives after the next probe and is paired with its own probe.
+#[test]
+fn answers_that_arrive_after_the_next_probe_are_paired_with_their_own() {
+    let file = "linux_ka_late_answers.pcap";
+    let v = verify_json(&capture(file), &[]);
+    let f = only_flow(&v);
+    let probes = v.frames_of(PROBE);
+    let answers: Vec<&serde_json::Value> = v.segments.iter().filter(|s| s["kind"] == ACK).collect();
+    assert!(probes.len() >= 4, "{probes:?}");
+    assert_eq!(answers.len(), probes.len(), "every probe answered");
+    assert_eq!(f["unanswered"], 0);
+    let paired: Vec<u64> = answers.iter().map(|a| a["answers"].as_u64().unwrap()).collect();
+    assert_eq!(paired, probes, "in order, each to its own probe");
+    for a in &answers {
+        let rtt = a["rtt_ms"].as_f64().unwrap();
+        assert!(
+            rtt >= 1500.0,
+            "the path's 1.5 s, not the time since the latest probe: {a}"
+        );
+    }
+    // At least one answer came after a later probe had left.
+    assert!(answers
+        .iter()
+        .zip(&probes[1..])
+        .any(|(a, &p)| a["frame"].as_u64().unwrap() > p));
+}
+
+/// A capture started between the data and the first probe: the first frame
+/// is a probe with nothing before it; its answer, acknowledging one byte
+/// past a segment with none, says so.
+#[test]
+fn a_capture_that_starts_with_a_probe_classifies_it_by_its_answer() {
+    let file = "linux_ka_mid_session.pcap";
+    let v = verify_json(&capture(file), &[]);
+    let f = only_flow(&v);
+    assert_eq!(v.kinds_of(f["flow_id"].as_u64().unwrap()), [PROBE, ACK, PROBE, ACK]);
+    assert_eq!(v.frames_of(PROBE), [1, 3]);
+    assert_eq!((f["probes"].as_u64(), f["answered"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(f["outcome"], "closed");
+}

@@ -14,6 +14,21 @@ use crate::wire::Segment;
 /// is the application's, not the keepalive timer's.
 const MIN_ABORT_DELAY_NS: u64 = 250_000_000;
 
+/// A capture that starts mid-session may open with a probe: nothing before it
+/// says where the sender's next seq is, and the receiver has acknowledged
+/// nothing yet. `next` is the flow's next segment in the capture; when the
+/// receiver sends it and it acknowledges one byte past `seg`, a segment with
+/// no payload, `seg` sat one below SND.NXT: a probe, and `next` its answer.
+pub fn answered_ahead(seg: &Segment, to: &Direction, next: &Segment, next_from_receiver: bool) -> bool {
+    let plain = |s: &Segment| s.flags.ack() && !s.flags.syn() && !s.flags.fin() && !s.flags.rst();
+    to.acked().is_none()
+        && seg.payload_len == 0
+        && plain(seg)
+        && next_from_receiver
+        && plain(next)
+        && next.ack == seg.seq.plus(1)
+}
+
 /// Names `seg`, sent by `from` to `to`. `to_pending` is the probe `to` is
 /// waiting on an answer for; `from_pending` the one `from` is.
 pub fn classify(

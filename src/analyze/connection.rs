@@ -3,7 +3,7 @@
 //! keepalive bookkeeping, violations and a bounded timeline (cold). Flows that
 //! never probe stay small, and the per-packet path touches few cache lines.
 
-use super::classify::classify;
+use super::classify::{answered_ahead, classify};
 use super::event::{SegmentEvent, ViolationKind};
 use super::kind::Kind;
 use super::prober::{Pending, Prober, Violations};
@@ -162,6 +162,24 @@ impl Connection {
         self.dir[o].set_timed(self.rtt[o].busy());
     }
 
+    /// Whether `seg` might open the capture's view of this flow with a probe,
+    /// which only the flow's next segment can tell (`look_ahead`): a cheap
+    /// filter, so that nearly every segment skips the search.
+    #[inline]
+    pub fn wants_look_ahead(&self, side: Side, seg: &Segment) -> bool {
+        seg.payload_len == 0 && seg.flags.ack() && !seg.flags.syn() && self.dir[side.other().idx()].acked().is_none()
+    }
+
+    /// `classify::answered_ahead` with the flow's next segment in the capture,
+    /// sent by `next_side`: when it answers `seg`, the receiver's state is
+    /// taken from it before `seg` is classified.
+    pub fn look_ahead(&mut self, side: Side, seg: &Segment, next: &Segment, next_side: Side) {
+        let o = side.other().idx();
+        if answered_ahead(seg, &self.dir[o], next, next_side != side) {
+            self.dir[o].acked_ahead(next);
+        }
+    }
+
     /// A SYN without ACK that starts a new connection on this 4-tuple.
     pub fn is_new_connection(&self, side: Side, seg: &Segment) -> bool {
         seg.flags.syn() && !seg.flags.ack() && self.dir[side.idx()].isn().is_none_or(|isn| isn != seg.seq)
@@ -314,6 +332,7 @@ impl Connection {
             peer_acked_frame: to.acked().map(|_| to.acked_frame),
             peer_window: to.window(),
             timestamp: seg.options.timestamp,
+            options_cut: seg.options.cut,
             ttl,
             usual_ttl: from_ttl,
         };
@@ -336,7 +355,8 @@ impl Connection {
             (Some((now, _)), Some(before)) => (now.wrapping_sub(before) as i32) < 0,
             _ => false,
         };
-        let missing_ts = seg.options.timestamp.is_none() && self.timestamps_negotiated();
+        // Options the capture cut off are unknown, not missing.
+        let missing_ts = seg.options.timestamp.is_none() && !seg.options.cut && self.timestamps_negotiated();
         for (hit, kind) in [
             (in_flight, ViolationKind::ProbeWithUnackedData),
             (stale, ViolationKind::StaleTsval),

@@ -36,6 +36,8 @@ pub struct SegmentEvent {
     pub peer_acked_frame: Option<u64>,
     pub peer_window: Option<u32>,
     pub timestamp: Option<(u32, u32)>,
+    /// The capture's snaplen cut the TCP options off: `timestamp` is unknown.
+    pub options_cut: bool,
     /// IP TTL (hop limit) of this segment, and of the sender's previous non-RST one.
     pub ttl: u8,
     pub usual_ttl: Option<u8>,

@@ -79,8 +79,10 @@ pub struct Stats {
     pub tcp_packets: u64,
     pub not_tcp: u64,
     pub fragments: u64,
-    /// Frames cut before the end of the TCP header.
+    /// Frames cut inside the TCP header's fixed 20 bytes (or before it).
     pub truncated_headers: u64,
+    /// TCP segments whose options the snaplen cut off (still analyzed; options unknown).
+    pub options_cut: u64,
     /// TCP segments whose payload was cut by snaplen (still analyzed).
     pub truncated_payloads: u64,
     /// Records whose timestamp is earlier than the one before (merged captures).
@@ -209,6 +211,7 @@ impl Analyzer {
         let pkt = &self.ring[n % RING].pkt;
         self.stats.tcp_packets += 1;
         self.stats.truncated_payloads += pkt.truncated as u64;
+        self.stats.options_cut += pkt.tcp.options.cut as u64;
         let (key, side) = FlowKey::of(pkt);
         if self.cfg.filter.as_ref().is_some_and(|f| !f.matches(&key)) {
             return;
@@ -276,6 +279,16 @@ impl Analyzer {
         let Some(conn) = self.table.at_mut(slot) else {
             return;
         };
+        if conn.wants_look_ahead(side, seg) {
+            // The flow's next segment among those queued behind this one: a
+            // lookahead of up to LOOKAHEAD packets.
+            let next = (self.done..self.queued)
+                .map(|i| &self.ring[i % RING])
+                .find(|q| q.hash == hash && q.key == *key);
+            if let Some(q) = next {
+                conn.look_ahead(side, seg, &q.pkt.tcp, q.side);
+            }
+        }
         let got = conn.segment(frame, time, side, seg, ttl, self.cfg.events, self.cfg.keep_timeline);
         match got.kind {
             Kind::KeepaliveProbe => self.stats.probes += 1,

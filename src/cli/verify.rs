@@ -260,6 +260,12 @@ fn verify_file(
             read.unknown_link
         );
     }
+    if st.options_cut > 0 {
+        eprintln!(
+            "kaprobe: note: {name}: the snaplen cut the TCP options off {}: analysed by seq, ack and length; their timestamps and SACK blocks are unknown",
+            crate::units::count(st.options_cut, "segment")
+        );
+    }
     if st.time_backwards > 0 {
         eprintln!(
             "kaprobe: warning: {name}: {} records are timestamped earlier than the record before (merged capture?); largest step back {}",
@@ -309,6 +315,7 @@ fn add_stats(t: &mut Stats, s: &Stats) {
     t.fragments += s.fragments;
     t.truncated_headers += s.truncated_headers;
     t.truncated_payloads += s.truncated_payloads;
+    t.options_cut += s.options_cut;
     t.time_backwards += s.time_backwards;
     t.max_backwards_ns = t.max_backwards_ns.max(s.max_backwards_ns);
     t.flows += s.flows;

@@ -1,7 +1,7 @@
 //! The common case, read straight from the bytes: Ethernet (untagged or up to
 //! two 802.1Q tags) or raw IP carrying an unfragmented TCP segment in IPv4 or
-//! in IPv6 without extension headers, whole or (snaplen) cut after the TCP
-//! header. Why by hand: this runs on every packet, and etherparse's
+//! in IPv6 without extension headers, whole or (snaplen) cut anywhere after
+//! the TCP header's fixed 20 bytes. Why by hand: this runs on every packet, and etherparse's
 //! validating slices cost several times more than the few fixed-offset reads
 //! needed here. Anything unusual (cooked captures,
 //! frames cut inside the headers, an IP length beyond the bytes without
@@ -10,7 +10,7 @@
 //! a property test checks both paths agree wherever this one answers.
 
 use super::{LinkType, Packet};
-use crate::wire::{be16, be32, Flags, Seq, TcpOptions};
+use crate::wire::{be16, be32, Flags, Segment, Seq, TcpOptions};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const ETH_HEADER: usize = 14;
@@ -89,18 +89,27 @@ fn parse(link: LinkType, frame: &[u8], snapped: bool, out: &mut Packet) -> Optio
         }
         _ => return None,
     };
-    let t = tcp.get(..20)?;
-    let doff = (t[12] >> 4) as usize * 4;
-    if doff < 20 || doff > tcp.len() {
-        return None;
-    }
-    let payload = &tcp[doff..];
+    tcp_into(tcp, declared, snapped, &mut out.tcp)?;
     out.vlan = vlan;
     out.src = src;
     out.dst = dst;
     out.truncated = declared > tcp.len();
     out.ttl = ttl;
-    let seg = &mut out.tcp;
+    Some(())
+}
+
+/// The TCP segment from `tcp`, what was captured of it, `declared` bytes
+/// long per the IP header. A short snaplen (`snapped`) that kept the 20-byte
+/// fixed header but cut the options still gives seq, ack, flags, window and
+/// the payload length: all the classifier needs; the options are `cut`.
+#[inline(always)]
+pub(super) fn tcp_into(tcp: &[u8], declared: usize, snapped: bool, seg: &mut Segment) -> Option<()> {
+    let t = tcp.get(..20)?;
+    let doff = (t[12] >> 4) as usize * 4;
+    let cut = doff > tcp.len();
+    if doff < 20 || doff > declared || (cut && !snapped) {
+        return None;
+    }
     seg.src_port = be16(t, 0);
     seg.dst_port = be16(t, 2);
     seg.seq = Seq(be32(t, 4));
@@ -108,7 +117,12 @@ fn parse(link: LinkType, frame: &[u8], snapped: bool, out: &mut Packet) -> Optio
     seg.flags = Flags(t[13]);
     seg.window = be16(t, 14);
     seg.payload_len = (declared - doff) as u32;
-    seg.first_byte = payload.first().copied();
-    seg.options = TcpOptions::parse(&tcp[20..doff]);
+    if cut {
+        seg.first_byte = None;
+        seg.options = TcpOptions::cut();
+    } else {
+        seg.first_byte = tcp[doff..].first().copied();
+        seg.options = TcpOptions::parse(&tcp[20..doff]);
+    }
     Some(())
 }

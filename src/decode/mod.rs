@@ -47,7 +47,7 @@ pub enum Skip {
     NotTcp,
     /// A non-first IP fragment, or a first fragment (reassembly is out of scope).
     Fragment,
-    /// Cut short before the end of the TCP header.
+    /// Cut short inside the TCP header's fixed 20 bytes (or before it).
     Truncated,
 }
 
@@ -162,7 +162,20 @@ fn to_packet(p: &LaxSlicedPacket, snapped: bool) -> Result<Packet, Skip> {
     }
     let tcp = match &p.transport {
         Some(TransportSlice::Tcp(t)) => t,
-        _ => return Err(Skip::Truncated),
+        // etherparse wants the whole header; a snaplen that kept its fixed
+        // part but cut the options still gives a segment (fast::tcp_into).
+        _ => {
+            let mut seg = Segment::default();
+            fast::tcp_into(payload.payload, declared, snapped, &mut seg).ok_or(Skip::Truncated)?;
+            return Ok(Packet {
+                vlan,
+                src,
+                dst,
+                tcp: seg,
+                truncated: true,
+                ttl,
+            });
+        }
     };
     let header_len = tcp.header_slice().len();
     let payload_len = declared.saturating_sub(header_len) as u32;

@@ -120,6 +120,26 @@ fn ip_length_beyond_a_whole_frame_is_not_believed() {
     assert!(!p.truncated);
 }
 
+/// `tcpdump -s 54`: the fixed TCP header kept, the options (here a
+/// timestamp) cut. A segment with its options unknown, by either path.
+#[test]
+fn snaplen_that_cuts_the_options_keeps_the_segment() {
+    let f = probe_frame("10.0.0.1:1", "10.0.0.2:2", &[]);
+    let cut = &f[..ETH_HEADER + 20 + 20];
+    let p = decode(LinkType::Ethernet, cut, true).unwrap();
+    assert_eq!((p.tcp.seq, p.tcp.ack, p.tcp.payload_len), (Seq(999), Seq(5000), 1));
+    assert_eq!(p.tcp.options, TcpOptions::cut());
+    assert_eq!(p.tcp.first_byte, None);
+    assert!(p.truncated);
+    // The same frame in a cooked capture takes etherparse's path.
+    let mut sll = vec![0u8; 16];
+    sll[14..16].copy_from_slice(&[0x08, 0x00]);
+    sll.extend_from_slice(&cut[ETH_HEADER..]);
+    assert_eq!(decode(LinkType::LinuxSll, &sll, true).map(|p| p.tcp), Ok(p.tcp));
+    // Without snaplen, bytes missing from a header are damage, not a cut.
+    assert_eq!(decode(LinkType::Ethernet, cut, false), Err(Skip::Truncated));
+}
+
 #[test]
 fn cut_inside_tcp_header_is_skipped() {
     let f = probe_frame("10.0.0.1:1", "10.0.0.2:2", &[]);

@@ -113,6 +113,14 @@ impl Direction {
         self.is(bit::WINDOW).then_some(self.window)
     }
 
+    /// Takes this direction's next segment, seen ahead of its turn, as what it
+    /// has acknowledged and advertised so far (`classify::answered_ahead`).
+    pub fn acked_ahead(&mut self, next: &Segment) {
+        self.acked = next.ack;
+        self.window = next.window as u32;
+        self.has |= bit::ACKED | bit::WINDOW;
+    }
+
     /// TSval of the last segment that carried a timestamp.
     #[inline]
     pub fn tsval(&self) -> Option<u32> {

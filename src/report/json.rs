@@ -45,6 +45,9 @@ struct SegmentLine<'a> {
     rtt_ms: Option<f64>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     dsack: bool,
+    /// The capture's snaplen cut the TCP options off.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    options_cut: bool,
     ttl: u8,
 }
 
@@ -68,6 +71,7 @@ pub fn segment(out: &mut impl Write, file: &str, ev: &SegmentEvent) -> io::Resul
         answers: ev.answers,
         rtt_ms: ev.rtt.map(|r| r as f64 / 1e6),
         dsack: ev.dsack,
+        options_cut: ev.options_cut,
         ttl: ev.ttl,
     };
     serde_json::to_writer(&mut *out, &line)?;

@@ -219,8 +219,16 @@ fn note(ev: &SegmentEvent) -> String {
     if ev.len == 1 && ev.kind == crate::analyze::Kind::KeepaliveProbe {
         s += "1-byte probe";
     }
-    if ev.timestamp.is_none() && matches!(ev.kind, crate::analyze::Kind::KeepaliveProbe) {
-        s += if s.is_empty() { "no TSopt" } else { ", no TSopt" };
+    if ev.kind == crate::analyze::Kind::KeepaliveProbe {
+        let options = match (ev.options_cut, ev.timestamp) {
+            (true, _) => "options cut by the snaplen",
+            (false, None) => "no TSopt",
+            (false, Some(_)) => "",
+        };
+        if !options.is_empty() {
+            s += if s.is_empty() { "" } else { ", " };
+            s += options;
+        }
     }
     s
 }

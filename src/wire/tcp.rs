@@ -73,9 +73,19 @@ pub struct TcpOptions {
     pub sack_len: u8,
     /// Options could not be parsed to the end (bad length byte, truncation).
     pub malformed: bool,
+    /// The capture's snaplen cut them off: what they held is unknown, not absent.
+    pub cut: bool,
 }
 
 impl TcpOptions {
+    /// Options the capture did not keep.
+    pub fn cut() -> TcpOptions {
+        TcpOptions {
+            cut: true,
+            ..TcpOptions::default()
+        }
+    }
+
     /// Walks the options (RFC 9293 §3.2): EOL ends them, NOP is one byte,
     /// every other kind carries its length. Unknown kinds (MPTCP, TFO, …) are
     /// skipped. A length that runs past the header, or a known kind with the
