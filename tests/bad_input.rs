@@ -9,7 +9,7 @@ use kaprobe::wire::build::{ethernet_frame, SegmentSpec};
 use kaprobe::wire::{Flags, Seq};
 use std::ffi::OsStr;
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -432,32 +432,73 @@ fn caplen_absurdly_large_in_first_record() {
 /// kaprobe warns (one line naming the file and the record count), reports 0
 /// packets and exits 0, or 1 under `--expect` (nothing checked). That matches
 /// how a readable file without TCP is treated, so it is kept as the contract.
+/// A capture of nothing but a link type kaprobe cannot decode is unreadable
+/// to it: exit 2, one line naming the link type (not "0 packets", exit 0).
 #[test]
-fn unknown_link_type_warns() {
+fn a_capture_of_only_an_unknown_link_type_is_an_error() {
     let s = Scratch::new("unknown_link_type");
     let mut f = pcap_header(65535, LINKTYPE_USER0);
     for (i, fr) in frames().iter().enumerate() {
         f.extend(record(i as u32 + 1, fr));
     }
     let p = s.write("user0.pcap", &f);
+    assert_unreadable(&verify(&[&p]), &p, &["link type 147", "does not decode"]);
+    assert_eq!(verify(&[&p]).stdout, "", "no results for it");
+}
+
+/// A pcapng with an interface of an unknown link type beside decodable ones
+/// is read, with a warning for the records it skipped.
+#[test]
+fn pcapng_with_an_unknown_interface_beside_known_ones_warns() {
+    let s = Scratch::new("pcapng_unknown_iface");
+    let (mut f, _) = mixed_pcapng();
+    f.extend(ng_idb(LINKTYPE_USER0 as u16));
+    f.extend(ng_epb(2, 3, &frames()[2]));
+    let p = s.write("mixed-user0.pcapng", &f);
     let r = verify(&[&p]);
     assert_no_panic(&r);
     assert_eq!(r.code, Some(0), "stderr:\n{}", r.stderr);
     let line = one_line(&r.stderr);
-    assert!(line.starts_with("kaprobe: warning: "), "{line}");
-    assert!(line.contains(&p.display().to_string()), "{line}");
-    assert!(line.contains("4 records"), "{line}");
-    assert!(r.stdout.contains(&format!("{}: 0 packets", p.display())));
+    assert!(
+        line.starts_with("kaprobe: warning: ") && line.contains("1 record on an interface"),
+        "{line}"
+    );
+    assert!(
+        r.stdout.contains(&format!("{}: 2 packets", p.display())),
+        "{}",
+        r.stdout
+    );
+}
 
+/// A warning and then an error: on exit 2 the error line stands alone.
+#[test]
+fn on_exit_2_only_the_error_is_printed() {
+    let s = Scratch::new("warning_then_error");
+    let (mut f, _) = mixed_pcapng();
+    f.extend(ng_idb(LINKTYPE_USER0 as u16));
+    f.extend(ng_epb(2, 3, &frames()[2]));
+    let warns = s.write("warns.pcapng", &f);
+    let garbage = s.write("garbage.pcap", b"not a capture at all, just text");
+    assert_unreadable(&verify(&[&warns, &garbage]), &garbage, &[]);
+}
+
+/// `--ladder --svg OUT` with an unreadable input leaves OUT as it was.
+#[test]
+fn an_unreadable_input_does_not_replace_the_svg() {
+    let s = Scratch::new("svg_kept");
+    let garbage = s.write("garbage.pcap", b"not a capture at all, just text");
+    let svg = s.write("out.svg", b"<svg>earlier</svg>");
     let r = run(&[
         OsStr::new("verify"),
-        OsStr::new("--expect"),
-        OsStr::new("idle=60s"),
-        p.as_os_str(),
+        OsStr::new("--ladder"),
+        OsStr::new("--svg"),
+        svg.as_os_str(),
+        garbage.as_os_str(),
     ]);
-    assert_no_panic(&r);
-    assert_eq!(r.code, Some(1), "stderr:\n{}", r.stderr);
-    assert!(r.stdout.contains("expect: FAILED"), "{}", r.stdout);
+    assert_unreadable(&r, &garbage, &[]);
+    assert_eq!(fs::read(&svg).unwrap(), b"<svg>earlier</svg>");
+    let left: Vec<_> = fs::read_dir(&s.0).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left.len(), 2, "no partial file left: {left:?}");
 }
 
 // ---------------------------------------------------------------------------
@@ -614,13 +655,13 @@ fn valid_files_beside_bad_ones_are_analysed() {
     assert_no_panic(&r);
     assert_eq!(r.code, Some(2), "stderr:\n{}", r.stderr);
     for g in [&good1, &good2] {
-        let want = format!("{}: 4 packets, 1 TCP flows", g.display());
+        let want = format!("{}: 4 packets, 1 TCP flow,", g.display());
         assert!(r.stdout.contains(&want), "no {want:?} in stdout:\n{}", r.stdout);
     }
     // The damaged file is analysed up to the damage (its 2 whole records).
     let partial = format!("{}: 2 packets", bad.display());
     assert!(r.stdout.contains(&partial), "{}", r.stdout);
-    assert!(r.stdout.contains("summary: 3 file(s), 10 packets"), "{}", r.stdout);
+    assert!(r.stdout.contains("summary: 3 files, 10 packets"), "{}", r.stdout);
     let lines: Vec<&str> = r.stderr.lines().collect();
     assert_eq!(lines.len(), 2, "one line per bad file:\n{}", r.stderr);
     assert!(lines[0].starts_with(&format!("kaprobe: {}: record 3", bad.display())));
@@ -761,4 +802,57 @@ fn file_truncated_while_read_is_an_error_not_a_signal() {
         "{line}"
     );
     assert!(line.contains("shrank"), "{line}");
+}
+
+// ---------------------------------------------------------------------------
+// Long reads
+
+/// A capture fed through a FIFO: a few records, a pause longer than the
+/// progress line's quiet first second, then many more.
+fn slow_feed(fifo: &Path) -> thread::JoinHandle<()> {
+    let fifo = fifo.to_path_buf();
+    std::thread::spawn(move || {
+        let mut w = fs::OpenOptions::new().write(true).open(&fifo).expect("open fifo");
+        let fr = frames();
+        w.write_all(&pcap_header(65535, LINKTYPE_ETHERNET)).unwrap();
+        w.write_all(&record(1, &fr[0])).unwrap();
+        w.flush().unwrap();
+        thread::sleep(Duration::from_millis(1300));
+        let mut more = Vec::new();
+        for i in 0..20_000u32 {
+            more.extend(record(2 + i / 1000, &fr[1 + (i % 3) as usize]));
+        }
+        w.write_all(&more).unwrap();
+    })
+}
+
+/// On a terminal (a pty from script(1)) a long read draws a progress line on
+/// stderr and erases it; without one, stderr stays clean.
+#[test]
+fn a_long_read_shows_progress_on_a_terminal_only() {
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "script(1) missing in CI");
+        eprintln!("skipped: no script(1) for a pty");
+        return;
+    }
+    let s = Scratch::new("progress");
+    let fifo = s.path("feed.pcap");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let feeder = slow_feed(&fifo);
+    let cmd = format!("{} verify -q {}", env!("CARGO_BIN_EXE_kaprobe"), fifo.display());
+    let out = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    feeder.join().unwrap();
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(tty.contains("packets/s") && tty.contains("\r\x1b[K"), "{tty}");
+    assert!(tty.contains("20001 packets"), "{tty}");
+
+    let feeder = slow_feed(&fifo);
+    let r = verify(&[&fifo]);
+    feeder.join().unwrap();
+    assert_no_panic(&r);
+    assert_ne!(r.code, Some(2), "{}", r.stderr);
+    assert_eq!(r.stderr, "", "no progress without a terminal");
 }

@@ -76,6 +76,12 @@ impl Case {
         self.ip_start() + if self.src.is_ipv4() { 20 } else { 40 }
     }
 
+    /// Bytes of TCP options in the built frame.
+    fn tcp_options_len(&self) -> usize {
+        let f = self.frame();
+        self.tcp_end(&f) - self.tcp_start() - 20
+    }
+
     /// Offset just past the TCP header (data offset from the built frame).
     fn tcp_end(&self, frame: &[u8]) -> usize {
         let t = self.tcp_start();
@@ -91,6 +97,13 @@ impl Case {
 
     /// Every header field decoded equals what was built.
     fn check_headers(&self, p: &Packet) -> Result<(), TestCaseError> {
+        self.check_fixed(p)?;
+        prop_assert_eq!(p.tcp.options.timestamp, self.timestamp);
+        Ok(())
+    }
+
+    /// The addresses and the TCP header's fixed 20 bytes equal what was built.
+    fn check_fixed(&self, p: &Packet) -> Result<(), TestCaseError> {
         prop_assert_eq!(p.src, self.src);
         prop_assert_eq!(p.dst, self.dst);
         prop_assert_eq!(p.tcp.src_port, self.src_port);
@@ -99,7 +112,6 @@ impl Case {
         prop_assert_eq!(p.tcp.ack, Seq(self.ack));
         prop_assert_eq!(p.tcp.flags, Flags(self.flags));
         prop_assert_eq!(p.tcp.window, self.window);
-        prop_assert_eq!(p.tcp.options.timestamp, self.timestamp);
         prop_assert_eq!(p.vlan, self.vlan_ids());
         Ok(())
     }
@@ -240,15 +252,25 @@ proptest! {
     /// (c) Cut anywhere: no panic. With the TCP header whole, the headers
     /// still decode; the payload length is the IP header's when `snapped`,
     /// what was captured otherwise; `truncated` says whether bytes are missing.
+    /// A snaplen that keeps the fixed 20 bytes but cuts the options gives the
+    /// fixed fields with the options marked cut; without snaplen it is damage.
     #[test]
     fn truncated_frames(c in case(), cut in any::<Index>()) {
         let f = c.frame();
         let n = cut.index(f.len() + 1);
         let tcp_end = c.tcp_end(&f);
+        let fixed_end = c.tcp_start() + 20;
         for snapped in [false, true] {
             let got = decode(LinkType::Ethernet, &f[..n], snapped);
             if n < tcp_end {
-                prop_assert!(got.is_err(), "cut at {} of {}: {:?}", n, f.len(), got);
+                if snapped && n >= fixed_end {
+                    let p = got.map_err(|e| TestCaseError::fail(format!("cut at {n}: {e:?}")))?;
+                    c.check_fixed(&p)?;
+                    prop_assert!(p.tcp.options.cut && p.truncated);
+                    prop_assert_eq!(p.tcp.payload_len, c.payload.len() as u32);
+                } else {
+                    prop_assert!(got.is_err(), "cut at {} of {}: {:?}", n, f.len(), got);
+                }
                 continue;
             }
             let p = got.map_err(|e| TestCaseError::fail(format!("cut at {n}: {e:?}")))?;
@@ -259,8 +281,9 @@ proptest! {
         }
     }
 
-    /// (c) Cut anywhere before the end of the TCP header (link, VLAN, IP or
-    /// TCP header), the frame is skipped as truncated, on every link type.
+    /// (c) Cut anywhere before the end of the TCP header's fixed 20 bytes
+    /// (link, VLAN, IP or TCP header), the frame is skipped as truncated, on
+    /// every link type; so is a cut in the options without snaplen.
     /// Regression (Ethernet, SLL, SLL2): a cut inside the IP header gives NotTcp,
     /// while raw IP / null / loop give Truncated for the same IP bytes.
     #[test]
@@ -268,7 +291,13 @@ proptest! {
         for link in ALL_LINKS {
             let f = framed_for(link, &c);
             let tcp_end = f.len() - c.payload.len();
+            let fixed_end = tcp_end - c.tcp_options_len();
             let n = cut.index(tcp_end);
+            if n >= fixed_end {
+                prop_assert_eq!(decode(link, &f[..n], false), Err(Skip::Truncated));
+                prop_assert!(decode(link, &f[..n], true).is_ok_and(|p| p.tcp.options.cut));
+                continue;
+            }
             for snapped in [false, true] {
                 prop_assert_eq!(
                     decode(link, &f[..n], snapped),

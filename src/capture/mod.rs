@@ -18,6 +18,8 @@ pub struct Record<'a> {
     pub data: &'a [u8],
     /// Length on the wire (caplen may be less).
     pub wire_len: u32,
+    /// Byte offset of the record's block in the file: how far the read has come.
+    pub offset: u64,
 }
 
 /// Why a capture could not be read. Each names the file; read errors name

@@ -194,7 +194,7 @@ impl Blocks<'_> {
             _ => None,
         };
         if let Some((i, time, data, wire_len)) = frame {
-            Self::frame(i, &mut self.sum, time, data, wire_len, each);
+            Self::frame(i, &mut self.sum, self.offset, time, data, wire_len, each);
         }
         Ok(())
     }
@@ -216,7 +216,7 @@ impl Blocks<'_> {
                 self.ifaces.len()
             )));
         };
-        Self::frame(i, &mut self.sum, i.time(ts), data, wire_len, each);
+        Self::frame(i, &mut self.sum, self.offset, i.time(ts), data, wire_len, each);
         Ok(())
     }
 
@@ -226,13 +226,14 @@ impl Blocks<'_> {
     fn legacy(&mut self, b: &LegacyPcapBlock, each: &mut impl FnMut(&Record)) {
         let i = &self.ifaces[0];
         let ts = b.ts_sec as u64 * i.units + b.ts_usec as u64;
-        Self::frame(i, &mut self.sum, i.time(ts), b.data, b.origlen, each);
+        Self::frame(i, &mut self.sum, self.offset, i.time(ts), b.data, b.origlen, each);
     }
 
     #[inline]
     fn frame(
         i: &Interface,
         sum: &mut ReadSummary,
+        offset: u64,
         time: u64,
         data: &[u8],
         wire_len: u32,
@@ -247,6 +248,7 @@ impl Blocks<'_> {
             link_code: i.code,
             data,
             wire_len,
+            offset,
         });
     }
 

@@ -5,6 +5,7 @@ pub mod explain;
 pub mod idle;
 pub mod probe;
 mod probe_out;
+mod progress;
 pub mod verify;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,12 @@ pub enum Command {
     /// Learn the wire format: a probe of each stack byte by byte, a capture's frame
     /// with the classifier's reasoning, timing, ladder diagrams, synthetic scenarios.
     Explain(explain::ExplainArgs),
+}
+
+/// Colour on `out`: only on a terminal, and not when NO_COLOR is set to
+/// anything but the empty string (no-color.org: empty counts as unset).
+pub fn color(out: &impl std::io::IsTerminal) -> bool {
+    out.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Exit codes shared by every subcommand.

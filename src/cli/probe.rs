@@ -451,7 +451,7 @@ fn session(args: &ProbeArgs, stop: Arc<AtomicBool>) -> Result<Summary> {
             &mut engine::Fixed,
         )?
     } else {
-        let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let color = super::color(&stdout);
         let status_line = io::stderr().is_terminal();
         let out = io::BufWriter::new(stdout.lock());
         engine::run(

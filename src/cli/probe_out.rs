@@ -224,10 +224,10 @@ impl<W: Write> Sink for HumanSink<W> {
         });
         let _ = writeln!(
             self.out,
-            "summary: {} sessions: {}; {} probes, {} answered, {} unanswered, {} pending{rtt}{late}; {:.3} s",
-            s.sessions,
+            "summary: {}: {}; {}, {} answered, {} unanswered, {} pending{rtt}{late}; {:.3} s",
+            crate::units::count(s.sessions, "session"),
             counts.join(", "),
-            s.probes,
+            crate::units::count(s.probes, "probe"),
             s.answered,
             s.unanswered,
             s.pending,
@@ -270,8 +270,10 @@ impl<W: Write> HumanSink<W> {
                 let detail = match &v.error {
                     Some(e) => e.clone(),
                     None => format!(
-                        "{reason}: {} probes, {} answered, {} unanswered",
-                        v.probes, v.answered, v.unanswered
+                        "{reason}: {}, {} answered, {} unanswered",
+                        crate::units::count(v.probes, "probe"),
+                        v.answered,
+                        v.unanswered
                     ),
                 };
                 let line = format!("s{session} {} > {} ({detail})", v.local, v.remote);
@@ -523,10 +525,10 @@ impl<W: Write> HumanSink<W> {
                 };
                 let _ = writeln!(
                     self.out,
-                    "{}verdict: {outcome} ({}): {} probes, {} answered, {} unanswered{rl}{pending}, {} reset{rtt}; {:.3} s",
+                    "{}verdict: {outcome} ({}): {}, {} answered, {} unanswered{rl}{pending}, {} reset{rtt}; {:.3} s",
                     self.prefix,
                     v.reason.name(),
-                    v.probes,
+                    crate::units::count(v.probes, "probe"),
                     v.answered,
                     v.unanswered,
                     v.resets,

@@ -7,7 +7,7 @@ use crate::analyze::{
 use crate::capture::{read_file, CaptureError, ReadSummary};
 use crate::explain::ladder::{self, Ladder};
 use crate::report::{json, text};
-use crate::units::format_duration;
+use crate::units::{count, format_duration};
 use clap::Args;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
@@ -78,6 +78,8 @@ struct Totals {
     violations: u64,
     expectation_failures: u64,
     unreadable: u64,
+    /// Printed when the run completes; on exit 2 the error stands alone.
+    warnings: Vec<String>,
 }
 
 impl<W: Write> Collector<'_, W> {
@@ -171,15 +173,20 @@ pub fn run(args: &VerifyArgs) -> u8 {
     if let Err(e) = summary(args, &mut out, &totals, elapsed).and_then(|_| out.flush()) {
         return output_failed(e);
     }
+    if totals.unreadable > 0 {
+        // An input could not be read: no SVG of a partial run replaces OUT.
+        return exit::USAGE;
+    }
+    for w in &totals.warnings {
+        eprintln!("kaprobe: {w}");
+    }
     if let Some(svg) = &args.svg {
         if let Err(e) = super::explain::write_svg(svg, &ladders) {
             eprintln!("kaprobe: {}: {e}", svg.display());
             return exit::USAGE;
         }
     }
-    if totals.unreadable > 0 {
-        exit::USAGE
-    } else if totals.expectation_failures > 0 || totals.violations > 0 {
+    if totals.expectation_failures > 0 || totals.violations > 0 {
         exit::VERDICT
     } else {
         exit::OK
@@ -224,13 +231,21 @@ fn verify_file(
         ladder: args.ladder.then(ladder::Collector::default),
         ladders: Vec::new(),
     };
+    let mut unknown_code = None;
+    // Not while JSON streams to the same terminal.
+    let streaming = args.json && io::stdout().is_terminal();
+    let size = std::fs::metadata(path).ok().filter(|m| m.is_file()).map(|m| m.len());
+    let mut progress = super::progress::Progress::new(name, size, !streaming);
     let read = read_file(path, |rec| {
+        progress.tick(rec.frame, rec.offset);
         let Some(link) = rec.link else {
+            unknown_code.get_or_insert(rec.link_code);
             return;
         };
         let snapped = (rec.data.len() as u32) < rec.wire_len;
         an.frame(rec.frame, rec.time, link, rec.data, snapped, &mut sink);
     });
+    progress.done();
     // A capture cut short (tcpdump killed mid-write) is analysed up to the
     // damage; the error line follows the results and the exit code is still 2.
     let (read, damaged) = match read {
@@ -238,6 +253,11 @@ fn verify_file(
         Err(e @ CaptureError::Read { .. }) => (ReadSummary::default(), Some(e.to_string())),
         Err(e) => return Err(FileError::Input(e.to_string())),
     };
+    if let Some(code) = unknown_code.filter(|_| read.unknown_link == read.records) {
+        return Err(FileError::Input(format!(
+            "{name}: link type {code}, which kaprobe does not decode (it reads Ethernet, Linux cooked SLL and SLL2, raw IP and BSD loopback captures); capture on an interface of one of these, e.g. tcpdump -i any"
+        )));
+    }
     an.finish(&mut sink);
     if let Some(e) = sink.error.take() {
         return Err(FileError::Output(e));
@@ -255,23 +275,23 @@ fn verify_file(
     totals.keepalive_flows += keepalive_flows;
     let st = an.stats;
     if read.unknown_link > 0 {
-        eprintln!(
-            "kaprobe: warning: {name}: {} records on an interface of a link type kaprobe does not decode",
-            read.unknown_link
-        );
+        totals.warnings.push(format!(
+            "warning: {name}: {} on an interface of a link type kaprobe does not decode",
+            count(read.unknown_link, "record")
+        ));
     }
     if st.options_cut > 0 {
-        eprintln!(
-            "kaprobe: note: {name}: the snaplen cut the TCP options off {}: analysed by seq, ack and length; their timestamps and SACK blocks are unknown",
-            crate::units::count(st.options_cut, "segment")
-        );
+        totals.warnings.push(format!(
+            "note: {name}: the snaplen cut the TCP options off {}: analysed by seq, ack and length; their timestamps and SACK blocks are unknown",
+            count(st.options_cut, "segment")
+        ));
     }
     if st.time_backwards > 0 {
-        eprintln!(
-            "kaprobe: warning: {name}: {} records are timestamped earlier than the record before (merged capture?); largest step back {}",
-            st.time_backwards,
+        totals.warnings.push(format!(
+            "warning: {name}: {} timestamped earlier than the record before (merged capture?); largest step back {}",
+            count(st.time_backwards, "record"),
             format_duration(st.max_backwards_ns)
-        );
+        ));
     }
     totals.files += 1;
     add_stats(&mut totals.stats, &st);
@@ -338,18 +358,20 @@ struct FileResult<'a> {
 fn human_file(out: &mut impl Write, f: FileResult) -> io::Result<()> {
     let st = f.stats;
     let mut line = format!(
-        "{}: {} packets, {} TCP flows, {} with keepalive probes",
-        f.name, st.packets, st.flows, f.keepalive_flows
+        "{}: {}, {}, {} with keepalive probes",
+        f.name,
+        count(st.packets, "packet"),
+        count(st.flows, "TCP flow"),
+        f.keepalive_flows
     );
     if st.zero_window_probes > 0 {
-        line += &format!(", {} zero-window probes", st.zero_window_probes);
+        line += &format!(", {}", count(st.zero_window_probes, "zero-window probe"));
     }
     if st.retransmissions > 0 {
         line += &format!(", {} probe-shaped 1-byte retransmissions", st.retransmissions);
     }
     writeln!(out, "{line}")?;
-    // Colour only on a terminal, and never when NO_COLOR is set (no-color.org).
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = super::color(&std::io::stdout());
     if !f.shown.is_empty() {
         text::flow_table(out, &f.shown)?;
         for (r, c) in &f.shown {
@@ -403,15 +425,15 @@ fn summary(args: &VerifyArgs, out: &mut impl Write, t: &Totals, elapsed: f64) ->
     }
     writeln!(
         out,
-        "\nsummary: {} file(s), {} packets, {} flows, {} with keepalive, {} probes, {} violations{} in {:.3}s",
-        t.files,
-        st.packets,
-        st.flows,
+        "\nsummary: {}, {}, {}, {} with keepalive, {}, {}{} in {:.3}s",
+        count(t.files, "file"),
+        count(st.packets, "packet"),
+        count(st.flows, "flow"),
         t.keepalive_flows,
-        st.probes,
-        t.violations,
+        count(st.probes, "probe"),
+        count(t.violations, "violation"),
         if args.expect.is_some() {
-            format!(", {} expectation failures", t.expectation_failures)
+            format!(", {}", count(t.expectation_failures, "expectation failure"))
         } else {
             String::new()
         },

@@ -185,7 +185,14 @@ fn context(a: &mut Annotated, ev: &SegmentEvent) {
                     (_, Some(f)) => format!("a byte the peer acknowledged in frame {f}"),
                     _ => "the sender's last byte".to_string(),
                 };
-                a.explain("tcp.seq", format!("= next expected {n} − 1: {who}"));
+                let below = match ev.peer_acked {
+                    // A FIN (or data) still unacknowledged: Linux probes at SND.UNA − 1.
+                    Some(acked) if acked.0 == ev.seq.0.wrapping_add(1) && n.0 != acked.0 => {
+                        format!("= SND.UNA {acked} − 1 (SND.NXT is {n})")
+                    }
+                    _ => format!("= next expected {n} − 1"),
+                };
+                a.explain("tcp.seq", format!("{below}: {who}"));
             }
         }
         Kind::KeepaliveAck | Kind::ZeroWindowAck => {
@@ -239,6 +246,10 @@ impl FrameExplanation {
         match ev.kind {
             Kind::KeepaliveProbe | Kind::ZeroWindowProbe | Kind::Retransmission => {
                 match next {
+                    Some(n) if acked == Some(seq.wrapping_add(1)) && n != seq.wrapping_add(1) => r.push(format!(
+                        "seq {seq} = SND.UNA {} − 1, what the peer acknowledged (SND.NXT is {n}: a FIN or data is still unacknowledged)",
+                        seq.wrapping_add(1)
+                    )),
                     Some(n) => r.push(format!(
                         "seq {seq} = next expected {n} − 1 (the highest seq + len this side has sent)"
                     )),
@@ -409,5 +420,51 @@ impl FrameExplanation {
             let _ = writeln!(out, "  {l}");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{End, Session};
+
+    /// A probe sent while the prober's FIN is unacknowledged sits at SND.UNA − 1,
+    /// two below SND.NXT: the reasoning says so with the right numbers.
+    #[test]
+    fn a_probe_behind_an_unacknowledged_fin_is_explained_from_snd_una() {
+        let mut s = Session::new(
+            "10.0.0.1:40000".parse().unwrap(),
+            "10.0.0.2:80".parse().unwrap(),
+            1000,
+            5000,
+        );
+        let mut frames: Vec<Vec<u8>> = s.handshake().unwrap().into();
+        frames.push(s.data(End::Client, b"hi").unwrap().to_vec());
+        frames.push(s.ack(End::Server).unwrap().to_vec());
+        let una = s.next_seq(End::Client);
+        frames.push(s.fin(End::Client).unwrap().to_vec());
+        // The FIN is lost: the client probes one below what the server acknowledged.
+        let mut probe = Session::new(
+            "10.0.0.1:40000".parse().unwrap(),
+            "10.0.0.2:80".parse().unwrap(),
+            1000,
+            5000,
+        );
+        let _ = probe.handshake();
+        let _ = probe.data(End::Client, b"hi");
+        let _ = probe.ack(End::Server);
+        frames.push(probe.probe(End::Client, &[]).unwrap().to_vec());
+        let target = frames.len() as u64;
+        let mut x = FrameExplainer::new(target);
+        for (i, f) in frames.iter().enumerate() {
+            let n = i as u64 + 1;
+            x.record(n, n * 1_000_000_000, Some(LinkType::Ethernet), 1, f, f.len() as u32);
+        }
+        let why = x.finish().unwrap().reasoning().join("\n");
+        let (seq, nxt) = (una.0 - 1, una.0 + 1);
+        assert!(
+            why.contains(&format!("seq {seq} = SND.UNA {} − 1", una.0)) && why.contains(&format!("SND.NXT is {nxt}")),
+            "{why}"
+        );
     }
 }

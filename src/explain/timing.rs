@@ -186,8 +186,9 @@ pub struct Middlebox {
 pub fn middleboxes() -> Vec<Middlebox> {
     [
         ("AWS NLB", 350, "configurable 60-6000 s since 2024"),
-        ("Azure Load Balancer", 240, "configurable 4-30 min"),
-        ("GCP (Cloud NAT, firewall)", 600, ""),
+        ("Azure Load Balancer", 240, "configurable 4-100 min"),
+        ("GCP VPC firewall", 600, "connection tracking"),
+        ("GCP Cloud NAT", 1200, "tcp-established-idle-timeout"),
         ("Cisco Meraki", 300, ""),
         (
             "kube-proxy conntrack",
@@ -434,7 +435,8 @@ mod tests {
             [
                 "AWS NLB",
                 "Azure Load Balancer",
-                "GCP (Cloud NAT, firewall)",
+                "GCP VPC firewall",
+                "GCP Cloud NAT",
                 "Cisco Meraki"
             ]
         );

@@ -48,8 +48,8 @@ impl Drops {
         let silent = matches!(outcome, Outcome::Dead | Outcome::Unknown) || unresolved > 0;
         (self.any() && silent).then(|| {
             format!(
-                "capture dropped {} packets: an answer may have been lost",
-                self.dropped + self.if_dropped
+                "capture dropped {}: an answer may have been lost",
+                crate::units::count(self.dropped + self.if_dropped, "packet")
             )
         })
     }

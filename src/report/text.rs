@@ -3,7 +3,7 @@
 
 use crate::analyze::{Connection, FlowReport, Kind, SegmentEvent, MAX_TIMELINE};
 use crate::flow::Side;
-use crate::units::format_duration;
+use crate::units::{count, format_duration};
 use std::io::{self, Write};
 
 fn opt_dur(s: Option<f64>) -> String {
@@ -93,24 +93,24 @@ pub fn timeline(out: &mut impl Write, r: &FlowReport, c: &Connection, color: boo
         let est = |name: &str, e: Option<crate::analyze::Estimate>| {
             e.map_or(String::new(), |e| {
                 format!(
-                    ", {name} {} ({} samples)",
+                    ", {name} {} ({})",
                     format_duration((e.s * 1e9).round() as u64),
-                    e.samples
+                    count(e.samples as u64, "sample")
                 )
             })
         };
-        let count = d.count.map_or(String::new(), |c| format!(", count {c}"));
+        let setting = d.count.map_or(String::new(), |c| format!(", count {c}"));
         writeln!(
             out,
-            "  {} {} probes: {} answered, {} unanswered, {} reset{}{}{}{}",
+            "  {} {}: {} answered, {} unanswered, {} reset{}{}{}{}",
             d.role,
-            d.probes,
+            count(d.probes as u64, "probe"),
             d.answered,
             d.unanswered,
             d.resets,
             est("idle", d.idle),
             est("interval", d.interval),
-            count,
+            setting,
             rtt
         )?;
         if d.zero_window_probes > 0 {
