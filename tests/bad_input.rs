@@ -856,3 +856,51 @@ fn a_long_read_shows_progress_on_a_terminal_only() {
     assert_ne!(r.code, Some(2), "{}", r.stderr);
     assert_eq!(r.stderr, "", "no progress without a terminal");
 }
+
+/// A frame of flow `port` (client 10.2.0.1:port ↔ server 10.2.0.2:80).
+fn flow_frame(port: u16, from_client: bool, seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
+    let c: std::net::SocketAddr = format!("10.2.0.1:{port}").parse().unwrap();
+    let s: std::net::SocketAddr = "10.2.0.2:80".parse().unwrap();
+    let (src, dst) = if from_client { (c, s) } else { (s, c) };
+    let mut spec = SegmentSpec::new(src, dst, Seq(seq), Seq(ack), Flags::ACK);
+    spec.payload = payload;
+    let mut out = Vec::new();
+    ethernet_frame(&spec, &mut out).expect("build frame");
+    out
+}
+
+/// 30 flows with keepalive: 27 answered, 3 whose probe went unanswered.
+/// Beyond 20 the human output groups them and shows in full only those
+/// that need a look; --all lists every one.
+#[test]
+fn many_flows_are_grouped_and_the_ones_that_need_a_look_shown() {
+    let s = Scratch::new("grouped");
+    let mut f = pcap_header(65535, LINKTYPE_ETHERNET);
+    for i in 0..30u16 {
+        let port = 40000 + i;
+        let t = 1 + i as u32;
+        f.extend(record(t, &flow_frame(port, true, 1000, 5000, b"hello")));
+        f.extend(record(t, &flow_frame(port, false, 5000, 1005, b"")));
+        f.extend(record(t + 40, &flow_frame(port, true, 1004, 5000, b"")));
+        if i % 10 != 9 {
+            f.extend(record(t + 40, &flow_frame(port, false, 5000, 1005, b"")));
+        }
+    }
+    let p = s.write("thirty.pcap", &f);
+    let r = verify(&[&p]);
+    assert_no_panic(&r);
+    let out = &r.stdout;
+    assert!(out.contains("30 flows with keepalive in 2 groups"), "{out}");
+    assert!(out.contains("need a look: 3 flows"), "{out}");
+    assert!(
+        out.contains("any flow in full: kaprobe verify --flow HOST:PORT"),
+        "{out}"
+    );
+    // The three shown in full, each with its timeline; none of the others.
+    assert_eq!(out.matches("\nflow ").count(), 3, "{out}");
+    for port in [40009, 40019, 40029] {
+        assert!(out.contains(&format!("10.2.0.1:{port} > 10.2.0.2:80")), "{out}");
+    }
+    let all = run(&[OsStr::new("verify"), OsStr::new("--all"), p.as_os_str()]);
+    assert_eq!(all.stdout.matches("\nflow ").count(), 30, "{}", all.stdout);
+}

@@ -6,6 +6,7 @@ use crate::analyze::{
 };
 use crate::capture::{read_file, CaptureError, ReadSummary};
 use crate::explain::ladder::{self, Ladder};
+use crate::report::groups::{self, Groups};
 use crate::report::{json, text};
 use crate::units::{count, format_duration};
 use clap::Args;
@@ -53,6 +54,9 @@ struct Collector<'a, W: Write> {
     out: &'a mut W,
     /// Flows to show as text, with their reports.
     shown: Vec<(FlowReport, Connection)>,
+    /// Once there are many: the flows grouped instead, the few to show kept.
+    groups: Option<Groups>,
+    json_line: json::SegmentWriter,
     /// `--expect` verdicts, one line each, for text output.
     expect_lines: Vec<String>,
     keepalive_flows: u64,
@@ -104,7 +108,7 @@ impl<W: Write> Sink for Collector<'_, W> {
             l.push(ev);
         }
         if self.args.json && self.error.is_none() {
-            if let Err(e) = json::segment(self.out, self.file, ev) {
+            if let Err(e) = self.json_line.write(self.out, ev) {
                 self.error = Some(e);
             }
         }
@@ -145,8 +149,21 @@ impl<W: Write> Sink for Collector<'_, W> {
             }
         }
         // -q shows no tables: keep nothing per flow, so memory stays with open flows.
-        if !self.args.quiet {
-            self.shown.push((report, c));
+        if self.args.quiet {
+            return;
+        }
+        // Many flows: grouped, and only the few that need a look kept whole.
+        let one_by_one = self.args.all || self.args.flow.is_some() || self.args.ladder;
+        if self.groups.is_none() && !one_by_one && self.shown.len() >= groups::MANY {
+            let mut g = Groups::default();
+            for (r, c) in self.shown.drain(..) {
+                g.add(r, c);
+            }
+            self.groups = Some(g);
+        }
+        match self.groups.as_mut() {
+            Some(g) => g.add(report, c),
+            None => self.shown.push((report, c)),
         }
     }
 }
@@ -223,6 +240,8 @@ fn verify_file(
         file: name,
         out,
         shown: Vec::new(),
+        groups: None,
+        json_line: json::SegmentWriter::new(name),
         expect_lines: Vec::new(),
         keepalive_flows: 0,
         error: None,
@@ -264,6 +283,7 @@ fn verify_file(
     }
     let Collector {
         shown,
+        groups,
         expect_lines,
         keepalive_flows,
         out,
@@ -313,6 +333,7 @@ fn verify_file(
             stats: &st,
             keepalive_flows,
             shown,
+            groups,
             expect_lines,
             nothing_checked,
             ladders: &ladders,
@@ -350,6 +371,7 @@ struct FileResult<'a> {
     stats: &'a Stats,
     keepalive_flows: u64,
     shown: Vec<(FlowReport, Connection)>,
+    groups: Option<Groups>,
     expect_lines: Vec<String>,
     nothing_checked: bool,
     ladders: &'a [Ladder],
@@ -372,11 +394,19 @@ fn human_file(out: &mut impl Write, f: FileResult) -> io::Result<()> {
     }
     writeln!(out, "{line}")?;
     let color = super::color(&std::io::stdout());
-    if !f.shown.is_empty() {
-        text::flow_table(out, &f.shown)?;
-        for (r, c) in &f.shown {
+    let mut groups = f.groups;
+    let shown = match groups.as_mut() {
+        Some(g) => g.render(out)?,
+        None => f.shown,
+    };
+    if !shown.is_empty() {
+        text::flow_table(out, &shown)?;
+        for (r, c) in &shown {
             text::timeline(out, r, c, color)?;
         }
+    }
+    if let Some(g) = &groups {
+        g.hint(out, f.name)?;
     }
     for l in f.ladders {
         write!(out, "\n{}", l.render())?;

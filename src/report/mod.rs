@@ -1,5 +1,6 @@
 //! Output: JSON Lines and human text.
 
+pub mod groups;
 pub mod json;
 pub mod pcap;
 pub mod text;

@@ -6,7 +6,7 @@ use crate::flow::Side;
 use crate::units::{count, format_duration};
 use std::io::{self, Write};
 
-fn opt_dur(s: Option<f64>) -> String {
+pub fn opt_dur(s: Option<f64>) -> String {
     s.map_or("-".into(), |v| format_duration((v * 1e9).round() as u64))
 }
 
@@ -53,22 +53,27 @@ pub fn flow_table(out: &mut impl Write, flows: &[(FlowReport, Connection)]) -> i
         "rtt",
         "outcome",
     ];
-    let mut width = head.map(str::len);
-    for row in &rows {
+    aligned(out, &head, &rows)
+}
+
+/// A table under `head`, each column as wide as its widest cell, indented.
+pub fn aligned<const N: usize>(out: &mut impl Write, head: &[&str; N], rows: &[[String; N]]) -> io::Result<()> {
+    let mut width = head.map(|h| h.chars().count());
+    for row in rows {
         for (w, cell) in width.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |out: &mut dyn Write, cells: &[&str]| -> io::Result<()> {
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| -> io::Result<()> {
         let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
+        for (i, c) in cells.enumerate() {
             s += &format!("{:<w$}  ", c, w = width[i]);
         }
         writeln!(out, "  {}", s.trim_end())
     };
-    line(out, &head)?;
-    for row in &rows {
-        line(out, &row.iter().map(String::as_str).collect::<Vec<_>>())?;
+    line(&mut head.iter().copied())?;
+    for row in rows {
+        line(&mut row.iter().map(String::as_str))?;
     }
     Ok(())
 }
