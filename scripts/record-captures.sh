@@ -546,21 +546,29 @@ sc_middlebox_idle_reset() {
     install_files "$f"
 }
 
-# The middlebox delays everything towards the server by 50 ms (tc netem, or the userspace
-# delayer where the kernel has no sch_netem): probes answered, each answer >= 50 ms later.
-sc_delay_50ms() {
-    local name=delay_50ms f=linux_ka_delay_50ms.pcap n short
-    lab_create_routed delay
-    lab_delay "$LAB_NS_M" "$LAB_IF_MS" 50ms "$WORK/delay"
+# delayed_run NAME FILE DELAY CNT CLOSE_AFTER — through the middlebox, which delays
+# everything towards the server by DELAY: keepalive idle 1 / intvl 1 / CNT, 100 bytes
+# echoed, the client closes after CLOSE_AFTER s. Captured on the client's veth.
+delayed_run() {
+    local name=$1 f=$2
+    lab_create_routed "${name%%_*}"
+    lab_delay "$LAB_NS_M" "$LAB_IF_MS" "$3" "$WORK/delay"
     lab_capture_start "$LAB_NS_C" "$LAB_IF_C" "$WORK/$f" tcp
     srv_start "$name" "$LAB_NS_S" --addr "$LAB_S4" --conns 1
-    cli_start "$name" "$LAB_NS_C" --addr "$LAB_S4" --bind-port 40001 --idle 1 --intvl 1 --cnt 3 \
-        --send 100 --echo --close-after 3.6 --timeout 20
+    cli_start "$name" "$LAB_NS_C" --addr "$LAB_S4" --bind-port 40001 --idle 1 --intvl 1 --cnt "$4" \
+        --send 100 --echo --close-after "$5" --timeout 30
     cli_wait "$name"
     srv_stop
     lab_capture_stop
     lab_delay_off "$LAB_NS_M" "$LAB_IF_MS" "$WORK/delay"
     expect_client "$name" closed none
+}
+
+# The middlebox delays everything towards the server by 50 ms (tc netem, or the userspace
+# delayer where the kernel has no sch_netem): probes answered, each answer >= 50 ms later.
+sc_delay_50ms() {
+    local name=delay_50ms f=linux_ka_delay_50ms.pcap n short
+    delayed_run "$name" "$f" 50ms 3 3.6
     analyse "$WORK/$f"
     n=$(count "$WORK/$f" 'c>s:keepalive_probe')
     expect "$name" "keepalive probes c>s" "$n" -ge 3
@@ -604,17 +612,7 @@ sc_snaplen_54() {
 # server by 1.5 s, longer than the 1 s interval. Every probe is answered, 1.5 s later.
 sc_late_answers() {
     local name=late_answers f=linux_ka_late_answers.pcap n
-    lab_create_routed late
-    lab_delay "$LAB_NS_M" "$LAB_IF_MS" 1500ms "$WORK/delay"
-    lab_capture_start "$LAB_NS_C" "$LAB_IF_C" "$WORK/$f" tcp
-    srv_start "$name" "$LAB_NS_S" --addr "$LAB_S4" --conns 1
-    cli_start "$name" "$LAB_NS_C" --addr "$LAB_S4" --bind-port 40001 --idle 1 --intvl 1 --cnt 5 \
-        --send 100 --echo --close-after 7 --timeout 30
-    cli_wait "$name"
-    srv_stop
-    lab_capture_stop
-    lab_delay_off "$LAB_NS_M" "$LAB_IF_MS" "$WORK/delay"
-    expect_client "$name" closed none
+    delayed_run "$name" "$f" 1500ms 5 7
     analyse "$WORK/$f"
     n=$(tshark_count "$WORK/$f" tcp.analysis.keep_alive)
     expect "$name" "keepalive probes (tshark)" "$n" -ge 4

@@ -446,14 +446,20 @@ fn a_capture_of_only_an_unknown_link_type_is_an_error() {
     assert_eq!(verify(&[&p]).stdout, "", "no results for it");
 }
 
+/// `mixed_pcapng` and a third interface, of link type 147, with one record.
+fn mixed_pcapng_with_user0() -> Vec<u8> {
+    let (mut f, _) = mixed_pcapng();
+    f.extend(ng_idb(LINKTYPE_USER0 as u16));
+    f.extend(ng_epb(2, 3, &frames()[2]));
+    f
+}
+
 /// A pcapng with an interface of an unknown link type beside decodable ones
 /// is read, with a warning for the records it skipped.
 #[test]
 fn pcapng_with_an_unknown_interface_beside_known_ones_warns() {
     let s = Scratch::new("pcapng_unknown_iface");
-    let (mut f, _) = mixed_pcapng();
-    f.extend(ng_idb(LINKTYPE_USER0 as u16));
-    f.extend(ng_epb(2, 3, &frames()[2]));
+    let f = mixed_pcapng_with_user0();
     let p = s.write("mixed-user0.pcapng", &f);
     let r = verify(&[&p]);
     assert_no_panic(&r);
@@ -474,9 +480,7 @@ fn pcapng_with_an_unknown_interface_beside_known_ones_warns() {
 #[test]
 fn on_exit_2_only_the_error_is_printed() {
     let s = Scratch::new("warning_then_error");
-    let (mut f, _) = mixed_pcapng();
-    f.extend(ng_idb(LINKTYPE_USER0 as u16));
-    f.extend(ng_epb(2, 3, &frames()[2]));
+    let f = mixed_pcapng_with_user0();
     let warns = s.write("warns.pcapng", &f);
     let garbage = s.write("garbage.pcap", b"not a capture at all, just text");
     assert_unreadable(&verify(&[&warns, &garbage]), &garbage, &[]);
