@@ -6,6 +6,7 @@
 use super::classify::{answered_ahead, classify};
 use super::event::{SegmentEvent, ViolationKind};
 use super::kind::Kind;
+use super::step::Step;
 use super::prober::{Pending, Prober, Violations};
 use crate::flow::{Direction, FlowKey, Keyed, Side};
 use crate::session::{negotiated, RttSampler};
@@ -24,7 +25,7 @@ pub struct Keepalive {
     pub ka: [Prober; 2],
     pub retransmissions: u32,
     pub violations: Violations,
-    pub timeline: Vec<SegmentEvent>,
+    pub timeline: Vec<Step>,
     pub timeline_dropped: u32,
     /// A RST answered a probe: its TTL and the TTL of the peer's earlier segments.
     pub reset_ttl: Option<(u8, u8)>,
@@ -339,7 +340,7 @@ impl Connection {
         if timeline {
             let cold = self.cold();
             if cold.timeline.len() < MAX_TIMELINE {
-                cold.timeline.push(ev);
+                cold.timeline.push(Step::of(&ev));
             } else {
                 cold.timeline_dropped += 1;
             }

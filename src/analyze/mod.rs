@@ -10,10 +10,12 @@ mod kind;
 mod prober;
 mod report;
 mod samples;
+mod step;
 
 pub use classify::classify;
 pub use connection::{Connection, Events, Keepalive, MAX_TIMELINE};
 pub use event::{SegmentEvent, Violation, ViolationKind};
+pub use step::Step;
 pub use expect::Expectations;
 pub use filter::FlowFilter;
 pub use kind::Kind;

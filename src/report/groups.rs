@@ -15,7 +15,7 @@ const LOOK: usize = 10;
 /// Groups listed, the largest first.
 const GROUPS: usize = 15;
 
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Key {
     prober: &'static str,
     idle: String,
@@ -90,7 +90,8 @@ impl Groups {
     /// `hint` follows.
     pub fn render(&mut self, out: &mut impl Write) -> io::Result<Vec<(FlowReport, Connection)>> {
         let mut groups: Vec<(&Key, &u64)> = self.groups.iter().collect();
-        groups.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.prober.cmp(b.0.prober)));
+        // Largest first; ties in key order, so that the output is the same every run.
+        groups.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
         writeln!(
             out,
             "  {} flows with keepalive in {} groups of what they share (prober, idle, interval, count, outcome):",

@@ -1,7 +1,7 @@
 //! Human output: a table of flows with keepalive activity, then each flow's
 //! keepalive timeline with absolute and relative sequence numbers.
 
-use crate::analyze::{Connection, FlowReport, Kind, SegmentEvent, MAX_TIMELINE};
+use crate::analyze::{Connection, FlowReport, Kind, Step, MAX_TIMELINE};
 use crate::flow::Side;
 use crate::units::{count, format_duration};
 use std::io::{self, Write};
@@ -151,11 +151,11 @@ pub fn timeline(out: &mut impl Write, r: &FlowReport, c: &Connection, color: boo
             "  {:>7}  {:>10}  {:<6}  {}  {:>21}  {:>21}  {:>3}  {}",
             ev.frame,
             format!("+{:.3}s", (ev.time.saturating_sub(c.first_time)) as f64 / 1e9),
-            roles[ev.side.idx()],
+            roles[ev.side().idx()],
             paint(color, ev.kind, &format!("{:<17}", ev.kind.as_str())),
-            with_rel(ev.seq.0, ev.rel_seq),
+            with_rel(ev.seq.0, ev.rel_seq()),
             if ev.flags.ack() {
-                with_rel(ev.ack.0, ev.rel_ack)
+                with_rel(ev.ack.0, ev.rel_ack())
             } else {
                 "-".into()
             },
@@ -208,27 +208,27 @@ fn with_rel(abs: u32, rel: Option<u32>) -> String {
     rel.map_or(abs.to_string(), |r| format!("{abs} ({r})"))
 }
 
-fn note(ev: &SegmentEvent) -> String {
+fn note(ev: &Step) -> String {
     let mut s = String::new();
-    if let (Some(f), Some(rtt)) = (ev.answers, ev.rtt) {
+    if let Some((f, rtt)) = ev.answers() {
         s += &format!("answers {f}, rtt {}", format_duration(rtt));
     }
-    if let (Kind::KeepaliveRst, Some(usual)) = (ev.kind, ev.usual_ttl) {
+    if let (Kind::KeepaliveRst, Some(usual)) = (ev.kind, ev.usual_ttl()) {
         if usual != ev.ttl {
             s += &format!(", TTL {} but the peer's segments {usual}: sent by a middlebox?", ev.ttl);
         }
     }
-    if ev.dsack {
+    if ev.dsack() {
         s += ", D-SACK";
     }
     if ev.len == 1 && ev.kind == crate::analyze::Kind::KeepaliveProbe {
         s += "1-byte probe";
     }
     if ev.kind == crate::analyze::Kind::KeepaliveProbe {
-        let options = match (ev.options_cut, ev.timestamp) {
+        let options = match (ev.options_cut(), ev.has_timestamp()) {
             (true, _) => "options cut by the snaplen",
-            (false, None) => "no TSopt",
-            (false, Some(_)) => "",
+            (false, false) => "no TSopt",
+            (false, true) => "",
         };
         if !options.is_empty() {
             s += if s.is_empty() { "" } else { ", " };
