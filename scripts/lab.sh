@@ -181,7 +181,6 @@ json.dump({
     "root": {"path": "/", "readonly": True},
     "hostname": "gvisor-peer",
     "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
-               {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"},
                {"destination": state, "type": "bind", "source": state, "options": ["rbind", "rw"]}],
     "linux": {"namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
               + [{"type": "network", "path": netns}]},

@@ -908,3 +908,22 @@ fn many_flows_are_grouped_and_the_ones_that_need_a_look_shown() {
     let all = run(&[OsStr::new("verify"), OsStr::new("--all"), p.as_os_str()]);
     assert_eq!(all.stdout.matches("\nflow ").count(), 30, "{}", all.stdout);
 }
+
+/// A damaged pcapng that also holds a record of an unknown link type: the
+/// damage is the error, and the readable records are analysed.
+#[test]
+fn a_damaged_capture_with_an_unknown_interface_reports_the_damage() {
+    let s = Scratch::new("damaged_mixed_user0");
+    let mut f = mixed_pcapng_with_user0();
+    f.extend(ng_epb(0, 4, &frames()[3]));
+    f.truncate(f.len() - 3);
+    let p = s.write("damaged.pcapng", &f);
+    let r = verify(&[&p]);
+    let line = assert_unreadable(&r, &p, &["record 4"]);
+    assert!(!line.contains("link type"), "{line}");
+    assert!(
+        r.stdout.contains(&format!("{}: 2 packets", p.display())),
+        "{}",
+        r.stdout
+    );
+}

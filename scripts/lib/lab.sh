@@ -406,7 +406,9 @@ lab_unblackhole() {
 lab_wait_grep() {
     local file=$1 re=$2 timeout=$3 skip=${4:-0} deadline
     deadline=$(($(date +%s%N) + ${timeout%.*} * 1000000000))
-    until [[ -f $file ]] && tail -n "+$((skip + 1))" "$file" | grep -Eq -- "$re"; do
+    # Not `tail | grep -q`: grep's early exit would SIGPIPE tail, and pipefail
+    # would read the match as a failure.
+    until [[ -f $file ]] && grep -Eq -- "$re" < <(tail -n "+$((skip + 1))" "$file"); do
         (($(date +%s%N) < deadline)) || return 1
         sleep 0.02
     done

@@ -6,8 +6,8 @@
 use super::classify::{answered_ahead, classify};
 use super::event::{SegmentEvent, ViolationKind};
 use super::kind::Kind;
-use super::step::Step;
 use super::prober::{Pending, Prober, Violations};
+use super::step::Step;
 use crate::flow::{Direction, FlowKey, Keyed, Side};
 use crate::session::{negotiated, RttSampler};
 use crate::wire::Segment;
@@ -171,13 +171,15 @@ impl Connection {
         seg.payload_len == 0 && seg.flags.ack() && !seg.flags.syn() && self.dir[side.other().idx()].acked().is_none()
     }
 
-    /// `classify::answered_ahead` with the flow's next segment in the capture,
-    /// sent by `next_side`: when it answers `seg`, the receiver's state is
-    /// taken from it before `seg` is classified.
-    pub fn look_ahead(&mut self, side: Side, seg: &Segment, next: &Segment, next_side: Side) {
-        let o = side.other().idx();
+    /// `classify::answered_ahead` with the flow's next segment in the capture
+    /// (frame `next_frame`, sent by `next_side`): when it answers `seg`, the
+    /// receiver's state is taken from it, and the sender's SND.NXT is one
+    /// past `seg`, before `seg` is classified.
+    pub fn look_ahead(&mut self, side: Side, seg: &Segment, next: &Segment, next_frame: u64, next_side: Side) {
+        let (s, o) = (side.idx(), side.other().idx());
         if answered_ahead(seg, &self.dir[o], next, next_side != side) {
-            self.dir[o].acked_ahead(next);
+            self.dir[o].acked_ahead(next, next_frame);
+            self.dir[s].sent_ahead(seg.seq.plus(1));
         }
     }
 

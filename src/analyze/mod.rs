@@ -15,11 +15,11 @@ mod step;
 pub use classify::classify;
 pub use connection::{Connection, Events, Keepalive, MAX_TIMELINE};
 pub use event::{SegmentEvent, Violation, ViolationKind};
-pub use step::Step;
 pub use expect::Expectations;
 pub use filter::FlowFilter;
 pub use kind::Kind;
 pub use report::{secs, Estimate, FlowReport, Outcome, ProberReport};
+pub use step::Step;
 
 use crate::decode::{decode_into, LinkType, Packet, Skip};
 use crate::flow::{FlowKey, FlowTable, Side};
@@ -288,7 +288,7 @@ impl Analyzer {
                 .map(|i| &self.ring[i % RING])
                 .find(|q| q.hash == hash && q.key == *key);
             if let Some(q) = next {
-                conn.look_ahead(side, seg, &q.pkt.tcp, q.side);
+                conn.look_ahead(side, seg, &q.pkt.tcp, q.frame, q.side);
             }
         }
         let got = conn.segment(frame, time, side, seg, ttl, self.cfg.events, self.cfg.keep_timeline);

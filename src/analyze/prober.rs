@@ -359,13 +359,18 @@ impl Prober {
         }
     }
 
-    /// The latest probe, at `probe_time`, was the flow's last frame and the
-    /// capture went on past two of this prober's intervals: it did not send
-    /// its next probe (due one interval later) nor a RST, so it gave up. With
-    /// no interval known (one probe), the capture's end says nothing.
+    /// The latest probe, at `probe_time`, was the flow's last frame, it came
+    /// after at least one other unanswered probe of the same run (so it is a
+    /// retry, spaced by the interval, not a first probe after an idle), and
+    /// the capture went on past two of this prober's intervals: it did not
+    /// send its next probe nor a RST, so it gave up. With no interval known,
+    /// or a lone unanswered probe, the capture's end says nothing.
     fn gave_up_silently(&self, probe_time: u64, now: u64) -> bool {
-        self.interval
-            .median()
-            .is_some_and(|i| now.saturating_sub(probe_time) > 2 * i)
+        let before = self.run as usize + self.earlier.iter().flatten().filter(|p| !p.zero_window).count();
+        before >= 1
+            && self
+                .interval
+                .median()
+                .is_some_and(|i| now.saturating_sub(probe_time) > 2 * i)
     }
 }

@@ -169,6 +169,63 @@ fn a_prober_that_goes_silent_while_the_capture_goes_on_timed_out() {
     }
 }
 
+/// A lone unanswered probe whose answer the capture missed says nothing of a
+/// give-up, however long the capture goes on and whatever interval an earlier
+/// run showed: the prober's next probe is due an idle later, not an interval.
+#[test]
+fn a_lone_unanswered_probe_is_not_a_silent_time_out() {
+    let mut r = Run::new();
+    r.open();
+    // An earlier run: one probe unanswered, the next answered (an interval sample of 5 s).
+    r.probe(10 * S, Client, 0);
+    r.probe(5 * S, Client, 0);
+    r.answer(MS, Server);
+    // Later, one probe whose answer is not in the capture; the capture goes on 60 s.
+    r.probe(10 * S, Client, 0);
+    r.other_flow(60 * S);
+    let (_, _, flows) = r.finish();
+    let f = &flows[0];
+    assert_eq!((f.outcome, f.silent), (Outcome::Unknown, false), "{f:?}");
+}
+
+/// A capture joined mid-session that opens with an answered probe, then the
+/// peer goes silent: the prober's abort RST (at the real SND.NXT, one past the
+/// probes) is its give-up, not a stray RST.
+#[test]
+fn a_capture_that_opens_with_a_probe_then_times_out() {
+    let mut r = Run::new();
+    // The handshake and data happened before the capture started.
+    r.s.handshake().unwrap();
+    r.s.data(Client, b"hello").unwrap();
+    r.s.data(Server, b"world!").unwrap();
+    r.s.ack(Client).unwrap();
+    r.probe(10 * S, Client, 0);
+    r.answer(MS, Server);
+    for _ in 0..3 {
+        r.probe(10 * S, Client, 0);
+    }
+    r.step(2 * S, |s| s.abort(Client).unwrap().to_vec());
+    let (kinds, segs, flows) = r.finish();
+    assert_eq!(
+        kinds,
+        [
+            KeepaliveProbe,
+            KeepaliveAck,
+            KeepaliveProbe,
+            KeepaliveProbe,
+            KeepaliveProbe,
+            KeepaliveAbort
+        ]
+    );
+    assert_eq!(
+        segs[0].peer_acked_frame,
+        Some(2),
+        "acknowledged by the answer seen ahead"
+    );
+    let f = &flows[0];
+    assert_eq!((f.outcome, f.count, f.answered), (Outcome::TimedOut, Some(3), 1));
+}
+
 #[test]
 fn rebooted_peer_answers_with_rst() {
     let mut r = Run::new();

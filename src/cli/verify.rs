@@ -250,14 +250,17 @@ fn verify_file(
         ladder: args.ladder.then(ladder::Collector::default),
         ladders: Vec::new(),
     };
-    let mut unknown_code = None;
+    // Counted here, not from the reader's summary, which a damaged file lacks.
+    let (mut records, mut unknown, mut unknown_code) = (0u64, 0u64, None);
     // Not while JSON streams to the same terminal.
     let streaming = args.json && io::stdout().is_terminal();
     let size = std::fs::metadata(path).ok().filter(|m| m.is_file()).map(|m| m.len());
     let mut progress = super::progress::Progress::new(name, size, !streaming);
     let read = read_file(path, |rec| {
         progress.tick(rec.frame, rec.offset);
+        records += 1;
         let Some(link) = rec.link else {
+            unknown += 1;
             unknown_code.get_or_insert(rec.link_code);
             return;
         };
@@ -272,7 +275,7 @@ fn verify_file(
         Err(e @ CaptureError::Read { .. }) => (ReadSummary::default(), Some(e.to_string())),
         Err(e) => return Err(FileError::Input(e.to_string())),
     };
-    if let Some(code) = unknown_code.filter(|_| read.unknown_link == read.records) {
+    if let Some(code) = unknown_code.filter(|_| unknown == records) {
         return Err(FileError::Input(format!(
             "{name}: link type {code}, which kaprobe does not decode (it reads Ethernet, Linux cooked SLL and SLL2, raw IP and BSD loopback captures); capture on an interface of one of these, e.g. tcpdump -i any"
         )));

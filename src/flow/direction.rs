@@ -113,12 +113,23 @@ impl Direction {
         self.is(bit::WINDOW).then_some(self.window)
     }
 
-    /// Takes this direction's next segment, seen ahead of its turn, as what it
-    /// has acknowledged and advertised so far (`classify::answered_ahead`).
-    pub fn acked_ahead(&mut self, next: &Segment) {
+    /// Takes this direction's next segment (frame `frame`), seen ahead of its
+    /// turn, as what it has acknowledged and advertised so far
+    /// (`classify::answered_ahead`).
+    pub fn acked_ahead(&mut self, next: &Segment, frame: u64) {
         self.acked = next.ack;
+        self.acked_frame = frame;
         self.window = next.window as u32;
         self.has |= bit::ACKED | bit::WINDOW;
+    }
+
+    /// What the other side's answer, seen ahead, says of this direction: its
+    /// SND.NXT is `next` (`classify::answered_ahead`).
+    pub fn sent_ahead(&mut self, next: Seq) {
+        if self.has & bit::SEEN == 0 {
+            self.next_seq = next;
+            self.has |= bit::SEEN;
+        }
     }
 
     /// TSval of the last segment that carried a timestamp.
