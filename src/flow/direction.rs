@@ -19,6 +19,8 @@ mod bit {
     pub const SYN_SACK: u16 = 1 << 12;
     pub const SACK: u16 = 1 << 13;
     pub const TIMED: u16 = 1 << 14;
+    /// The snaplen cut the SYN's options: what it offered is unknown.
+    pub const SYN_CUT: u16 = 1 << 15;
 }
 
 /// Per-direction sequence state, 48 bytes: every segment reads both
@@ -60,16 +62,23 @@ impl Direction {
         self.is(bit::SYN_WSCALE).then_some(self.wscale)
     }
 
-    /// This direction's SYN was seen and offered timestamps.
+    /// This direction's SYN was seen, with its options, and offered timestamps.
     #[inline]
     pub fn syn_timestamps(&self) -> Option<bool> {
-        self.is(bit::SYN).then_some(self.is(bit::SYN_TS))
+        self.syn_options_known().then_some(self.is(bit::SYN_TS))
+    }
+
+    /// The SYN was seen and the capture kept its options (a short snaplen
+    /// may cut them: then what was offered is unknown, not "nothing").
+    #[inline]
+    fn syn_options_known(&self) -> bool {
+        self.has & (bit::SYN | bit::SYN_CUT) == bit::SYN
     }
 
     /// This direction's SYN was seen and offered SACK.
     #[inline]
     pub fn syn_sack(&self) -> Option<bool> {
-        self.is(bit::SYN).then_some(self.is(bit::SYN_SACK))
+        self.syn_options_known().then_some(self.is(bit::SYN_SACK))
     }
 
     /// This direction has sent SACK blocks.
@@ -182,8 +191,9 @@ impl Direction {
             self.isn = seg.seq;
             // RFC 7323 §2.3: a shift above 14 is taken as 14.
             self.wscale = o.wscale.map_or(0, |w| w.min(14));
-            has &= !(bit::SYN_WSCALE | bit::SYN_TS | bit::SYN_SACK);
+            has &= !(bit::SYN_WSCALE | bit::SYN_TS | bit::SYN_SACK | bit::SYN_CUT);
             has |= bit::SYN
+                | if o.cut { bit::SYN_CUT } else { 0 }
                 | if o.wscale.is_some() { bit::SYN_WSCALE } else { 0 }
                 | if o.timestamp.is_some() { bit::SYN_TS } else { 0 }
                 | if o.sack_permitted { bit::SYN_SACK } else { 0 };
@@ -262,6 +272,27 @@ mod tests {
         assert_eq!((d.acked(), d.window(), d.tsval()), (None, None, None));
         assert_eq!((d.ttl(), d.last_live_time(), d.relative(Seq(5))), (None, None, None));
         assert_eq!(std::mem::size_of::<Direction>(), 48);
+    }
+
+    /// A SYN whose options the snaplen cut offered what is unknown, not
+    /// nothing: negotiation then goes by what later segments carry.
+    #[test]
+    fn a_syn_with_cut_options_offered_what_is_unknown() {
+        let mut d = Direction::default();
+        let mut syn = seg(0x02, 1000, 0, 0);
+        syn.options = TcpOptions::cut();
+        d.update(&syn, 1, 0, 64, Some(10));
+        assert_eq!(
+            (d.isn(), d.syn_timestamps(), d.syn_sack()),
+            (Some(Seq(1000)), None, None)
+        );
+        // A later SYN (retransmitted, whole) settles it.
+        syn.options = TcpOptions {
+            timestamp: Some((7, 0)),
+            ..TcpOptions::default()
+        };
+        d.update(&syn, 2, 0, 64, Some(11));
+        assert_eq!((d.syn_timestamps(), d.syn_sack()), (Some(true), Some(false)));
     }
 
     #[test]
