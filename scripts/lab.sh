@@ -126,6 +126,10 @@ server_stop() {
 # peer_stack — the server's TCP stack: linux (the kernel) or a userspace one
 peer_stack() { cat "$ST/peer" 2>/dev/null || echo linux; }
 
+# on_tap STACK — the stack runs on a TAP bridged with the veth (scripts/lab/peers/); linux
+# uses the veth itself, and gvisor's runsc takes it over
+on_tap() { [[ $1 != linux && $1 != gvisor ]]; }
+
 # peer_desc — what runs as the server, for people
 peer_desc() {
     case $(peer_stack) in
@@ -389,8 +393,9 @@ cmd_up() {
         --owner) owner=${2:?--owner needs a pid}; shift ;;
         --peer)
             stack=${2:?--peer needs a stack: linux, gvisor, smoltcp, lwip or ns3}
-            [[ $stack == linux || $stack == gvisor || -d $PEERS_SRC/$stack ]] ||
+            if on_tap "$stack" && [[ ! -d $PEERS_SRC/$stack ]]; then
                 die "up: unknown peer stack '$stack' (linux, gvisor, smoltcp, lwip, ns3)"
+            fi
             shift
             ;;
         --sysctl) sysctls+=("${2:?--sysctl needs KEY=VALUE}"); shift ;;
@@ -432,7 +437,7 @@ cmd_up() {
     : >"$ST/server.args"
     : >"$ST/faults"
     printf '%s\n' "$stack" >"$ST/peer"
-    [[ $stack == linux || $stack == gvisor ]] || peer_tap_setup
+    if on_tap "$stack"; then peer_tap_setup; fi
     server_start
     trap - EXIT INT TERM
     if [[ $owner == 0 ]]; then
@@ -442,7 +447,7 @@ cmd_up() {
     fi
     lab_log "  client  $LAB_NS_C  $LAB_C4 $LAB_C6 ($LAB_IF_C)"
     lab_log "  middle  $LAB_NS_M  $LAB_MC4 | $LAB_MS4 (routes${nat:+, NAT towards the server})"
-    if [[ $stack == linux || $stack == gvisor ]]; then
+    if ! on_tap "$stack"; then
         lab_log "  server  $LAB_NS_S  $LAB_S4 $LAB_S6 ($LAB_IF_S), $(peer_desc) echo server on port $PORT"
     else
         lab_log "  server  $LAB_NS_S  $LAB_S4 $LAB_S6 ($stack on tap0, bridged with $LAB_IF_S), echo server on port $PORT"

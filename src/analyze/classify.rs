@@ -20,13 +20,20 @@ const MIN_ABORT_DELAY_NS: u64 = 250_000_000;
 /// receiver sends it and it acknowledges one byte past `seg`, a segment with
 /// no payload, `seg` sat one below SND.NXT: a probe, and `next` its answer.
 pub fn answered_ahead(seg: &Segment, to: &Direction, next: &Segment, next_from_receiver: bool) -> bool {
-    let plain = |s: &Segment| s.flags.ack() && !s.flags.syn() && !s.flags.fin() && !s.flags.rst();
-    to.acked().is_none()
-        && seg.payload_len == 0
-        && plain(seg)
-        && next_from_receiver
-        && plain(next)
-        && next.ack == seg.seq.plus(1)
+    may_open_with_probe(seg, to) && next_from_receiver && plain_ack(next) && next.ack == seg.seq.plus(1)
+}
+
+/// The half of `answered_ahead` that `seg` alone decides: whether the flow's
+/// next segment need be looked at at all (nearly every segment: no).
+#[inline]
+pub fn may_open_with_probe(seg: &Segment, to: &Direction) -> bool {
+    seg.payload_len == 0 && plain_ack(seg) && to.acked().is_none()
+}
+
+/// ACK set; no SYN, FIN or RST.
+#[inline]
+fn plain_ack(s: &Segment) -> bool {
+    s.flags.ack() && !s.flags.syn() && !s.flags.fin() && !s.flags.rst()
 }
 
 /// Names `seg`, sent by `from` to `to`. `to_pending` is the probe `to` is

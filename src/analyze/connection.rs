@@ -3,7 +3,7 @@
 //! keepalive bookkeeping, violations and a bounded timeline (cold). Flows that
 //! never probe stay small, and the per-packet path touches few cache lines.
 
-use super::classify::{answered_ahead, classify};
+use super::classify::{answered_ahead, classify, may_open_with_probe};
 use super::event::{SegmentEvent, ViolationKind};
 use super::kind::Kind;
 use super::prober::{Pending, Prober, Violations};
@@ -164,11 +164,10 @@ impl Connection {
     }
 
     /// Whether `seg` might open the capture's view of this flow with a probe,
-    /// which only the flow's next segment can tell (`look_ahead`): a cheap
-    /// filter, so that nearly every segment skips the search.
+    /// which only the flow's next segment can tell (`look_ahead`).
     #[inline]
     pub fn wants_look_ahead(&self, side: Side, seg: &Segment) -> bool {
-        seg.payload_len == 0 && seg.flags.ack() && !seg.flags.syn() && self.dir[side.other().idx()].acked().is_none()
+        may_open_with_probe(seg, &self.dir[side.other().idx()])
     }
 
     /// `classify::answered_ahead` with the flow's next segment in the capture

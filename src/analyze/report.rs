@@ -175,6 +175,7 @@ impl FlowReport {
             .max_by_key(|k| (k.probes, std::cmp::Reverse(k.first_probe_frame.unwrap_or(u64::MAX))))
             .filter(|k| k.probes > 0);
         let sum = |f: fn(&Prober) -> u32| k.ka.iter().map(f).sum::<u32>();
+        let outcome = outcome(c);
         let ep = |s: Side| c.key.endpoint(s).to_string();
         FlowReport {
             flow_id: c.id,
@@ -200,8 +201,9 @@ impl FlowReport {
             idle_s: main.and_then(|k| k.idle.median()).map(secs),
             interval_s: main.and_then(|k| k.interval.median()).map(secs),
             count: main.and_then(|k| k.count),
-            outcome: outcome(c),
-            silent: outcome(c) == Outcome::TimedOut && k.ka.iter().all(|k| k.last != Last::Aborted),
+            outcome,
+            // Timed out, and by silence: no side's last probe ended in its RST.
+            silent: outcome == Outcome::TimedOut && k.ka.iter().all(|k| k.last != Last::Aborted),
             violations: violation_reports(c),
             violations_total: k.violations.total,
             directions,

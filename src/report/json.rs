@@ -2,59 +2,13 @@
 
 use crate::analyze::{secs, FlowReport, SegmentEvent};
 use serde::Serialize;
-use std::fmt::Display;
 use std::io::{self, Write};
-
-fn display<S: serde::Serializer>(v: &impl Display, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(v)
-}
-
-/// `SRC:PORT > DST:PORT` without allocating.
-struct Arrow<'a>(&'a SegmentEvent);
-
-impl Display for Arrow<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} > {}", self.0.from, self.0.to)
-    }
-}
-
-#[derive(Serialize)]
-struct SegmentLine<'a> {
-    #[serde(rename = "type")]
-    ty: &'static str,
-    file: &'a str,
-    frame: u64,
-    time: f64,
-    time_ns: u64,
-    #[serde(serialize_with = "display")]
-    flow: Arrow<'a>,
-    flow_id: u64,
-    kind: &'static str,
-    seq: u32,
-    ack: u32,
-    len: u32,
-    flags: &'static str,
-    window: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rel_seq: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rel_ack: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    answers: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rtt_ms: Option<f64>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    dsack: bool,
-    /// The capture's snaplen cut the TCP options off.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    options_cut: bool,
-    ttl: u8,
-}
 
 /// Writes `segment` lines for one file, by hand: serde's field-by-field key
 /// escaping and formatting made `--json` several times slower than the
-/// analysis. The line is `SegmentLine`'s serde output, byte for byte (a
-/// property test holds them together); floats still go through serde_json.
+/// analysis. The line is what serde makes of the contract's struct
+/// (`tests::SegmentLine`), byte for byte: a property test holds them
+/// together. Floats still go through serde_json.
 pub struct SegmentWriter {
     /// `"file":"…",` with the name escaped once.
     file: Vec<u8>,
@@ -165,34 +119,6 @@ fn endpoint(l: &mut Vec<u8>, e: &crate::flow::Endpoint) {
     }
 }
 
-/// The serde reference for `SegmentWriter` (and its tests).
-pub fn segment(out: &mut impl Write, file: &str, ev: &SegmentEvent) -> io::Result<()> {
-    let line = SegmentLine {
-        ty: "segment",
-        file,
-        frame: ev.frame,
-        time: secs(ev.time),
-        time_ns: ev.time,
-        flow: Arrow(ev),
-        flow_id: ev.flow_id,
-        kind: ev.kind.as_str(),
-        seq: ev.seq.0,
-        ack: ev.ack.0,
-        len: ev.len,
-        flags: ev.flags.letters(),
-        window: ev.window,
-        rel_seq: ev.rel_seq,
-        rel_ack: ev.rel_ack,
-        answers: ev.answers,
-        rtt_ms: ev.rtt.map(|r| r as f64 / 1e6),
-        dsack: ev.dsack,
-        options_cut: ev.options_cut,
-        ttl: ev.ttl,
-    };
-    serde_json::to_writer(&mut *out, &line)?;
-    out.write_all(b"\n")
-}
-
 #[derive(Serialize)]
 struct FlowLine<'a> {
     #[serde(rename = "type")]
@@ -230,6 +156,81 @@ pub fn tagged(out: &mut impl Write, ty: &str, value: &impl Serialize) -> io::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fmt::Display;
+
+    fn display<S: serde::Serializer>(v: &impl Display, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    /// `SRC:PORT > DST:PORT` without allocating.
+    struct Arrow<'a>(&'a SegmentEvent);
+
+    impl Display for Arrow<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{} > {}", self.0.from, self.0.to)
+        }
+    }
+
+    #[derive(Serialize)]
+    struct SegmentLine<'a> {
+        #[serde(rename = "type")]
+        ty: &'static str,
+        file: &'a str,
+        frame: u64,
+        time: f64,
+        time_ns: u64,
+        #[serde(serialize_with = "display")]
+        flow: Arrow<'a>,
+        flow_id: u64,
+        kind: &'static str,
+        seq: u32,
+        ack: u32,
+        len: u32,
+        flags: &'static str,
+        window: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rel_seq: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rel_ack: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        answers: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rtt_ms: Option<f64>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        dsack: bool,
+        /// The capture's snaplen cut the TCP options off.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        options_cut: bool,
+        ttl: u8,
+    }
+
+    /// The contract's segment line, through serde: the reference.
+    fn segment(out: &mut impl Write, file: &str, ev: &SegmentEvent) -> io::Result<()> {
+        let line = SegmentLine {
+            ty: "segment",
+            file,
+            frame: ev.frame,
+            time: secs(ev.time),
+            time_ns: ev.time,
+            flow: Arrow(ev),
+            flow_id: ev.flow_id,
+            kind: ev.kind.as_str(),
+            seq: ev.seq.0,
+            ack: ev.ack.0,
+            len: ev.len,
+            flags: ev.flags.letters(),
+            window: ev.window,
+            rel_seq: ev.rel_seq,
+            rel_ack: ev.rel_ack,
+            answers: ev.answers,
+            rtt_ms: ev.rtt.map(|r| r as f64 / 1e6),
+            dsack: ev.dsack,
+            options_cut: ev.options_cut,
+            ttl: ev.ttl,
+        };
+        serde_json::to_writer(&mut *out, &line)?;
+        out.write_all(b"\n")
+    }
     use crate::analyze::Kind;
     use crate::flow::{Endpoint, Side};
     use crate::wire::{Flags, Seq};
