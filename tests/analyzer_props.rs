@@ -1,9 +1,10 @@
 //! Property tests over the analyzer: arbitrary segment sequences (seq/ack
 //! near each other so the stateful rules fire, any flags, crafted options,
 //! time that jumps back and forth) never panic in a debug build, and the
-//! counts the analyzer reports agree with the events it emitted.
+//! counts the analyzer reports agree with the events it emitted; and the
+//! analysis on several threads says exactly what one analyzer says.
 
-use kaprobe::analyze::{Analyzer, Collect, Config, Events, FlowReport, Kind};
+use kaprobe::analyze::{Analyzer, Collect, Config, Connection, Events, FlowReport, Kind, Parallel, SegmentEvent, Sink};
 use kaprobe::decode::Packet;
 use kaprobe::wire::{Flags, Segment, Seq, TcpOptions};
 use proptest::prelude::*;
@@ -54,6 +55,73 @@ fn step() -> impl Strategy<Value = Step> {
         )
 }
 
+/// The steps as timed segments. Per flow, each end's next sequence number
+/// moves with what it sends, so the stateful rules fire.
+fn packets(steps: &[Step]) -> Vec<(u64, Packet)> {
+    let flows = steps.iter().map(|s| s.flow as usize + 1).max().unwrap_or(1);
+    let mut nxt = vec![[1000u32, 5000u32]; flows];
+    let mut t: u64 = 1_700_000_000_000_000_000;
+    let mut out = Vec::new();
+    for s in steps {
+        let (me, peer) = if s.from_client { (0, 1) } else { (1, 0) };
+        let f = s.flow as usize;
+        let seq = nxt[f][me].wrapping_add(s.seq_off as i32 as u32);
+        let ack = nxt[f][peer].wrapping_add(s.ack_off as i32 as u32);
+        let mut options = TcpOptions {
+            wscale: s.wscale,
+            timestamp: s.ts,
+            ..TcpOptions::default()
+        };
+        if let Some((l, r)) = s.sack {
+            options.sack[0] = (
+                Seq(ack.wrapping_add(l as i32 as u32)),
+                Seq(ack.wrapping_add(r as i32 as u32)),
+            );
+            options.sack_len = 1;
+        }
+        let tcp = Segment {
+            src_port: if s.from_client { 40000 + f as u16 } else { 80 },
+            dst_port: if s.from_client { 80 } else { 40000 + f as u16 },
+            seq: Seq(seq),
+            ack: Seq(ack),
+            flags: Flags(s.flags),
+            window: s.window,
+            payload_len: s.len as u32,
+            first_byte: (s.len > 0).then_some(0),
+            options,
+        };
+        nxt[f][me] = nxt[f][me].max(seq.wrapping_add(tcp.seq_len()));
+        let (src, dst) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let (src, dst) = if s.from_client { (src, dst) } else { (dst, src) };
+        t = t.saturating_add_signed(s.dt_ms as i64 * 1_000_000);
+        out.push((
+            t,
+            Packet {
+                vlan: [0, 0],
+                src,
+                dst,
+                tcp,
+                truncated: false,
+                ttl: 64,
+            },
+        ));
+    }
+    out
+}
+
+/// Everything a sink is told, in order, as text.
+#[derive(Default)]
+struct Said(Vec<String>);
+
+impl Sink for Said {
+    fn segment(&mut self, ev: &SegmentEvent) {
+        self.0.push(format!("{ev:?}"));
+    }
+    fn flow(&mut self, c: Connection) {
+        self.0.push(serde_json::to_string(&FlowReport::of(&c)).unwrap());
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -61,36 +129,8 @@ proptest! {
     fn analyzer_never_panics_and_counts_agree(steps in proptest::collection::vec(step(), 1..120)) {
         let mut an = Analyzer::new(Config { events: Events::All, keep_timeline: true, ..Config::default() });
         let mut out = Collect::default();
-        // Per flow: each end's next sequence number, moved by what it sends.
-        let mut nxt = [[1000u32, 5000u32]; 3];
-        let mut t: u64 = 1_700_000_000_000_000_000;
-        for (i, s) in steps.iter().enumerate() {
-            let (me, peer) = if s.from_client { (0, 1) } else { (1, 0) };
-            let f = s.flow as usize;
-            let seq = nxt[f][me].wrapping_add(s.seq_off as i32 as u32);
-            let ack = nxt[f][peer].wrapping_add(s.ack_off as i32 as u32);
-            let mut options = TcpOptions { wscale: s.wscale, timestamp: s.ts, ..TcpOptions::default() };
-            if let Some((l, r)) = s.sack {
-                options.sack[0] = (Seq(ack.wrapping_add(l as i32 as u32)), Seq(ack.wrapping_add(r as i32 as u32)));
-                options.sack_len = 1;
-            }
-            let tcp = Segment {
-                src_port: if s.from_client { 40000 + f as u16 } else { 80 },
-                dst_port: if s.from_client { 80 } else { 40000 + f as u16 },
-                seq: Seq(seq),
-                ack: Seq(ack),
-                flags: Flags(s.flags),
-                window: s.window,
-                payload_len: s.len as u32,
-                first_byte: (s.len > 0).then_some(0),
-                options,
-            };
-            nxt[f][me] = nxt[f][me].max(seq.wrapping_add(tcp.seq_len()));
-            let (src, dst) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-            let (src, dst) = if s.from_client { (src, dst) } else { (dst, src) };
-            let pkt = Packet { vlan: [0, 0], src, dst, tcp, truncated: false, ttl: 64 };
-            t = t.saturating_add_signed(s.dt_ms as i64 * 1_000_000);
-            an.packet(i as u64 + 1, t, &pkt, &mut out);
+        for (i, (t, pkt)) in packets(&steps).iter().enumerate() {
+            an.packet(i as u64 + 1, *t, pkt, &mut out);
         }
         an.finish(&mut out);
         let stats = an.stats;
@@ -106,5 +146,35 @@ proptest! {
             prop_assert!(r.answered + r.unanswered + r.resets <= r.probes, "{:?}", r);
             prop_assert!(serde_json::to_string(&r).is_ok());
         }
+    }
+
+    /// Threads, batch boundaries and the order of parts change nothing: the
+    /// same events and flows, in the same order, with the same ids. Flows
+    /// (up to 12) interleave so that lookahead windows span parts, and time
+    /// jumps of hours make sweeps evict flows mid-input.
+    #[test]
+    fn threads_say_what_one_analyzer_says(
+        steps in proptest::collection::vec(step().prop_flat_map(|s| (Just(s), 0u8..12)).prop_map(|(mut s, f)| { s.flow = f; s }), 1..300),
+        threads in 2usize..5,
+        batch in prop_oneof![1usize..8, 8usize..400],
+        events in prop_oneof![Just(Events::All), Just(Events::Notable), Just(Events::None)],
+    ) {
+        let cfg = Config { events, keep_timeline: true, ..Config::default() };
+        let timed = packets(&steps);
+        let mut an = Analyzer::new(cfg.clone());
+        let mut one = Said::default();
+        for (i, (t, pkt)) in timed.iter().enumerate() {
+            an.packet(i as u64 + 1, *t, pkt, &mut one);
+        }
+        an.finish(&mut one);
+        let mut par = Parallel::with_batch(cfg, threads, batch);
+        let mut many = Said::default();
+        for (i, (t, pkt)) in timed.iter().enumerate() {
+            par.packet(i as u64 + 1, *t, pkt, &mut many);
+        }
+        let stats = par.finish(&mut many);
+        prop_assert_eq!(&one.0, &many.0);
+        prop_assert_eq!(format!("{:?}", an.stats), format!("{stats:?}"));
+        prop_assert!(stats.flows > 0);
     }
 }

@@ -7,6 +7,8 @@ mod event;
 pub mod expect;
 pub mod filter;
 mod kind;
+mod order;
+pub mod parallel;
 mod prober;
 mod report;
 mod samples;
@@ -18,17 +20,27 @@ pub use event::{SegmentEvent, Violation, ViolationKind};
 pub use expect::Expectations;
 pub use filter::FlowFilter;
 pub use kind::Kind;
+pub use order::{Order, Phase};
+pub use parallel::{Decoded, Parallel};
 pub use report::{secs, Estimate, FlowReport, Outcome, ProberReport};
 pub use step::Step;
 
 use crate::decode::{decode_into, LinkType, Packet, Skip};
 use crate::flow::{FlowKey, FlowTable, Side};
+use std::collections::VecDeque;
 
 /// Receives the analyzer's output as it is produced.
 pub trait Sink {
     fn segment(&mut self, ev: &SegmentEvent);
     /// A flow is done (closed and quiet, idle too long, or end of input).
     fn flow(&mut self, conn: Connection);
+    /// Where in the input the calls that follow belong; for merging the
+    /// output of analyzers that each hold a part of the flows.
+    #[inline]
+    fn at(&mut self, _at: Order) {}
+    /// A flow was created (at the last `at`), under the analyzer's own id.
+    #[inline]
+    fn started(&mut self, _id: u64, _first_frame: u64) {}
 }
 
 /// A sink that keeps everything: every event it is given and every finished flow.
@@ -105,15 +117,39 @@ const STAGE: usize = 4;
 const LOOKAHEAD: usize = 3 * STAGE;
 /// Ring size: a power of two above `LOOKAHEAD`.
 const RING: usize = 16;
+/// Flows are swept for eviction once a minute of capture time.
+const SWEEP_EVERY_NS: u64 = 60_000_000_000;
 
 #[derive(Clone, Copy, Default)]
 struct Queued {
     frame: u64,
     time: u64,
+    /// Place among the segments analysed (all flows, 1-based).
+    seq: u64,
+    /// Latest time of the segments analysed up to this one.
+    now: u64,
     pkt: Packet,
     key: FlowKey,
     hash: u64,
     side: Side,
+}
+
+/// Which flows an analyzer keeps: those whose hash falls in part `index` of
+/// `of` (all of them when `of` is 1). Each part sees every record, so all
+/// agree on time, order and when to sweep (see `parallel`).
+#[derive(Clone, Copy, Debug)]
+pub struct Part {
+    pub index: u64,
+    pub of: u64,
+}
+
+impl Part {
+    pub const ALL: Part = Part { index: 0, of: 1 };
+
+    #[inline]
+    pub fn holds(self, hash: u64) -> bool {
+        self.of == 1 || hash % self.of == self.index
+    }
 }
 
 pub struct Analyzer {
@@ -123,9 +159,17 @@ pub struct Analyzer {
     queued: usize,
     done: usize,
     table: FlowTable<Connection>,
+    part: Part,
     next_id: u64,
-    /// Latest record time so far; eviction runs on it so time going back cannot stall it.
+    /// Segments analysed so far (after the filter, every part's).
+    seq: u64,
+    /// Latest time of those; eviction runs on it so time going back cannot stall it.
     now: u64,
+    last_sweep: u64,
+    /// Sweeps due, not yet run: (after which segment, at what time). A part
+    /// runs each before its next segment after that point, so the flows it
+    /// evicts leave at the same place in the output whichever part holds them.
+    sweeps: VecDeque<(u64, u64)>,
     /// Latest time of any record, filtered out or not TCP included: how long
     /// the capture went on, which a silent time-out is judged against.
     latest: u64,
@@ -135,14 +179,24 @@ pub struct Analyzer {
 
 impl Analyzer {
     pub fn new(cfg: Config) -> Self {
+        Self::part(cfg, Part::ALL, ahash::RandomState::new())
+    }
+
+    /// An analyzer of the flows in `part`, hashing keys with `hasher`
+    /// (the one the parts were chosen by).
+    pub fn part(cfg: Config, part: Part, hasher: ahash::RandomState) -> Self {
         Analyzer {
             cfg,
             ring: [Queued::default(); RING],
             queued: 0,
             done: 0,
-            table: FlowTable::default(),
+            table: FlowTable::with_hasher(hasher),
+            part,
             next_id: 1,
+            seq: 0,
             now: 0,
+            last_sweep: 0,
+            sweeps: VecDeque::new(),
             latest: 0,
             prev_time: None,
             stats: Stats::default(),
@@ -204,21 +258,69 @@ impl Analyzer {
         self.enqueue(frame, time, sink);
     }
 
-    /// Queues the packet just written to the next ring slot. It is processed
-    /// `LOOKAHEAD` packets later, once its flow is in the cache.
+    /// One decoded TCP segment with its key and hash (this analyzer's
+    /// hasher's): copied in only when this analyzer's part holds its flow.
+    pub fn decoded(&mut self, d: &Decoded, sink: &mut impl Sink) {
+        let Some((seq, now)) = self.admit(d.time, d.pkt.truncated, d.pkt.tcp.options.cut, &d.key) else {
+            return;
+        };
+        if self.part.holds(d.hash) {
+            self.ring[self.queued % RING].pkt = d.pkt;
+            self.queue(d.frame, d.time, seq, now, d.key, d.side, d.hash, sink);
+        }
+    }
+
+    /// Queues the packet just written to the next ring slot.
     #[inline]
     fn enqueue(&mut self, frame: u64, time: u64, sink: &mut impl Sink) {
-        self.tick(time);
-        let n = self.queued;
-        let pkt = &self.ring[n % RING].pkt;
-        self.stats.tcp_packets += 1;
-        self.stats.truncated_payloads += pkt.truncated as u64;
-        self.stats.options_cut += pkt.tcp.options.cut as u64;
+        let pkt = &self.ring[self.queued % RING].pkt;
         let (key, side) = FlowKey::of(pkt);
-        if self.cfg.filter.as_ref().is_some_and(|f| !f.matches(&key)) {
+        let (truncated, cut) = (pkt.truncated, pkt.tcp.options.cut);
+        let Some((seq, now)) = self.admit(time, truncated, cut, &key) else {
             return;
-        }
+        };
         let hash = self.table.hash(&key);
+        if self.part.holds(hash) {
+            self.queue(frame, time, seq, now, key, side, hash, sink);
+        }
+    }
+
+    /// Counts a TCP segment and, unless the filter drops it, gives it its
+    /// place in the input and the time then, and schedules a sweep when one is due.
+    #[inline]
+    fn admit(&mut self, time: u64, truncated: bool, options_cut: bool, key: &FlowKey) -> Option<(u64, u64)> {
+        self.tick(time);
+        self.stats.tcp_packets += 1;
+        self.stats.truncated_payloads += truncated as u64;
+        self.stats.options_cut += options_cut as u64;
+        if self.cfg.filter.as_ref().is_some_and(|f| !f.matches(key)) {
+            return None;
+        }
+        self.seq += 1;
+        self.now = self.now.max(time);
+        if self.now.saturating_sub(self.last_sweep) >= SWEEP_EVERY_NS {
+            self.last_sweep = self.now;
+            self.sweeps.push_back((self.seq, self.now));
+        }
+        Some((self.seq, self.now))
+    }
+
+    /// Queues a packet of this part, written to the next ring slot. It is
+    /// processed `LOOKAHEAD` packets later, once its flow is in the cache.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn queue(
+        &mut self,
+        frame: u64,
+        time: u64,
+        seq: u64,
+        now: u64,
+        key: FlowKey,
+        side: Side,
+        hash: u64,
+        sink: &mut impl Sink,
+    ) {
+        let n = self.queued;
         self.table.prefetch(hash);
         if n - self.done >= STAGE {
             self.table.prefetch_flow(self.ring[(n - STAGE) % RING].hash);
@@ -230,7 +332,7 @@ impl Analyzer {
             }
         }
         let q = &mut self.ring[n % RING];
-        (q.frame, q.time, q.key, q.hash, q.side) = (frame, time, key, hash, side);
+        (q.frame, q.time, q.seq, q.now, q.key, q.hash, q.side) = (frame, time, seq, now, key, hash, side);
         self.queued = n + 1;
         if self.queued - self.done > LOOKAHEAD {
             self.process_next(sink);
@@ -241,6 +343,21 @@ impl Analyzer {
     pub fn flush(&mut self, sink: &mut impl Sink) {
         while self.done < self.queued {
             self.process_next(sink);
+        }
+        self.run_sweeps(u64::MAX, sink);
+    }
+
+    /// Where this analyzer's output has come to: it has nothing more to say
+    /// about anything before this.
+    pub fn frontier(&self) -> Order {
+        let next = match self.done < self.queued {
+            true => self.ring[self.done % RING].seq,
+            false => self.seq + 1,
+        };
+        let swept = self.sweeps.front().map_or(u64::MAX, |&(after, _)| after + 1);
+        Order {
+            seq: next.min(swept),
+            phase: Phase::Swept,
         }
     }
 
@@ -253,16 +370,17 @@ impl Analyzer {
 
     /// Processes the packet in ring slot `at`, read in place (it is too big to copy for nothing).
     fn process(&mut self, at: usize, sink: &mut impl Sink) {
+        self.run_sweeps(self.ring[at].seq, sink);
         let Queued {
             frame,
             time,
+            seq,
+            now,
             pkt: Packet { ttl, tcp: ref seg, .. },
             ref key,
             hash,
             side,
         } = self.ring[at];
-        // Eviction runs on processed time, not on the lookahead's.
-        self.now = self.now.max(time);
         let found = self.table.find(hash, key);
         let current = found.filter(|&i| self.table.at_mut(i).is_some_and(|c| !c.is_new_connection(side, seg)));
         let slot = match current {
@@ -271,8 +389,18 @@ impl Analyzer {
                 let (i, replaced) = self
                     .table
                     .insert_at(hash, Connection::new(self.next_id, *key, frame, time));
-                let now = self.now;
-                replaced.into_iter().for_each(|c| Self::done(c, now, sink));
+                if let Some(c) = replaced {
+                    sink.at(Order {
+                        seq,
+                        phase: Phase::Replaced,
+                    });
+                    Self::done(c, now, sink);
+                }
+                sink.at(Order {
+                    seq,
+                    phase: Phase::Started,
+                });
+                sink.started(self.next_id, frame);
                 self.next_id += 1;
                 self.stats.flows += 1;
                 i
@@ -282,10 +410,11 @@ impl Analyzer {
             return;
         };
         if conn.wants_look_ahead(side, seg) {
-            // The flow's next segment among those queued behind this one: a
-            // lookahead of up to LOOKAHEAD packets.
+            // The flow's next segment among the next LOOKAHEAD analysed (of
+            // any part: all of this part's among them are queued behind this one).
             let next = (self.done..self.queued)
                 .map(|i| &self.ring[i % RING])
+                .take_while(|q| q.seq <= seq + LOOKAHEAD as u64)
                 .find(|q| q.hash == hash && q.key == *key);
             if let Some(q) = next {
                 conn.look_ahead(side, seg, &q.pkt.tcp, q.frame, q.side);
@@ -299,17 +428,31 @@ impl Analyzer {
             _ => {}
         }
         if let Some(ev) = got.event.filter(|_| self.cfg.events != Events::None) {
+            sink.at(Order {
+                seq,
+                phase: Phase::Segment,
+            });
             sink.segment(&ev);
-        }
-        if self.table.sweep_due(self.now) {
-            self.sweep(sink);
         }
     }
 
-    fn sweep(&mut self, sink: &mut impl Sink) {
-        let (now, cfg) = (self.now, &self.cfg);
+    /// Runs the sweeps due before segment `seq`.
+    #[inline]
+    fn run_sweeps(&mut self, seq: u64, sink: &mut impl Sink) {
+        while let Some(&(after, now)) = self.sweeps.front().filter(|s| s.0 < seq) {
+            self.sweeps.pop_front();
+            self.sweep(after, now, sink);
+        }
+    }
+
+    #[cold]
+    fn sweep(&mut self, after: u64, now: u64, sink: &mut impl Sink) {
+        let cfg = &self.cfg;
+        sink.at(Order {
+            seq: after + 1,
+            phase: Phase::Swept,
+        });
         self.table.sweep(
-            now,
             |c| {
                 let quiet = now.saturating_sub(c.last_time);
                 quiet >= cfg.idle_evict_ns || (c.closed_at.is_some() && quiet >= cfg.closed_evict_ns)
@@ -328,6 +471,7 @@ impl Analyzer {
     pub fn finish(&mut self, sink: &mut impl Sink) {
         self.flush(sink);
         let now = self.now.max(self.latest);
+        sink.at(Order::END);
         self.table.drain_by_key(|c| c.id, |c| Self::done(c, now, sink));
     }
 }

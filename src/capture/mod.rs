@@ -22,6 +22,13 @@ pub struct Record<'a> {
     pub offset: u64,
 }
 
+impl Record<'_> {
+    /// The capture kept fewer bytes than were on the wire (a short snaplen).
+    pub fn snapped(&self) -> bool {
+        (self.data.len() as u32) < self.wire_len
+    }
+}
+
 /// Why a capture could not be read. Each names the file; read errors name
 /// the record and, where known, the byte offset.
 #[derive(Debug, thiserror::Error)]

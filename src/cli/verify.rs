@@ -2,9 +2,9 @@
 
 use super::exit;
 use crate::analyze::{
-    Analyzer, Config, Connection, Events, Expectations, FlowFilter, FlowReport, SegmentEvent, Sink, Stats,
+    Analyzer, Config, Connection, Events, Expectations, FlowFilter, FlowReport, Parallel, SegmentEvent, Sink, Stats,
 };
-use crate::capture::{read_file, CaptureError, ReadSummary};
+use crate::capture::{read_file, CaptureError, ReadSummary, Record};
 use crate::explain::ladder::{self, Ladder};
 use crate::report::groups::{self, Groups};
 use crate::report::{json, text};
@@ -42,6 +42,10 @@ pub struct VerifyArgs {
     /// With --ladder: also write the diagrams as one SVG file.
     #[arg(long, value_name = "SVG", requires = "ladder")]
     pub svg: Option<PathBuf>,
+    /// Threads to analyse on (default: one per core). The output is the same
+    /// for any number.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
     /// pcap or pcapng files (any link type kaprobe decodes).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -210,6 +214,32 @@ pub fn run(args: &VerifyArgs) -> u8 {
     }
 }
 
+/// One thread per core.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Records read from a file, counted as they come.
+#[derive(Default)]
+struct Records {
+    all: u64,
+    /// On interfaces of a link type kaprobe does not decode, and the first such type.
+    unknown: u64,
+    unknown_code: Option<u32>,
+}
+
+impl Records {
+    /// Counts `r`; its link type, if kaprobe decodes it.
+    fn count(&mut self, r: &Record) -> Option<crate::decode::LinkType> {
+        self.all += 1;
+        if r.link.is_none() {
+            self.unknown += 1;
+            self.unknown_code.get_or_insert(r.link_code);
+        }
+        r.link
+    }
+}
+
 enum FileError {
     Input(String),
     Output(io::Error),
@@ -234,7 +264,6 @@ fn verify_file(
         filter: args.flow.clone(),
         ..Config::default()
     };
-    let mut an = Analyzer::new(cfg);
     let mut sink = Collector {
         args,
         file: name,
@@ -251,22 +280,30 @@ fn verify_file(
         ladders: Vec::new(),
     };
     // Counted here, not from the reader's summary, which a damaged file lacks.
-    let (mut records, mut unknown, mut unknown_code) = (0u64, 0u64, None);
+    let mut records = Records::default();
     // Not while JSON streams to the same terminal.
     let streaming = args.json && io::stdout().is_terminal();
     let size = std::fs::metadata(path).ok().filter(|m| m.is_file()).map(|m| m.len());
     let mut progress = super::progress::Progress::new(name, size, !streaming);
-    let read = read_file(path, |rec| {
-        progress.tick(rec.frame, rec.offset);
-        records += 1;
-        let Some(link) = rec.link else {
-            unknown += 1;
-            unknown_code.get_or_insert(rec.link_code);
-            return;
-        };
-        let snapped = (rec.data.len() as u32) < rec.wire_len;
-        an.frame(rec.frame, rec.time, link, rec.data, snapped, &mut sink);
-    });
+    let threads = args.threads.map_or_else(cores, usize::from);
+    let mut one = None;
+    let mut many = None;
+    let read = if threads > 1 {
+        let par = many.insert(Parallel::new(cfg, threads));
+        read_file(path, |rec| {
+            progress.tick(rec.frame, rec.offset);
+            let link = records.count(rec);
+            par.frame(rec.frame, rec.time, link, rec.data, rec.snapped(), &mut sink);
+        })
+    } else {
+        let an = one.insert(Analyzer::new(cfg));
+        read_file(path, |rec| {
+            progress.tick(rec.frame, rec.offset);
+            if let Some(link) = records.count(rec) {
+                an.frame(rec.frame, rec.time, link, rec.data, rec.snapped(), &mut sink);
+            }
+        })
+    };
     progress.done();
     // A capture cut short (tcpdump killed mid-write) is analysed up to the
     // damage; the error line follows the results and the exit code is still 2.
@@ -275,12 +312,19 @@ fn verify_file(
         Err(e @ CaptureError::Read { .. }) => (ReadSummary::default(), Some(e.to_string())),
         Err(e) => return Err(FileError::Input(e.to_string())),
     };
-    if let Some(code) = unknown_code.filter(|_| unknown == records) {
+    if let Some(code) = records.unknown_code.filter(|_| records.unknown == records.all) {
         return Err(FileError::Input(format!(
             "{name}: link type {code}, which kaprobe does not decode (it reads Ethernet, Linux cooked SLL and SLL2, raw IP and BSD loopback captures); capture on an interface of one of these, e.g. tcpdump -i any"
         )));
     }
-    an.finish(&mut sink);
+    let st = match (one, many) {
+        (Some(mut an), _) => {
+            an.finish(&mut sink);
+            an.stats
+        }
+        (_, Some(par)) => par.finish(&mut sink),
+        (None, None) => Stats::default(),
+    };
     if let Some(e) = sink.error.take() {
         return Err(FileError::Output(e));
     }
@@ -296,7 +340,6 @@ fn verify_file(
         ..
     } = sink;
     totals.keepalive_flows += keepalive_flows;
-    let st = an.stats;
     if read.unknown_link > 0 {
         totals.warnings.push(format!(
             "warning: {name}: {} on an interface of a link type kaprobe does not decode",

@@ -7,15 +7,11 @@
 //! packet's flow can be loaded into the cache in two steps while earlier
 //! packets are processed: `prefetch` (the index entry, whose address follows
 //! from the hash), `prefetch_flow` (the flow the entry names), then `find`.
-//! Swept for evictable flows at most once per `SWEEP_EVERY_NS` of capture
-//! time and never more often than once per table-size packets, so a sweep
-//! costs O(1) per packet amortized.
+//! When to sweep it for flows to evict is the caller's to decide.
 
 use super::index::HashIndex;
 use super::key::FlowKey;
 use super::prefetch;
-
-const SWEEP_EVERY_NS: u64 = 60_000_000_000;
 
 /// A flow knows its own key, so the table does not store it again.
 pub trait Keyed: Sized {
@@ -36,25 +32,26 @@ pub struct FlowTable<T> {
     used: u32,
     free: Vec<u32>,
     hasher: ahash::RandomState,
-    last_sweep: u64,
-    since_sweep: usize,
 }
 
 impl<T: Keyed> Default for FlowTable<T> {
     fn default() -> Self {
+        FlowTable::with_hasher(ahash::RandomState::new())
+    }
+}
+
+impl<T: Keyed> FlowTable<T> {
+    /// A table hashing keys with `hasher`: tables that share one agree on every key's hash.
+    pub fn with_hasher(hasher: ahash::RandomState) -> Self {
         FlowTable {
             index: HashIndex::default(),
             chunks: Vec::new(),
             used: 0,
             free: Vec::new(),
-            hasher: ahash::RandomState::new(),
-            last_sweep: 0,
-            since_sweep: 0,
+            hasher,
         }
     }
-}
 
-impl<T: Keyed> FlowTable<T> {
     pub fn len(&self) -> usize {
         self.index.len()
     }
@@ -157,23 +154,9 @@ impl<T: Keyed> FlowTable<T> {
         Some(v)
     }
 
-    /// Whether a sweep is due at capture time `now`; counts one packet.
-    pub fn sweep_due(&mut self, now: u64) -> bool {
-        self.since_sweep += 1;
-        now.saturating_sub(self.last_sweep) >= SWEEP_EVERY_NS && self.since_sweep >= self.len()
-    }
-
     /// Removes the flows `evict` says so, handing each to `out` in the order
     /// `order` gives.
-    pub fn sweep<K: Ord>(
-        &mut self,
-        now: u64,
-        mut evict: impl FnMut(&T) -> bool,
-        order: impl Fn(&T) -> K,
-        out: impl FnMut(T),
-    ) {
-        self.last_sweep = now;
-        self.since_sweep = 0;
+    pub fn sweep<K: Ord>(&mut self, mut evict: impl FnMut(&T) -> bool, order: impl Fn(&T) -> K, out: impl FnMut(T)) {
         self.take_in_order(|f| evict(f).then(|| order(f)), out);
     }
 
