@@ -3,8 +3,9 @@
 #
 # Builds release, generates a synthetic capture (examples/gen_bench_capture.rs) unless
 # a current one is cached in target/bench/, then:
-#   1. times `kaprobe verify -q FILE` (best of BENCH_REPEAT) and `--json > /dev/null`,
-#      reports wall time, CPU time, packets/s and peak RSS;
+#   1. times `kaprobe verify -q --threads N FILE` (best of BENCH_REPEAT) for N in
+#      BENCH_THREADS, then `--json > /dev/null` (all cores); reports wall time, CPU time,
+#      packets/s, peak RSS and the speed-up over one thread;
 #   2. checks kaprobe's packets, flows, keepalive flows and probe count (text and
 #      JSON summaries) against what the generator wrote;
 #   3. when tshark is installed, times `tshark -Y tcp.analysis.keep_alive` and kaprobe
@@ -19,6 +20,7 @@
 # Environment (defaults full / --quick):
 #   BENCH_FLOWS (50000 / 5000)  BENCH_ROUNDS (20 / 6)  BENCH_SEED (1)
 #   BENCH_REPEAT (5 / 1)        timed runs of `verify -q`; the best and the median are reported
+#   BENCH_THREADS ("1 $(nproc)") thread counts `verify -q` is timed with
 #   BENCH_MEM_FACTORS ("2 4")   round multipliers for the memory check ("" skips it)
 #   BENCH_FLOW_FACTORS ("2")    flow multipliers for the memory check ("" skips it)
 #   BENCH_TSHARK_FLOWS (2500 / 500)  flows of the tshark comparison capture; 0 skips tshark
@@ -212,27 +214,48 @@ echo "file: $BYTES bytes ($(awk -v b="$BYTES" 'BEGIN { printf "%.2f GiB", b / 2^
 cached_as_read "$CAP"
 
 # ---------------------------------------------------------------- kaprobe -q
-say "kaprobe verify -q (best of $REPEAT)"
-BEST_WALL='' BEST_CPU='' BEST_RSS='' WALLS=()
-for ((i = 1; i <= REPEAT; i++)); do
-    timed "$TMP/q.out" "$KAPROBE" verify -q "$CAP"
-    WALLS+=("$T_WALL")
-    if ((T_RC > 1)); then
-        cat "$TMP/q.out"
-        fail "kaprobe verify -q exited $T_RC"
-        break
-    fi
-    printf '  run %d: %s s wall, %s s CPU, peak RSS %s, %s packets/s\n' "$i" "$T_WALL" "$T_CPU" \
-        "$(mib "$T_RSS")" "$(human_rate "$(rate "$PACKETS" "$T_WALL")")"
-    if [[ -z $BEST_WALL ]] || awk -v a="$T_WALL" -v b="$BEST_WALL" 'BEGIN { exit !(a < b) }'; then
-        BEST_WALL=$T_WALL BEST_CPU=$T_CPU BEST_RSS=$T_RSS
-    fi
+# bench_q THREADS: best of REPEAT runs of `verify -q --threads THREADS`; sets BEST_WALL,
+# BEST_CPU, BEST_RSS, MEDIAN_WALL and Q_RC, and leaves the last run's output in $TMP/q.out.
+bench_q() {
+    local threads=$1 i
+    say "kaprobe verify -q --threads $threads (best of $REPEAT)"
+    BEST_WALL='' BEST_CPU='' BEST_RSS='' WALLS=()
+    for ((i = 1; i <= REPEAT; i++)); do
+        timed "$TMP/q.out" "$KAPROBE" verify -q --threads "$threads" "$CAP"
+        WALLS+=("$T_WALL")
+        if ((T_RC > 1)); then
+            cat "$TMP/q.out"
+            fail "kaprobe verify -q --threads $threads exited $T_RC"
+            break
+        fi
+        printf '  run %d: %s s wall, %s s CPU, peak RSS %s, %s packets/s\n' "$i" "$T_WALL" "$T_CPU" \
+            "$(mib "$T_RSS")" "$(human_rate "$(rate "$PACKETS" "$T_WALL")")"
+        if [[ -z $BEST_WALL ]] || awk -v a="$T_WALL" -v b="$BEST_WALL" 'BEGIN { exit !(a < b) }'; then
+            BEST_WALL=$T_WALL BEST_CPU=$T_CPU BEST_RSS=$T_RSS
+        fi
+    done
+    Q_RC=$T_RC
+    MEDIAN_WALL=$(printf '%s\n' "${WALLS[@]}" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+}
+
+# Thread counts to time: one, and one per core (BENCH_THREADS overrides, e.g. "1 2 4 8").
+THREADS=${BENCH_THREADS:-1 $(nproc)}
+THREAD_LINES=()
+ONE_WALL=
+for n in $THREADS; do
+    [[ $n =~ ^[1-9][0-9]*$ ]] || {
+        echo "bench.sh: BENCH_THREADS must list positive integers, got '$n'" >&2
+        exit 2
+    }
+    bench_q "$n"
+    [[ -n $ONE_WALL ]] || ONE_WALL=$BEST_WALL
+    THREAD_LINES+=("$(printf '%2s threads: best %s s, median %s s, %s packets/s, %.2fx one thread, peak RSS %s' "$n" \
+        "$BEST_WALL" "$MEDIAN_WALL" "$(human_rate "$(rate "$PACKETS" "$BEST_WALL")")" \
+        "$(awk -v a="$ONE_WALL" -v b="$BEST_WALL" 'BEGIN { print (b > 0) ? a / b : 0 }')" "$(mib "$BEST_RSS")")")
 done
-Q_RC=$T_RC
 grep -v '^$' "$TMP/q.out" | sed 's/^/  | /'
 ((Q_RC == 0)) || echo "  (exit status $Q_RC: kaprobe reported violations or failed expectations)"
 KA_RATE=$(rate "$PACKETS" "${BEST_WALL:-0}")
-MEDIAN_WALL=$(printf '%s\n' "${WALLS[@]}" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
 RSS_1X=$BEST_RSS
 
 say "check: kaprobe -q summary against the generator"
@@ -353,8 +376,9 @@ fi
 # ---------------------------------------------------------------- summary
 say "summary"
 echo "capture: $PACKETS packets, $GEN_FLOWS flows, $BYTES bytes, $PROBES probes expected"
-echo "kaprobe verify -q:     ${BEST_WALL} s wall (best of $REPEAT), ${BEST_CPU} s CPU, $(human_rate "$KA_RATE") packets/s, peak RSS $(mib "$RSS_1X")"
+echo "kaprobe verify -q --threads ${THREADS##* }: ${BEST_WALL} s wall (best of $REPEAT), ${BEST_CPU} s CPU, $(human_rate "$KA_RATE") packets/s, peak RSS $(mib "$RSS_1X")"
 echo "                       median of $REPEAT: ${MEDIAN_WALL} s wall, $(human_rate "$(rate "$PACKETS" "$MEDIAN_WALL")") packets/s"
+printf '%s\n' "${THREAD_LINES[@]}"
 echo "kaprobe verify --json: ${J_WALL} s wall, $(human_rate "$(rate "$PACKETS" "$J_WALL")") packets/s, peak RSS $(mib "$J_RSS")"
 echo "$TS_LINE"
 printf '%s\n' "${MEM_ROWS[@]}"
