@@ -21,7 +21,7 @@ pub use expect::Expectations;
 pub use filter::FlowFilter;
 pub use kind::Kind;
 pub use order::{Order, Phase};
-pub use parallel::{Decoded, Parallel};
+pub use parallel::Parallel;
 pub use report::{secs, Estimate, FlowReport, Outcome, ProberReport};
 pub use step::Step;
 
@@ -134,22 +134,13 @@ struct Queued {
     side: Side,
 }
 
-/// Which flows an analyzer keeps: those whose hash falls in part `index` of
-/// `of` (all of them when `of` is 1). Each part sees every record, so all
-/// agree on time, order and when to sweep (see `parallel`).
-#[derive(Clone, Copy, Debug)]
-pub struct Part {
-    pub index: u64,
-    pub of: u64,
-}
-
-impl Part {
-    pub const ALL: Part = Part { index: 0, of: 1 };
-
-    #[inline]
-    pub fn holds(self, hash: u64) -> bool {
-        self.of == 1 || hash % self.of == self.index
-    }
+/// A segment's place among those analysed: its number, the latest time
+/// up to it, and whether a sweep is due after it.
+#[derive(Clone, Copy)]
+struct Place {
+    seq: u64,
+    now: u64,
+    sweep: bool,
 }
 
 pub struct Analyzer {
@@ -159,7 +150,6 @@ pub struct Analyzer {
     queued: usize,
     done: usize,
     table: FlowTable<Connection>,
-    part: Part,
     next_id: u64,
     /// Segments analysed so far (after the filter, every part's).
     seq: u64,
@@ -179,19 +169,17 @@ pub struct Analyzer {
 
 impl Analyzer {
     pub fn new(cfg: Config) -> Self {
-        Self::part(cfg, Part::ALL, ahash::RandomState::new())
+        Self::with_hasher(cfg, ahash::RandomState::new())
     }
 
-    /// An analyzer of the flows in `part`, hashing keys with `hasher`
-    /// (the one the parts were chosen by).
-    pub fn part(cfg: Config, part: Part, hasher: ahash::RandomState) -> Self {
+    /// An analyzer hashing flow keys with `hasher` (see `parallel`).
+    fn with_hasher(cfg: Config, hasher: ahash::RandomState) -> Self {
         Analyzer {
             cfg,
             ring: [Queued::default(); RING],
             queued: 0,
             done: 0,
             table: FlowTable::with_hasher(hasher),
-            part,
             next_id: 1,
             seq: 0,
             now: 0,
@@ -258,37 +246,26 @@ impl Analyzer {
         self.enqueue(frame, time, sink);
     }
 
-    /// One decoded TCP segment with its key and hash (this analyzer's
-    /// hasher's): copied in only when this analyzer's part holds its flow.
-    pub fn decoded(&mut self, d: &Decoded, sink: &mut impl Sink) {
-        let Some((seq, now)) = self.admit(d.time, d.pkt.truncated, d.pkt.tcp.options.cut, &d.key) else {
-            return;
-        };
-        if self.part.holds(d.hash) {
-            self.ring[self.queued % RING].pkt = d.pkt;
-            self.queue(d.frame, d.time, seq, now, d.key, d.side, d.hash, sink);
-        }
-    }
-
     /// Queues the packet just written to the next ring slot.
     #[inline]
     fn enqueue(&mut self, frame: u64, time: u64, sink: &mut impl Sink) {
         let pkt = &self.ring[self.queued % RING].pkt;
         let (key, side) = FlowKey::of(pkt);
         let (truncated, cut) = (pkt.truncated, pkt.tcp.options.cut);
-        let Some((seq, now)) = self.admit(time, truncated, cut, &key) else {
+        let Some(at) = self.admit(time, truncated, cut, &key) else {
             return;
         };
-        let hash = self.table.hash(&key);
-        if self.part.holds(hash) {
-            self.queue(frame, time, seq, now, key, side, hash, sink);
+        if at.sweep {
+            self.sweeps.push_back((at.seq, at.now));
         }
+        let hash = self.table.hash(&key);
+        self.queue(frame, time, at.seq, at.now, key, side, hash, sink);
     }
 
     /// Counts a TCP segment and, unless the filter drops it, gives it its
-    /// place in the input and the time then, and schedules a sweep when one is due.
+    /// place: its number, the time then, and whether a sweep is due after it.
     #[inline]
-    fn admit(&mut self, time: u64, truncated: bool, options_cut: bool, key: &FlowKey) -> Option<(u64, u64)> {
+    fn admit(&mut self, time: u64, truncated: bool, options_cut: bool, key: &FlowKey) -> Option<Place> {
         self.tick(time);
         self.stats.tcp_packets += 1;
         self.stats.truncated_payloads += truncated as u64;
@@ -298,11 +275,15 @@ impl Analyzer {
         }
         self.seq += 1;
         self.now = self.now.max(time);
-        if self.now.saturating_sub(self.last_sweep) >= SWEEP_EVERY_NS {
+        let sweep = self.now.saturating_sub(self.last_sweep) >= SWEEP_EVERY_NS;
+        if sweep {
             self.last_sweep = self.now;
-            self.sweeps.push_back((self.seq, self.now));
         }
-        Some((self.seq, self.now))
+        Some(Place {
+            seq: self.seq,
+            now: self.now,
+            sweep,
+        })
     }
 
     /// Queues a packet of this part, written to the next ring slot. It is
@@ -469,8 +450,12 @@ impl Analyzer {
 
     /// End of input: every remaining flow is reported, in order of first appearance.
     pub fn finish(&mut self, sink: &mut impl Sink) {
+        self.finish_at(self.now.max(self.latest), sink);
+    }
+
+    /// End of input at time `now`.
+    fn finish_at(&mut self, now: u64, sink: &mut impl Sink) {
         self.flush(sink);
-        let now = self.now.max(self.latest);
         sink.at(Order::END);
         self.table.drain_by_key(|c| c.id, |c| Self::done(c, now, sink));
     }

@@ -1,60 +1,44 @@
 //! The analyzer on several threads (`verify --threads N`), saying exactly
 //! what one analyzer would, in the same order.
 //!
-//! The reading thread decodes each record into a batch; each full batch goes
-//! to every worker. A worker holds one part of the flows (by hash): it counts
-//! every record and numbers every segment of the batch, so all workers agree
-//! on time, on the lookahead window and on when sweeps are due, but it
-//! analyses only its own flows. Its output is tagged with its place in the
-//! input (`Order`), and the reading thread merges the workers' output back
-//! into that order, numbering flows in order of first appearance as one
-//! analyzer numbers them, while the workers go on with the next batch.
+//! The reading thread decodes each record and does what concerns every
+//! flow at once: it counts records, drops what the filter drops, numbers
+//! the segments, keeps the time and decides when sweeps are due. It hands
+//! each segment, with that place, to the worker whose part of the flows
+//! (by hash) holds its flow, and every sweep to every worker. A worker
+//! analyses its segments as one analyzer would, and tags its output with
+//! its place in the input (`Order`); the reading thread merges the workers'
+//! output back into that order, numbering flows in order of first
+//! appearance as one analyzer numbers them, while the workers go on.
 
-use super::{Analyzer, Config, Connection, Order, Part, Phase, SegmentEvent, Sink, Stats};
-use crate::decode::{decode_into, LinkType, Packet, Skip};
+use super::{Analyzer, Config, Connection, Order, Phase, Place, SegmentEvent, Sink, Stats, RING};
+use crate::decode::{decode_into, LinkType, Packet};
 use crate::flow::{FlowKey, Side};
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// Records per batch: enough that handing a batch over costs little beside
-/// analysing it, few enough that a batch stays in the CPU's cache.
+/// Segments per batch (over all workers): enough that handing a batch over
+/// costs little beside analysing it, few enough that it stays in the CPU's cache.
 const BATCH: usize = 8 << 10;
 
-/// A record decoded ahead, on any thread, for every part to read.
-#[derive(Clone, Copy, Default)]
-pub struct Decoded {
-    pub frame: u64,
-    pub time: u64,
-    pub what: What,
-    pub pkt: Packet,
-    pub key: FlowKey,
-    pub side: Side,
-    pub hash: u64,
+/// What a worker is handed, in input order.
+enum Entry {
+    /// A segment of one of its flows, with its place.
+    Segment(Placed),
+    /// A sweep due after segment `after`, at time `now`.
+    Sweep { after: u64, now: u64 },
 }
 
-/// What a record held.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum What {
-    /// A link type kaprobe does not decode: not counted here.
-    #[default]
-    Unknown,
-    NoSegment(Skip),
-    Segment,
-}
-
-impl Decoded {
-    fn fill(&mut self, link: LinkType, data: &[u8], snapped: bool, hasher: &ahash::RandomState) {
-        self.what = match decode_into(link, data, snapped, &mut self.pkt) {
-            Err(why) => What::NoSegment(why),
-            Ok(()) => {
-                (self.key, self.side) = FlowKey::of(&self.pkt);
-                self.hash = hasher.hash_one(self.key);
-                What::Segment
-            }
-        };
-    }
+struct Placed {
+    frame: u64,
+    time: u64,
+    seq: u64,
+    now: u64,
+    pkt: Packet,
+    key: FlowKey,
+    side: Side,
+    hash: u64,
 }
 
 enum Item {
@@ -66,7 +50,7 @@ enum Item {
     Flow(Box<Connection>),
 }
 
-/// One part's output, each item with its place and, for flows, first frame.
+/// One worker's output, each item with its place and, for flows, first frame.
 #[derive(Default)]
 struct Recorder {
     at: Option<Order>,
@@ -95,45 +79,54 @@ impl Sink for Recorder {
     }
 }
 
-/// What a worker says after a batch: its output, and how far it has come.
-type Said = (Vec<(Order, u64, Item)>, Order);
-
 enum Job {
-    Batch(Arc<Vec<Decoded>>),
-    Finish,
+    /// Entries, and the number of the last segment analysed before the batch ended.
+    Batch(Vec<Entry>, u64),
+    /// End of input, at this time.
+    Finish(u64),
 }
 
-/// A worker thread's loop: its part of every batch, then its flows at the end.
+/// What a worker says after a job: its output, how far it has come, and
+/// the emptied batch for the reader to fill again.
+type Said = (Vec<(Order, u64, Item)>, Order, Vec<Entry>);
+
+/// A worker thread's loop: its segments of every batch, then its flows at the end.
 fn work(mut an: Analyzer, jobs: Receiver<Job>, said: SyncSender<Said>) -> Analyzer {
     let mut out = Recorder::default();
     for job in jobs {
+        let mut emptied = Vec::new();
         match job {
-            Job::Batch(batch) => {
-                for d in batch.iter() {
-                    match d.what {
-                        What::Unknown => {}
-                        What::NoSegment(why) => an.skipped(d.time, why),
-                        What::Segment => an.decoded(d, &mut out),
+            Job::Batch(mut batch, through) => {
+                for e in batch.drain(..) {
+                    match e {
+                        Entry::Segment(p) => {
+                            an.ring[an.queued % RING].pkt = p.pkt;
+                            an.queue(p.frame, p.time, p.seq, p.now, p.key, p.side, p.hash, &mut out);
+                        }
+                        Entry::Sweep { after, now } => an.sweeps.push_back((after, now)),
                     }
                 }
-                // Let go of the batch before saying so: the reader reuses it.
-                drop(batch);
+                an.seq = through;
+                emptied = batch;
             }
-            Job::Finish => an.finish(&mut out),
+            Job::Finish(now) => an.finish_at(now, &mut out),
         }
-        if said.send((std::mem::take(&mut out.items), an.frontier())).is_err() {
+        if said
+            .send((std::mem::take(&mut out.items), an.frontier(), emptied))
+            .is_err()
+        {
             break;
         }
     }
     an
 }
 
-/// The parts' output waiting to be merged, and the flows' numbers so far.
+/// The workers' output waiting to be merged, and the flows' numbers so far.
 struct Merge {
     waiting: Vec<VecDeque<(Order, u64, Item)>>,
-    /// Everything before this has been said by every part.
+    /// Everything before this has been said by every worker.
     settled: Order,
-    /// (part, the part's id for a flow) → the flow's id.
+    /// (worker, the worker's id for a flow) → the flow's id.
     ids: HashMap<(usize, u64), u64>,
     next_id: u64,
 }
@@ -143,56 +136,69 @@ impl Merge {
     fn run(&mut self, sink: &mut impl Sink) {
         loop {
             let next = (0..self.waiting.len())
-                .filter_map(|p| Some((self.waiting[p].front()?, p)))
+                .filter_map(|w| Some((self.waiting[w].front()?, w)))
                 .filter(|((at, _, _), _)| *at < self.settled)
                 .min_by_key(|((at, first, _), _)| (*at, *first))
-                .map(|(_, p)| p);
-            let Some(p) = next else { return };
-            let Some((at, first, item)) = self.waiting[p].pop_front() else {
+                .map(|(_, w)| w);
+            let Some(w) = next else { return };
+            let Some((at, first, item)) = self.waiting[w].pop_front() else {
                 return;
             };
             sink.at(at);
             match item {
                 Item::Started { id } => {
-                    self.ids.insert((p, id), self.next_id);
+                    self.ids.insert((w, id), self.next_id);
                     sink.started(self.next_id, first);
                     self.next_id += 1;
                 }
                 Item::Segment(mut ev) => {
-                    ev.flow_id = self.ids.get(&(p, ev.flow_id)).copied().unwrap_or_default();
+                    ev.flow_id = self.ids.get(&(w, ev.flow_id)).copied().unwrap_or_default();
                     sink.segment(&ev);
                 }
                 Item::Flow(mut c) => {
-                    c.id = self.ids.remove(&(p, c.id)).unwrap_or_default();
+                    c.id = self.ids.remove(&(w, c.id)).unwrap_or_default();
                     sink.flow(*c);
                 }
             }
         }
     }
 
-    /// Takes what each part said about a batch, and how far all of them have come.
-    fn collect(&mut self, said: &[Receiver<Said>]) {
+    /// Takes what each worker said about a job, and how far all of them have
+    /// come; returns the emptied batches.
+    fn collect(&mut self, said: &[Receiver<Said>]) -> Vec<Vec<Entry>> {
         let mut settled = Order::END;
+        let mut emptied = Vec::with_capacity(said.len());
         for (from, waiting) in said.iter().zip(&mut self.waiting) {
-            // A worker that died (it panicked) has said its last: the panic is reported at `finish`.
-            let Ok((items, frontier)) = from.recv() else { continue };
+            // A worker that died (it panicked) has said its last: the panic is
+            // raised again at `finish`.
+            let Ok((items, frontier, batch)) = from.recv() else {
+                emptied.push(Vec::new());
+                continue;
+            };
             waiting.extend(items);
             settled = settled.min(frontier);
+            emptied.push(batch);
         }
         self.settled = settled;
+        emptied
     }
 }
 
 pub struct Parallel {
+    /// Counts, numbers and times every segment, and keeps no flows.
+    front: Analyzer,
     jobs: Vec<SyncSender<Job>>,
     said: Vec<Receiver<Said>>,
     workers: Vec<JoinHandle<Analyzer>>,
     hasher: ahash::RandomState,
-    /// Records per batch.
+    /// Segments per batch.
     batch: usize,
-    /// The batch being decoded, and the one the workers are on.
-    filling: Vec<Decoded>,
-    sent: Option<Arc<Vec<Decoded>>>,
+    /// Each worker's batch being filled, and how many segments they hold.
+    filling: Vec<Vec<Entry>>,
+    filled: usize,
+    /// A batch is with the workers and they have not said so yet.
+    out: bool,
+    scratch: Packet,
     merge: Merge,
 }
 
@@ -202,35 +208,35 @@ impl Parallel {
         Self::with_batch(cfg, threads, BATCH)
     }
 
-    /// As `new`, handing records to the workers `batch` at a time (tests
+    /// As `new`, handing segments to the workers `batch` at a time (tests
     /// use small batches to cross batch boundaries often).
     pub fn with_batch(cfg: Config, threads: usize, batch: usize) -> Parallel {
-        let of = threads.max(1);
+        let n = threads.max(1);
         let hasher = ahash::RandomState::new();
         let (mut jobs, mut said, mut workers) = (Vec::new(), Vec::new(), Vec::new());
-        for index in 0..of {
-            let part = Part {
-                index: index as u64,
-                of: of as u64,
-            };
-            let an = Analyzer::part(cfg.clone(), part, hasher.clone());
-            // Two batches queued: the workers never wait for the reader to hand one over.
+        for _ in 0..n {
+            let an = Analyzer::with_hasher(cfg.clone(), hasher.clone());
+            // Two jobs queued: a worker does not wait for the reader to hand one over.
             let (job_tx, job_rx) = sync_channel(2);
             let (said_tx, said_rx) = sync_channel(2);
             workers.push(std::thread::spawn(move || work(an, job_rx, said_tx)));
             jobs.push(job_tx);
             said.push(said_rx);
         }
+        let batch = batch.max(1);
         Parallel {
+            front: Analyzer::with_hasher(cfg, hasher.clone()),
             jobs,
             said,
             workers,
             hasher,
-            batch: batch.max(1),
-            filling: Vec::with_capacity(batch.max(1)),
-            sent: None,
+            batch,
+            filling: (0..n).map(|_| Vec::with_capacity(batch)).collect(),
+            filled: 0,
+            out: false,
+            scratch: Packet::default(),
             merge: Merge {
-                waiting: (0..of).map(|_| VecDeque::new()).collect(),
+                waiting: (0..n).map(|_| VecDeque::new()).collect(),
                 settled: Order {
                     seq: 0,
                     phase: Phase::Swept,
@@ -241,75 +247,87 @@ impl Parallel {
         }
     }
 
-    /// One captured frame, as `Analyzer::frame` takes it; `link` is `None`
-    /// for a link type kaprobe does not decode (not counted).
-    pub fn frame(
-        &mut self,
-        frame: u64,
-        time: u64,
-        link: Option<LinkType>,
-        data: &[u8],
-        snapped: bool,
-        sink: &mut impl Sink,
-    ) {
-        self.filling.push(Decoded {
-            frame,
-            time,
-            ..Decoded::default()
-        });
-        if let (Some(link), Some(d)) = (link, self.filling.last_mut()) {
-            d.fill(link, data, snapped, &self.hasher);
-        }
-        if self.filling.len() >= self.batch {
-            self.send(sink);
+    /// One captured frame, as `Analyzer::frame` takes it.
+    pub fn frame(&mut self, frame: u64, time: u64, link: LinkType, data: &[u8], snapped: bool, sink: &mut impl Sink) {
+        match decode_into(link, data, snapped, &mut self.scratch) {
+            Ok(()) => self.place(frame, time, sink),
+            Err(why) => self.front.skipped(time, why),
         }
     }
 
     /// One decoded TCP segment, as `Analyzer::packet` takes it.
     pub fn packet(&mut self, frame: u64, time: u64, pkt: &Packet, sink: &mut impl Sink) {
+        self.scratch = *pkt;
+        self.place(frame, time, sink);
+    }
+
+    /// Places the segment in `scratch` and hands it to its flow's worker.
+    fn place(&mut self, frame: u64, time: u64, sink: &mut impl Sink) {
+        let pkt = &self.scratch;
         let (key, side) = FlowKey::of(pkt);
-        self.filling.push(Decoded {
+        let Some(Place { seq, now, sweep }) = self.front.admit(time, pkt.truncated, pkt.tcp.options.cut, &key) else {
+            return;
+        };
+        let hash = self.hasher.hash_one(key);
+        let w = (hash % self.filling.len() as u64) as usize;
+        self.filling[w].push(Entry::Segment(Placed {
             frame,
             time,
-            what: What::Segment,
+            seq,
+            now,
             pkt: *pkt,
             key,
             side,
-            hash: self.hasher.hash_one(key),
-        });
-        if self.filling.len() >= self.batch {
+            hash,
+        }));
+        if sweep {
+            for f in &mut self.filling {
+                f.push(Entry::Sweep { after: seq, now });
+            }
+        }
+        self.filled += 1;
+        if self.filled >= self.batch {
             self.send(sink);
         }
     }
 
-    /// Hands the batch being filled to every worker, then merges what they
-    /// said about the batch before.
+    /// Hands each worker its batch, then merges what they said about the
+    /// batch before.
     fn send(&mut self, sink: &mut impl Sink) {
-        let batch = Arc::new(std::mem::take(&mut self.filling));
-        for j in &self.jobs {
-            let _ = j.send(Job::Batch(batch.clone()));
+        let through = self.front.seq;
+        for (j, f) in self.jobs.iter().zip(&mut self.filling) {
+            let _ = j.send(Job::Batch(std::mem::take(f), through));
         }
-        if let Some(before) = self.sent.replace(batch) {
-            self.merge.collect(&self.said);
-            self.merge.run(sink);
-            // Every worker has let go of it: its memory is the next batch's.
-            self.filling = Arc::try_unwrap(before).unwrap_or_default();
-            self.filling.clear();
+        self.filled = 0;
+        if std::mem::replace(&mut self.out, true) {
+            self.take(sink);
         }
     }
 
-    /// End of input: every part's remaining flows, in order. Returns the
-    /// counts over all parts.
+    /// Merges what the workers said about the batch they were on, and keeps
+    /// the batches they emptied to fill again.
+    fn take(&mut self, sink: &mut impl Sink) {
+        let emptied = self.merge.collect(&self.said);
+        self.merge.run(sink);
+        for (f, e) in self.filling.iter_mut().zip(emptied) {
+            if f.is_empty() {
+                *f = e;
+            }
+        }
+    }
+
+    /// End of input: every worker's remaining flows, in order. Returns the
+    /// counts over all workers.
     pub fn finish(mut self, sink: &mut impl Sink) -> Stats {
-        if !self.filling.is_empty() {
+        if self.filled > 0 || self.filling.iter().any(|f| !f.is_empty()) {
             self.send(sink);
         }
-        if self.sent.take().is_some() {
-            self.merge.collect(&self.said);
-            self.merge.run(sink);
+        if std::mem::replace(&mut self.out, false) {
+            self.take(sink);
         }
+        let now = self.front.now.max(self.front.latest);
         for j in &self.jobs {
-            let _ = j.send(Job::Finish);
+            let _ = j.send(Job::Finish(now));
         }
         self.merge.collect(&self.said);
         // Past the end, where the flows still open at the end of input sit.
@@ -319,28 +337,14 @@ impl Parallel {
         };
         self.merge.run(sink);
         self.jobs.clear();
-        let parts: Vec<Analyzer> = self
-            .workers
-            .drain(..)
-            .map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect();
-        total(parts.iter().map(|a| &a.stats))
-    }
-}
-
-/// Counts over all parts: each part counted every record, and its own flows.
-fn total<'a>(parts: impl Iterator<Item = &'a Stats>) -> Stats {
-    let mut all: Option<Stats> = None;
-    for s in parts {
-        match all.as_mut() {
-            None => all = Some(*s),
-            Some(t) => {
-                t.flows += s.flows;
-                t.probes += s.probes;
-                t.zero_window_probes += s.zero_window_probes;
-                t.retransmissions += s.retransmissions;
-            }
+        let mut stats = self.front.stats;
+        for w in self.workers.drain(..) {
+            let an = w.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            stats.flows += an.stats.flows;
+            stats.probes += an.stats.probes;
+            stats.zero_window_probes += an.stats.zero_window_probes;
+            stats.retransmissions += an.stats.retransmissions;
         }
+        stats
     }
-    all.unwrap_or_default()
 }

@@ -292,8 +292,9 @@ fn verify_file(
         let par = many.insert(Parallel::new(cfg, threads));
         read_file(path, |rec| {
             progress.tick(rec.frame, rec.offset);
-            let link = records.count(rec);
-            par.frame(rec.frame, rec.time, link, rec.data, rec.snapped(), &mut sink);
+            if let Some(link) = records.count(rec) {
+                par.frame(rec.frame, rec.time, link, rec.data, rec.snapped(), &mut sink);
+            }
         })
     } else {
         let an = one.insert(Analyzer::new(cfg));
