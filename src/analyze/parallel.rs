@@ -22,7 +22,9 @@ use std::thread::JoinHandle;
 /// costs little beside analysing it, few enough that it stays in the CPU's cache.
 const BATCH: usize = 8 << 10;
 
-/// What a worker is handed, in input order.
+/// What a worker is handed, in input order. Sweeps are rare, and boxing
+/// the segments would allocate for each.
+#[allow(clippy::large_enum_variant)]
 enum Entry {
     /// A segment of one of its flows, with its place.
     Segment(Placed),
