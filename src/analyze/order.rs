@@ -24,6 +24,11 @@ pub struct Order {
 }
 
 impl Order {
+    /// Before the first segment.
+    pub const START: Order = Order {
+        seq: 0,
+        phase: Phase::Swept,
+    };
     /// End of input: the flows still open.
     pub const END: Order = Order {
         seq: u64::MAX,

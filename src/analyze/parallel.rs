@@ -11,7 +11,7 @@
 //! output back into that order, numbering flows in order of first
 //! appearance as one analyzer numbers them, while the workers go on.
 
-use super::{Analyzer, Config, Connection, Order, Phase, Place, SegmentEvent, Sink, Stats, RING};
+use super::{Analyzer, Config, Connection, Order, Place, SegmentEvent, Sink, Stats, RING};
 use crate::decode::{decode_into, LinkType, Packet};
 use crate::flow::{FlowKey, Side};
 use std::collections::{HashMap, VecDeque};
@@ -52,17 +52,40 @@ enum Item {
     Flow(Box<Connection>),
 }
 
+/// How far a worker's output has come: it will say nothing placed before
+/// this (a place, and a first frame among flows that leave at that place).
+type Mark = (Order, u64);
+
+/// A worker's mark once it has said everything.
+const FINAL: Mark = (Order::END, u64::MAX);
+
+/// Flows handed over at a time at the end of input, rather than all at
+/// once: the end's memory stays that of the flows still open.
+const END_CHUNK: usize = 1024;
+
 /// One worker's output, each item with its place and, for flows, first frame.
-#[derive(Default)]
 struct Recorder {
     at: Option<Order>,
     items: Vec<(Order, u64, Item)>,
+    said: SyncSender<Said>,
+    /// Flows handed over at a time at the end.
+    end_chunk: usize,
 }
 
 impl Recorder {
     fn push(&mut self, first_frame: u64, item: Item) {
         let at = self.at.expect("the analyzer places its output");
         self.items.push((at, first_frame, item));
+        // The flows still open at the end leave in order of first frame:
+        // none of this worker's that follow comes before this one.
+        if at == Order::END && self.items.len() >= self.end_chunk {
+            self.hand_over((Order::END, first_frame + 1), Vec::new());
+        }
+    }
+
+    fn hand_over(&mut self, mark: Mark, emptied: Vec<Entry>) {
+        // The reader gone (it panicked): nobody is listening, and the worker ends with its jobs.
+        let _ = self.said.send((std::mem::take(&mut self.items), mark, emptied));
     }
 }
 
@@ -82,23 +105,31 @@ impl Sink for Recorder {
 }
 
 enum Job {
-    /// Entries, and the number of the last segment analysed before the batch ended.
-    Batch(Vec<Entry>, u64),
+    /// Entries; the number of the last segment analysed before the batch
+    /// ended; an emptied list to say what the worker found in.
+    Batch(Vec<Entry>, u64, Vec<(Order, u64, Item)>),
     /// End of input, at this time.
     Finish(u64),
 }
 
-/// What a worker says after a job: its output, how far it has come, and
-/// the emptied batch for the reader to fill again.
-type Said = (Vec<(Order, u64, Item)>, Order, Vec<Entry>);
+/// What a worker says after a job (at the end, after each `END_CHUNK`
+/// flows): its output, how far it has come, and the emptied batch for the
+/// reader to fill again.
+type Said = (Vec<(Order, u64, Item)>, Mark, Vec<Entry>);
 
 /// A worker thread's loop: its segments of every batch, then its flows at the end.
-fn work(mut an: Analyzer, jobs: Receiver<Job>, said: SyncSender<Said>) -> Analyzer {
-    let mut out = Recorder::default();
+fn work(mut an: Analyzer, jobs: Receiver<Job>, said: SyncSender<Said>, end_chunk: usize) -> Analyzer {
+    let mut out = Recorder {
+        at: None,
+        items: Vec::new(),
+        said,
+        end_chunk,
+    };
     for job in jobs {
-        let mut emptied = Vec::new();
         match job {
-            Job::Batch(mut batch, through) => {
+            Job::Batch(mut batch, through, items) => {
+                // The reader's emptied list: its memory is reused, not freed on another thread.
+                out.items = items;
                 for e in batch.drain(..) {
                     match e {
                         Entry::Segment(p) => {
@@ -109,15 +140,12 @@ fn work(mut an: Analyzer, jobs: Receiver<Job>, said: SyncSender<Said>) -> Analyz
                     }
                 }
                 an.seq = through;
-                emptied = batch;
+                out.hand_over((an.frontier(), 0), batch);
             }
-            Job::Finish(now) => an.finish_at(now, &mut out),
-        }
-        if said
-            .send((std::mem::take(&mut out.items), an.frontier(), emptied))
-            .is_err()
-        {
-            break;
+            Job::Finish(now) => {
+                an.finish_at(now, &mut out);
+                out.hand_over(FINAL, Vec::new());
+            }
         }
     }
     an
@@ -126,8 +154,11 @@ fn work(mut an: Analyzer, jobs: Receiver<Job>, said: SyncSender<Said>) -> Analyz
 /// The workers' output waiting to be merged, and the flows' numbers so far.
 struct Merge {
     waiting: Vec<VecDeque<(Order, u64, Item)>>,
+    /// Each worker's mark, and the emptied lists it said its last in.
+    marks: Vec<Mark>,
+    spare: Vec<Vec<(Order, u64, Item)>>,
     /// Everything before this has been said by every worker.
-    settled: Order,
+    settled: Mark,
     /// (worker, the worker's id for a flow) → the flow's id.
     ids: HashMap<(usize, u64), u64>,
     next_id: u64,
@@ -139,7 +170,7 @@ impl Merge {
         loop {
             let next = (0..self.waiting.len())
                 .filter_map(|w| Some((self.waiting[w].front()?, w)))
-                .filter(|((at, _, _), _)| *at < self.settled)
+                .filter(|((at, first, _), _)| (*at, *first) < self.settled)
                 .min_by_key(|((at, first, _), _)| (*at, *first))
                 .map(|(_, w)| w);
             let Some(w) = next else { return };
@@ -165,23 +196,26 @@ impl Merge {
         }
     }
 
-    /// Takes what each worker said about a job, and how far all of them have
-    /// come; returns the emptied batches.
+    /// Takes one message from each worker that has more to say, and how
+    /// far all of them have come; returns the emptied batches.
     fn collect(&mut self, said: &[Receiver<Said>]) -> Vec<Vec<Entry>> {
-        let mut settled = Order::END;
         let mut emptied = Vec::with_capacity(said.len());
-        for (from, waiting) in said.iter().zip(&mut self.waiting) {
-            // A worker that died (it panicked) has said its last: the panic is
-            // raised again at `finish`.
-            let Ok((items, frontier, batch)) = from.recv() else {
-                emptied.push(Vec::new());
+        for (w, from) in said.iter().enumerate() {
+            if self.marks[w] == FINAL {
+                continue;
+            }
+            // A worker that died (it panicked) has said its last: the panic
+            // is raised again at `finish`.
+            let Ok((mut items, mark, batch)) = from.recv() else {
+                self.marks[w] = FINAL;
                 continue;
             };
-            waiting.extend(items);
-            settled = settled.min(frontier);
+            self.waiting[w].extend(items.drain(..));
+            self.marks[w] = mark;
+            self.spare[w] = items;
             emptied.push(batch);
         }
-        self.settled = settled;
+        self.settled = self.marks.iter().copied().min().unwrap_or(FINAL);
         emptied
     }
 }
@@ -210,10 +244,13 @@ impl Parallel {
         Self::with_batch(cfg, threads, BATCH)
     }
 
-    /// As `new`, handing segments to the workers `batch` at a time (tests
-    /// use small batches to cross batch boundaries often).
+    /// As `new`, handing segments to the workers `batch` at a time, and
+    /// flows at the end at most as many (tests use small batches to cross
+    /// batch boundaries often).
     pub fn with_batch(cfg: Config, threads: usize, batch: usize) -> Parallel {
         let n = threads.max(1);
+        let batch = batch.max(1);
+        let end_chunk = batch.min(END_CHUNK);
         let hasher = ahash::RandomState::new();
         let (mut jobs, mut said, mut workers) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..n {
@@ -221,11 +258,10 @@ impl Parallel {
             // Two jobs queued: a worker does not wait for the reader to hand one over.
             let (job_tx, job_rx) = sync_channel(2);
             let (said_tx, said_rx) = sync_channel(2);
-            workers.push(std::thread::spawn(move || work(an, job_rx, said_tx)));
+            workers.push(std::thread::spawn(move || work(an, job_rx, said_tx, end_chunk)));
             jobs.push(job_tx);
             said.push(said_rx);
         }
-        let batch = batch.max(1);
         Parallel {
             front: Analyzer::with_hasher(cfg, hasher.clone()),
             jobs,
@@ -239,10 +275,9 @@ impl Parallel {
             scratch: Packet::default(),
             merge: Merge {
                 waiting: (0..n).map(|_| VecDeque::new()).collect(),
-                settled: Order {
-                    seq: 0,
-                    phase: Phase::Swept,
-                },
+                marks: vec![(Order::START, 0); n],
+                spare: (0..n).map(|_| Vec::new()).collect(),
+                settled: (Order::START, 0),
                 ids: HashMap::new(),
                 next_id: 1,
             },
@@ -297,8 +332,8 @@ impl Parallel {
     /// batch before.
     fn send(&mut self, sink: &mut impl Sink) {
         let through = self.front.seq;
-        for (j, f) in self.jobs.iter().zip(&mut self.filling) {
-            let _ = j.send(Job::Batch(std::mem::take(f), through));
+        for ((j, f), spare) in self.jobs.iter().zip(&mut self.filling).zip(&mut self.merge.spare) {
+            let _ = j.send(Job::Batch(std::mem::take(f), through, std::mem::take(spare)));
         }
         self.filled = 0;
         if std::mem::replace(&mut self.out, true) {
@@ -331,13 +366,11 @@ impl Parallel {
         for j in &self.jobs {
             let _ = j.send(Job::Finish(now));
         }
-        self.merge.collect(&self.said);
-        // Past the end, where the flows still open at the end of input sit.
-        self.merge.settled = Order {
-            seq: u64::MAX,
-            phase: Phase::Segment,
-        };
-        self.merge.run(sink);
+        // The flows still open, a chunk from each worker at a time.
+        while self.merge.settled != FINAL {
+            self.merge.collect(&self.said);
+            self.merge.run(sink);
+        }
         self.jobs.clear();
         let mut stats = self.front.stats;
         for w in self.workers.drain(..) {
