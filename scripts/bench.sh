@@ -248,15 +248,16 @@ for n in $THREADS; do
         exit 2
     }
     bench_q "$n"
-    [[ -n $ONE_WALL ]] || ONE_WALL=$BEST_WALL
-    THREAD_LINES+=("$(printf '%2s threads: best %s s, median %s s, %s packets/s, %.2fx one thread, peak RSS %s' "$n" \
+    [[ -n $ONE_WALL ]] || ONE_WALL=$BEST_WALL ONE_RSS=$BEST_RSS
+    THREAD_LINES+=("$(printf '%2s threads: best %s s, median %s s, %s packets/s, %.2fx %s, peak RSS %s' "$n" \
         "$BEST_WALL" "$MEDIAN_WALL" "$(human_rate "$(rate "$PACKETS" "$BEST_WALL")")" \
-        "$(awk -v a="$ONE_WALL" -v b="$BEST_WALL" 'BEGIN { print (b > 0) ? a / b : 0 }')" "$(mib "$BEST_RSS")")")
+        "$(awk -v a="$ONE_WALL" -v b="$BEST_WALL" 'BEGIN { print (b > 0) ? a / b : 0 }')" \
+        "the ${THREADS%% *}-thread best" "$(mib "$BEST_RSS")")")
 done
 grep -v '^$' "$TMP/q.out" | sed 's/^/  | /'
 ((Q_RC == 0)) || echo "  (exit status $Q_RC: kaprobe reported violations or failed expectations)"
 KA_RATE=$(rate "$PACKETS" "${BEST_WALL:-0}")
-RSS_1X=$BEST_RSS
+RSS_1X=$ONE_RSS
 
 say "check: kaprobe -q summary against the generator"
 read -r S_PACKETS S_FLOWS S_KA S_PROBES S_VIOL <<<"$(summary_of "$TMP/q.out") " || true
@@ -271,7 +272,7 @@ else
 fi
 
 # ---------------------------------------------------------------- kaprobe --json
-say "kaprobe verify --json > /dev/null"
+say "kaprobe verify --json > /dev/null (one thread per core)"
 timed /dev/null "$KAPROBE" verify --json "$CAP"
 J_WALL=$T_WALL J_RSS=$T_RSS
 printf '  %s s wall, %s s CPU, peak RSS %s, %s packets/s (exit %s)\n' "$T_WALL" "$T_CPU" "$(mib "$T_RSS")" \
@@ -352,14 +353,14 @@ mem_row() { # LABEL FLOWS ROUNDS PACKETS WALL RSS
         "$1" "$2" "$3" "$4" "$5" "$(human_rate "$(rate "$4" "$5")")" "$(mib "$6")" \
         "$(awk -v k="$6" -v f="$2" 'BEGIN { if (k == "") print "n/a"; else printf "%.2f KiB", k / f }')")")
 }
-mem_row "1x" "$FLOWS" "$ROUNDS" "$PACKETS" "$BEST_WALL" "$RSS_1X"
+mem_row "1x" "$FLOWS" "$ROUNDS" "$PACKETS" "$ONE_WALL" "$RSS_1X"
 mem_run() { # LABEL FLOWS ROUNDS
     local label=$1 flows=$2 rounds=$3 cap=$TMP/mem.pcap p n probes
     generate "$flows" "$rounds" "$cap"
     cached_as_read "$cap"
     p=$(gen_field "$cap.gen" packets)
     n=$(gen_field "$cap.gen" probes)
-    timed "$TMP/mem.out" "$KAPROBE" verify -q "$cap"
+    timed "$TMP/mem.out" "$KAPROBE" verify -q --threads 1 "$cap"
     read -r _ _ _ probes _ <<<"$(summary_of "$TMP/mem.out") " || true
     [[ ${probes:-} == "$n" ]] || fail "$label capture: generator wrote $n probes, kaprobe reports ${probes:-?}"
     mem_row "$label" "$flows" "$rounds" "$p" "$T_WALL" "$T_RSS"
@@ -367,7 +368,7 @@ mem_run() { # LABEL FLOWS ROUNDS
     rm -f "$cap" "$cap.gen"
 }
 if [[ -n $MEM_FACTORS$FLOW_FACTORS ]]; then
-    say "memory: peak RSS of kaprobe verify -q as packets and flows grow"
+    say "memory: peak RSS of kaprobe verify -q --threads 1 as packets and flows grow"
     printf '%s\n' "${MEM_ROWS[0]}"
     for f in $MEM_FACTORS; do mem_run "${f}x rounds" "$FLOWS" $((ROUNDS * f)); done
     for f in $FLOW_FACTORS; do mem_run "${f}x flows" $((FLOWS * f)) "$ROUNDS"; done
@@ -376,8 +377,7 @@ fi
 # ---------------------------------------------------------------- summary
 say "summary"
 echo "capture: $PACKETS packets, $GEN_FLOWS flows, $BYTES bytes, $PROBES probes expected"
-echo "kaprobe verify -q --threads ${THREADS##* }: ${BEST_WALL} s wall (best of $REPEAT), ${BEST_CPU} s CPU, $(human_rate "$KA_RATE") packets/s, peak RSS $(mib "$RSS_1X")"
-echo "                       median of $REPEAT: ${MEDIAN_WALL} s wall, $(human_rate "$(rate "$PACKETS" "$MEDIAN_WALL")") packets/s"
+echo "kaprobe verify -q, best and median of $REPEAT:"
 printf '%s\n' "${THREAD_LINES[@]}"
 echo "kaprobe verify --json: ${J_WALL} s wall, $(human_rate "$(rate "$PACKETS" "$J_WALL")") packets/s, peak RSS $(mib "$J_RSS")"
 echo "$TS_LINE"
