@@ -178,3 +178,37 @@ proptest! {
         prop_assert!(stats.flows > 0);
     }
 }
+
+/// One flow among several workers: the others hold nothing, and the merge
+/// must not wait for them. The events stream out as the input goes, each
+/// batch's after the next, not all at the end of input.
+#[test]
+fn one_busy_flow_streams_through_idle_workers() {
+    let steps: Vec<Step> = (0..2_000)
+        .map(|i| Step {
+            from_client: i % 2 == 0,
+            flow: 0,
+            seq_off: 0,
+            ack_off: 0,
+            flags: 0x10,
+            len: (i % 3 == 0) as u8,
+            window: 1000,
+            wscale: None,
+            ts: None,
+            sack: None,
+            dt_ms: 10,
+        })
+        .collect();
+    let cfg = Config { events: Events::All, ..Config::default() };
+    let mut par = Parallel::with_batch(cfg, 4, 64);
+    let mut out = Said::default();
+    for (i, (t, pkt)) in packets(&steps).iter().enumerate() {
+        par.packet(i as u64 + 1, *t, pkt, &mut out);
+    }
+    let before_end = out.0.len();
+    par.finish(&mut out);
+    // Held back at most: the batch being filled, the one the workers are on,
+    // and the lookahead window.
+    assert!(before_end >= 2_000 - 2 * 64 - 12, "only {before_end} of 2000 events before the end");
+    assert_eq!(out.0.len(), 2_001, "every segment's event and the flow");
+}

@@ -8,13 +8,11 @@ use super::event::{SegmentEvent, ViolationKind};
 use super::kind::Kind;
 use super::prober::{Pending, Prober, Violations};
 use super::step::Step;
+use super::timeline::Timeline;
 use crate::flow::{Direction, FlowKey, Keyed, Side};
 use crate::session::{negotiated, RttSampler};
 use crate::wire::Segment;
 use std::sync::LazyLock;
-
-/// Timeline events kept per flow; the rest are only counted.
-pub const MAX_TIMELINE: usize = 256;
 
 /// Probes come after at least a second of idle (the smallest TCP_KEEPIDLE).
 const MIN_IDLE_NS: u64 = 1_000_000_000;
@@ -25,8 +23,7 @@ pub struct Keepalive {
     pub ka: [Prober; 2],
     pub retransmissions: u32,
     pub violations: Violations,
-    pub timeline: Vec<Step>,
-    pub timeline_dropped: u32,
+    pub timeline: Timeline<Step>,
     /// A RST answered a probe: its TTL and the TTL of the peer's earlier segments.
     pub reset_ttl: Option<(u8, u8)>,
 }
@@ -340,11 +337,7 @@ impl Connection {
         };
         if timeline {
             let cold = self.cold();
-            if cold.timeline.len() < MAX_TIMELINE {
-                cold.timeline.push(Step::of(&ev));
-            } else {
-                cold.timeline_dropped += 1;
-            }
+            cold.timeline.push(Step::of(&ev));
         }
         Classified { kind, event: Some(ev) }
     }

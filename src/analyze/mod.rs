@@ -13,9 +13,10 @@ mod prober;
 mod report;
 mod samples;
 mod step;
+mod timeline;
 
 pub use classify::classify;
-pub use connection::{Connection, Events, Keepalive, MAX_TIMELINE};
+pub use connection::{Connection, Events, Keepalive};
 pub use event::{SegmentEvent, Violation, ViolationKind};
 pub use expect::Expectations;
 pub use filter::FlowFilter;
@@ -24,6 +25,7 @@ pub use order::{Order, Phase};
 pub use parallel::Parallel;
 pub use report::{secs, Estimate, FlowReport, Outcome, ProberReport};
 pub use step::Step;
+pub use timeline::Timeline;
 
 use crate::decode::{decode_into, LinkType, Packet, Skip};
 use crate::flow::{FlowKey, FlowTable, Side};
@@ -107,6 +109,16 @@ pub struct Stats {
     pub zero_window_probes: u64,
     /// Probe-shaped 1-byte retransmissions (what Wireshark calls Keep-Alive).
     pub retransmissions: u64,
+}
+
+impl Stats {
+    /// Adds the counts about flows (a part's flows, see `parallel`).
+    fn add_flow_counts(&mut self, o: &Stats) {
+        self.flows += o.flows;
+        self.probes += o.probes;
+        self.zero_window_probes += o.zero_window_probes;
+        self.retransmissions += o.retransmissions;
+    }
 }
 
 /// Packets decoded ahead of processing, so their flows' cache lines are
@@ -250,7 +262,7 @@ impl Analyzer {
     #[inline]
     fn enqueue(&mut self, frame: u64, time: u64, sink: &mut impl Sink) {
         let pkt = &self.ring[self.queued % RING].pkt;
-        let (key, side) = FlowKey::of(pkt);
+        let (key, side, hash) = self.identify(pkt);
         let (truncated, cut) = (pkt.truncated, pkt.tcp.options.cut);
         let Some(at) = self.admit(time, truncated, cut, &key) else {
             return;
@@ -258,8 +270,14 @@ impl Analyzer {
         if at.sweep {
             self.sweeps.push_back((at.seq, at.now));
         }
-        let hash = self.table.hash(&key);
         self.queue(frame, time, at.seq, at.now, key, side, hash, sink);
+    }
+
+    /// A segment's flow: its key, which side sent it, and the key's hash.
+    #[inline]
+    fn identify(&self, pkt: &Packet) -> (FlowKey, Side, u64) {
+        let (key, side) = FlowKey::of(pkt);
+        (key, side, self.table.hash(&key))
     }
 
     /// Counts a TCP segment and, unless the filter drops it, gives it its
@@ -450,7 +468,28 @@ impl Analyzer {
 
     /// End of input: every remaining flow is reported, in order of first appearance.
     pub fn finish(&mut self, sink: &mut impl Sink) {
-        self.finish_at(self.now.max(self.latest), sink);
+        self.finish_at(self.end(), sink);
+    }
+
+    /// When the input ended: its latest time, of any record.
+    fn end(&self) -> u64 {
+        self.now.max(self.latest)
+    }
+
+    /// A part's catching up once every segment up to `through` has been
+    /// handed to it (`parallel`): it processes those whose lookahead window
+    /// is complete and runs the sweeps due before the first it cannot yet,
+    /// so that its output does not wait for segments of other parts.
+    fn caught_up(&mut self, through: u64, sink: &mut impl Sink) {
+        self.seq = through;
+        while self.done < self.queued && self.ring[self.done % RING].seq + LOOKAHEAD as u64 <= through {
+            self.process_next(sink);
+        }
+        let next = match self.done < self.queued {
+            true => self.ring[self.done % RING].seq,
+            false => through + 1,
+        };
+        self.run_sweeps(next, sink);
     }
 
     /// End of input at time `now`.

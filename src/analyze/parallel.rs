@@ -53,7 +53,8 @@ enum Item {
 }
 
 /// How far a worker's output has come: it will say nothing placed before
-/// this (a place, and a first frame among flows that leave at that place).
+/// this (a place, and among flows that leave at that place, the number of
+/// the segment that started the flow: flows leave in order of their start).
 type Mark = (Order, u64);
 
 /// A worker's mark once it has said everything.
@@ -63,23 +64,30 @@ const FINAL: Mark = (Order::END, u64::MAX);
 /// once: the end's memory stays that of the flows still open.
 const END_CHUNK: usize = 1024;
 
-/// One worker's output, each item with its place and, for flows, first frame.
+/// One worker's output, each item with its place and, for flows, the
+/// number of the segment that started it.
 struct Recorder {
     at: Option<Order>,
     items: Vec<(Order, u64, Item)>,
+    /// The worker's flows still open: its id for each → the segment that started it.
+    starts: HashMap<u64, u64>,
     said: SyncSender<Said>,
     /// Flows handed over at a time at the end.
     end_chunk: usize,
 }
 
 impl Recorder {
-    fn push(&mut self, first_frame: u64, item: Item) {
-        let at = self.at.expect("the analyzer places its output");
-        self.items.push((at, first_frame, item));
-        // The flows still open at the end leave in order of first frame:
+    fn place(&self) -> Order {
+        self.at.expect("the analyzer places its output")
+    }
+
+    fn push(&mut self, start: u64, item: Item) {
+        let at = self.place();
+        self.items.push((at, start, item));
+        // The flows still open at the end leave in order of their start:
         // none of this worker's that follow comes before this one.
         if at == Order::END && self.items.len() >= self.end_chunk {
-            self.hand_over((Order::END, first_frame + 1), Vec::new());
+            self.hand_over((Order::END, start + 1), Vec::new());
         }
     }
 
@@ -94,13 +102,16 @@ impl Sink for Recorder {
         self.push(0, Item::Segment(*ev));
     }
     fn flow(&mut self, conn: Connection) {
-        self.push(conn.first_frame, Item::Flow(Box::new(conn)));
+        let start = self.starts.remove(&conn.id).expect("a flow ends after it starts");
+        self.push(start, Item::Flow(Box::new(conn)));
     }
     fn at(&mut self, at: Order) {
         self.at = Some(at);
     }
-    fn started(&mut self, id: u64, first_frame: u64) {
-        self.push(first_frame, Item::Started { id });
+    fn started(&mut self, id: u64, _first_frame: u64) {
+        let start = self.place().seq;
+        self.starts.insert(id, start);
+        self.push(start, Item::Started { id });
     }
 }
 
@@ -122,6 +133,7 @@ fn work(mut an: Analyzer, jobs: Receiver<Job>, said: SyncSender<Said>, end_chunk
     let mut out = Recorder {
         at: None,
         items: Vec::new(),
+        starts: HashMap::new(),
         said,
         end_chunk,
     };
@@ -139,7 +151,7 @@ fn work(mut an: Analyzer, jobs: Receiver<Job>, said: SyncSender<Said>, end_chunk
                         Entry::Sweep { after, now } => an.sweeps.push_back((after, now)),
                     }
                 }
-                an.seq = through;
+                an.caught_up(through, &mut out);
                 out.hand_over((an.frontier(), 0), batch);
             }
             Job::Finish(now) => {
@@ -174,22 +186,22 @@ impl Merge {
                 .min_by_key(|((at, first, _), _)| (*at, *first))
                 .map(|(_, w)| w);
             let Some(w) = next else { return };
-            let Some((at, first, item)) = self.waiting[w].pop_front() else {
+            let Some((at, _, item)) = self.waiting[w].pop_front() else {
                 return;
             };
             sink.at(at);
+            let known = "a flow's start comes before its events";
             match item {
                 Item::Started { id } => {
                     self.ids.insert((w, id), self.next_id);
-                    sink.started(self.next_id, first);
                     self.next_id += 1;
                 }
                 Item::Segment(mut ev) => {
-                    ev.flow_id = self.ids.get(&(w, ev.flow_id)).copied().unwrap_or_default();
+                    ev.flow_id = *self.ids.get(&(w, ev.flow_id)).expect(known);
                     sink.segment(&ev);
                 }
                 Item::Flow(mut c) => {
-                    c.id = self.ids.remove(&(w, c.id)).unwrap_or_default();
+                    c.id = self.ids.remove(&(w, c.id)).expect(known);
                     sink.flow(*c);
                 }
             }
@@ -204,11 +216,10 @@ impl Merge {
             if self.marks[w] == FINAL {
                 continue;
             }
-            // A worker that died (it panicked) has said its last: the panic
-            // is raised again at `finish`.
+            // Its sender gone before its last word: the worker panicked (the
+            // message is above). Its flows are missing: nothing right can follow.
             let Ok((mut items, mark, batch)) = from.recv() else {
-                self.marks[w] = FINAL;
-                continue;
+                panic!("verify: worker thread {w} stopped");
             };
             self.waiting[w].extend(items.drain(..));
             self.marks[w] = mark;
@@ -226,7 +237,6 @@ pub struct Parallel {
     jobs: Vec<SyncSender<Job>>,
     said: Vec<Receiver<Said>>,
     workers: Vec<JoinHandle<Analyzer>>,
-    hasher: ahash::RandomState,
     /// Segments per batch.
     batch: usize,
     /// Each worker's batch being filled, and how many segments they hold.
@@ -263,13 +273,12 @@ impl Parallel {
             said.push(said_rx);
         }
         Parallel {
-            front: Analyzer::with_hasher(cfg, hasher.clone()),
+            front: Analyzer::with_hasher(cfg, hasher),
             jobs,
             said,
             workers,
-            hasher,
             batch,
-            filling: (0..n).map(|_| Vec::with_capacity(batch)).collect(),
+            filling: (0..n).map(|_| Vec::with_capacity(batch / n + 1)).collect(),
             filled: 0,
             out: false,
             scratch: Packet::default(),
@@ -301,11 +310,10 @@ impl Parallel {
     /// Places the segment in `scratch` and hands it to its flow's worker.
     fn place(&mut self, frame: u64, time: u64, sink: &mut impl Sink) {
         let pkt = &self.scratch;
-        let (key, side) = FlowKey::of(pkt);
+        let (key, side, hash) = self.front.identify(pkt);
         let Some(Place { seq, now, sweep }) = self.front.admit(time, pkt.truncated, pkt.tcp.options.cut, &key) else {
             return;
         };
-        let hash = self.hasher.hash_one(key);
         let w = (hash % self.filling.len() as u64) as usize;
         self.filling[w].push(Entry::Segment(Placed {
             frame,
@@ -362,7 +370,7 @@ impl Parallel {
         if std::mem::replace(&mut self.out, false) {
             self.take(sink);
         }
-        let now = self.front.now.max(self.front.latest);
+        let now = self.front.end();
         for j in &self.jobs {
             let _ = j.send(Job::Finish(now));
         }
@@ -375,11 +383,21 @@ impl Parallel {
         let mut stats = self.front.stats;
         for w in self.workers.drain(..) {
             let an = w.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-            stats.flows += an.stats.flows;
-            stats.probes += an.stats.probes;
-            stats.zero_window_probes += an.stats.zero_window_probes;
-            stats.retransmissions += an.stats.retransmissions;
+            stats.add_flow_counts(&an.stats);
         }
         stats
+    }
+}
+
+impl Drop for Parallel {
+    /// Dropped without `finish` (the input could not be used): the workers
+    /// see their job lists end and stop; they are waited for, so none
+    /// outlives the file it was analysing.
+    fn drop(&mut self) {
+        self.jobs.clear();
+        self.said.clear();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
     }
 }

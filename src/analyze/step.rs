@@ -1,6 +1,6 @@
 //! One line of a flow's kept timeline: what the human timeline shows of a
 //! `SegmentEvent`, in a third of its size. Every open flow keeps up to
-//! `MAX_TIMELINE` of them until it ends, so on a capture of 50,000 flows
+//! `Timeline::HEAD + Timeline::TAIL` of them until it ends, so on a capture of 50,000 flows
 //! their size is most of verify's memory.
 
 use super::event::SegmentEvent;

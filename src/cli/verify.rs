@@ -229,6 +229,13 @@ fn default_threads(size: Option<u64>) -> usize {
     }
 }
 
+/// The analysis, on this thread or on several (one per file: its size does not matter).
+#[allow(clippy::large_enum_variant)]
+enum Engine {
+    One(Analyzer),
+    Many(Parallel),
+}
+
 /// Records read from a file, counted as they come.
 #[derive(Default)]
 struct Records {
@@ -296,25 +303,22 @@ fn verify_file(
     let size = std::fs::metadata(path).ok().filter(|m| m.is_file()).map(|m| m.len());
     let mut progress = super::progress::Progress::new(name, size, !streaming);
     let threads = args.threads.map_or_else(|| default_threads(size), usize::from);
-    let mut one = None;
-    let mut many = None;
-    let read = if threads > 1 {
-        let par = many.insert(Parallel::new(cfg, threads));
-        read_file(path, |rec| {
-            progress.tick(rec.frame, rec.offset);
-            if let Some(link) = records.count(rec) {
-                par.frame(rec.frame, rec.time, link, rec.data, rec.snapped(), &mut sink);
-            }
-        })
-    } else {
-        let an = one.insert(Analyzer::new(cfg));
-        read_file(path, |rec| {
-            progress.tick(rec.frame, rec.offset);
-            if let Some(link) = records.count(rec) {
-                an.frame(rec.frame, rec.time, link, rec.data, rec.snapped(), &mut sink);
-            }
-        })
+    let mut engine = match threads {
+        1 => Engine::One(Analyzer::new(cfg)),
+        n => Engine::Many(Parallel::new(cfg, n)),
     };
+    let read = read_file(path, |rec| {
+        progress.tick(rec.frame, rec.offset);
+        if let Some(link) = records.count(rec) {
+            let (frame, time, data, snapped) = (rec.frame, rec.time, rec.data, rec.snapped());
+            match &mut engine {
+                Engine::One(an) => {
+                    an.frame(frame, time, link, data, snapped, &mut sink);
+                }
+                Engine::Many(par) => par.frame(frame, time, link, data, snapped, &mut sink),
+            }
+        }
+    });
     progress.done();
     // A capture cut short (tcpdump killed mid-write) is analysed up to the
     // damage; the error line follows the results and the exit code is still 2.
@@ -328,13 +332,12 @@ fn verify_file(
             "{name}: link type {code}, which kaprobe does not decode (it reads Ethernet, Linux cooked SLL and SLL2, raw IP and BSD loopback captures); capture on an interface of one of these, e.g. tcpdump -i any"
         )));
     }
-    let st = match (one, many) {
-        (Some(mut an), _) => {
+    let st = match engine {
+        Engine::One(mut an) => {
             an.finish(&mut sink);
             an.stats
         }
-        (_, Some(par)) => par.finish(&mut sink),
-        (None, None) => Stats::default(),
+        Engine::Many(par) => par.finish(&mut sink),
     };
     if let Some(e) = sink.error.take() {
         return Err(FileError::Output(e));

@@ -1,7 +1,7 @@
 //! Human output: a table of flows with keepalive activity, then each flow's
 //! keepalive timeline with absolute and relative sequence numbers.
 
-use crate::analyze::{Connection, FlowReport, Kind, Step, MAX_TIMELINE};
+use crate::analyze::{Connection, FlowReport, Kind, Step};
 use crate::flow::Side;
 use crate::units::{count, format_duration};
 use std::io::{self, Write};
@@ -145,30 +145,21 @@ pub fn timeline(out: &mut impl Write, r: &FlowReport, c: &Connection, color: boo
             "frame", "time", "from", "kind", "seq (rel)", "ack (rel)", "len"
         )?;
     }
-    for ev in &c.keepalive().timeline {
+    let t = &c.keepalive().timeline;
+    for ev in t.head() {
+        step_line(out, c, ev, roles, color)?;
+    }
+    if t.skipped() > 0 {
         writeln!(
             out,
-            "  {:>7}  {:>10}  {:<6}  {}  {:>21}  {:>21}  {:>3}  {}",
-            ev.frame,
-            format!("+{:.3}s", (ev.time.saturating_sub(c.first_time)) as f64 / 1e9),
-            roles[ev.side().idx()],
-            paint(color, ev.kind, &format!("{:<17}", ev.kind.as_str())),
-            with_rel(ev.seq.0, ev.rel_seq()),
-            if ev.flags.ack() {
-                with_rel(ev.ack.0, ev.rel_ack())
-            } else {
-                "-".into()
-            },
-            ev.len,
-            note(ev)
+            "  … {} not shown (the first {} and the last {} are; --json has every one)",
+            count(t.skipped() as u64, "event"),
+            t.head().len(),
+            t.tail().count()
         )?;
     }
-    if c.keepalive().timeline_dropped > 0 {
-        writeln!(
-            out,
-            "  … {} more events not shown (first {MAX_TIMELINE} kept)",
-            c.keepalive().timeline_dropped
-        )?;
+    for ev in t.tail() {
+        step_line(out, c, ev, roles, color)?;
     }
     for v in &r.violations {
         writeln!(
@@ -236,4 +227,24 @@ fn note(ev: &Step) -> String {
         }
     }
     s
+}
+
+/// One kept event of a flow's timeline.
+fn step_line(out: &mut impl Write, c: &Connection, ev: &Step, roles: [&str; 2], color: bool) -> io::Result<()> {
+    writeln!(
+        out,
+        "  {:>7}  {:>10}  {:<6}  {}  {:>21}  {:>21}  {:>3}  {}",
+        ev.frame,
+        format!("+{:.3}s", (ev.time.saturating_sub(c.first_time)) as f64 / 1e9),
+        roles[ev.side().idx()],
+        paint(color, ev.kind, &format!("{:<17}", ev.kind.as_str())),
+        with_rel(ev.seq.0, ev.rel_seq()),
+        if ev.flags.ack() {
+            with_rel(ev.ack.0, ev.rel_ack())
+        } else {
+            "-".into()
+        },
+        ev.len,
+        note(ev)
+    )
 }
