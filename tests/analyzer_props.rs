@@ -199,7 +199,10 @@ fn one_busy_flow_streams_through_idle_workers() {
             dt_ms: 10,
         })
         .collect();
-    let cfg = Config { events: Events::All, ..Config::default() };
+    let cfg = Config {
+        events: Events::All,
+        ..Config::default()
+    };
     let mut par = Parallel::with_batch(cfg, 4, 64);
     let mut out = Said::default();
     for (i, (t, pkt)) in packets(&steps).iter().enumerate() {
@@ -209,6 +212,9 @@ fn one_busy_flow_streams_through_idle_workers() {
     par.finish(&mut out);
     // Held back at most: the batch being filled, the one the workers are on,
     // and the lookahead window.
-    assert!(before_end >= 2_000 - 2 * 64 - 12, "only {before_end} of 2000 events before the end");
+    assert!(
+        before_end >= 2_000 - 2 * 64 - 12,
+        "only {before_end} of 2000 events before the end"
+    );
     assert_eq!(out.0.len(), 2_001, "every segment's event and the flow");
 }
