@@ -11,9 +11,8 @@
 //! output back into that order, numbering flows in order of first
 //! appearance as one analyzer numbers them, while the workers go on.
 
-use super::{Analyzer, Config, Connection, Order, Place, SegmentEvent, Sink, Stats, RING};
+use super::{Analyzer, Config, Connection, Order, Place, Queued, SegmentEvent, Sink, Stats, RING};
 use crate::decode::{decode_into, LinkType, Packet};
-use crate::flow::{FlowKey, Side};
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
@@ -27,20 +26,9 @@ const BATCH: usize = 8 << 10;
 #[allow(clippy::large_enum_variant)]
 enum Entry {
     /// A segment of one of its flows, with its place.
-    Segment(Placed),
+    Segment(Queued),
     /// A sweep due after segment `after`, at time `now`.
     Sweep { after: u64, now: u64 },
-}
-
-struct Placed {
-    frame: u64,
-    time: u64,
-    seq: u64,
-    now: u64,
-    pkt: Packet,
-    key: FlowKey,
-    side: Side,
-    hash: u64,
 }
 
 enum Item {
@@ -315,7 +303,7 @@ impl Parallel {
             return;
         };
         let w = (hash % self.filling.len() as u64) as usize;
-        self.filling[w].push(Entry::Segment(Placed {
+        self.filling[w].push(Entry::Segment(Queued {
             frame,
             time,
             seq,
