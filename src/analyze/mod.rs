@@ -42,7 +42,7 @@ pub trait Sink {
     fn at(&mut self, _at: Order) {}
     /// A flow was created (at the last `at`), under the analyzer's own id.
     #[inline]
-    fn started(&mut self, _id: u64, _first_frame: u64) {}
+    fn started(&mut self, _id: u64) {}
 }
 
 /// A sink that keeps everything: every event it is given and every finished flow.
@@ -348,7 +348,7 @@ impl Analyzer {
 
     /// Where this analyzer's output has come to: it has nothing more to say
     /// about anything before this.
-    pub fn frontier(&self) -> Order {
+    fn frontier(&self) -> Order {
         let next = match self.done < self.queued {
             true => self.ring[self.done % RING].seq,
             false => self.seq + 1,
@@ -399,7 +399,7 @@ impl Analyzer {
                     seq,
                     phase: Phase::Started,
                 });
-                sink.started(self.next_id, frame);
+                sink.started(self.next_id);
                 self.next_id += 1;
                 self.stats.flows += 1;
                 i

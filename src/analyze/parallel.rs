@@ -96,7 +96,7 @@ impl Sink for Recorder {
     fn at(&mut self, at: Order) {
         self.at = Some(at);
     }
-    fn started(&mut self, id: u64, _first_frame: u64) {
+    fn started(&mut self, id: u64) {
         let start = self.place().seq;
         self.starts.insert(id, start);
         self.push(start, Item::Started { id });
