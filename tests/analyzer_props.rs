@@ -5,7 +5,8 @@
 //! analysis on several threads says exactly what one analyzer says.
 
 use kaprobe::analyze::{Analyzer, Collect, Config, Connection, Events, FlowReport, Kind, Parallel, SegmentEvent, Sink};
-use kaprobe::decode::Packet;
+use kaprobe::decode::{LinkType, Packet};
+use kaprobe::wire::build::{ethernet_frame, SegmentSpec};
 use kaprobe::wire::{Flags, Segment, Seq, TcpOptions};
 use proptest::prelude::*;
 
@@ -176,6 +177,64 @@ proptest! {
         prop_assert_eq!(&one.0, &many.0);
         prop_assert_eq!(format!("{:?}", an.stats), format!("{stats:?}"));
         prop_assert!(stats.flows > 0);
+    }
+
+    /// The same on whole frames, as `verify` reads a capture: built from
+    /// the segments, with records that hold no TCP segment (junk bytes,
+    /// frames cut inside the headers) and frames cut by a snaplen among them.
+    #[test]
+    fn threads_say_what_one_analyzer_says_on_frames(
+        steps in proptest::collection::vec(step().prop_flat_map(|s| (Just(s), 0u8..12)).prop_map(|(mut s, f)| { s.flow = f; s }), 1..200),
+        damage in proptest::collection::vec((0usize..200, 0u8..3, 20usize..60), 0..12),
+        threads in 2usize..5,
+        batch in prop_oneof![1usize..8, 8usize..300],
+    ) {
+        let mut frames: Vec<(u64, Vec<u8>, bool)> = packets(&steps)
+            .iter()
+            .map(|(t, p)| {
+                let payload = vec![0u8; p.tcp.payload_len as usize];
+                let mut spec = SegmentSpec::new(
+                    std::net::SocketAddr::new(p.src, p.tcp.src_port),
+                    std::net::SocketAddr::new(p.dst, p.tcp.dst_port),
+                    p.tcp.seq,
+                    p.tcp.ack,
+                    p.tcp.flags.0,
+                );
+                spec.window = p.tcp.window;
+                spec.timestamp = p.tcp.options.timestamp;
+                spec.payload = &payload;
+                let mut f = Vec::new();
+                ethernet_frame(&spec, &mut f).expect("a frame");
+                (*t, f, false)
+            })
+            .collect();
+        for (at, what, cut) in damage {
+            let at = at % frames.len();
+            let t = frames[at].0;
+            match what {
+                0 => frames.insert(at, (t, vec![0xab; cut], false)),
+                1 => frames[at].1.truncate(cut.min(30)),
+                _ => {
+                    let keep = (cut + 14).min(frames[at].1.len());
+                    frames[at].1.truncate(keep);
+                    frames[at].2 = true;
+                }
+            }
+        }
+        let cfg = Config { events: Events::All, keep_timeline: true, ..Config::default() };
+        let mut an = Analyzer::new(cfg.clone());
+        let mut one = Said::default();
+        let mut par = Parallel::with_batch(cfg, threads, batch);
+        let mut many = Said::default();
+        for (i, (t, f, snapped)) in frames.iter().enumerate() {
+            an.frame(i as u64 + 1, *t, LinkType::Ethernet, f, *snapped, &mut one);
+            par.frame(i as u64 + 1, *t, LinkType::Ethernet, f, *snapped, &mut many);
+        }
+        an.finish(&mut one);
+        let stats = par.finish(&mut many);
+        prop_assert_eq!(&one.0, &many.0);
+        prop_assert_eq!(format!("{:?}", an.stats), format!("{stats:?}"));
+        prop_assert_eq!(stats.packets as usize, frames.len());
     }
 }
 
