@@ -20,7 +20,7 @@
 # Environment (defaults full / --quick):
 #   BENCH_FLOWS (50000 / 5000)  BENCH_ROUNDS (20 / 6)  BENCH_SEED (1)
 #   BENCH_REPEAT (5 / 1)        timed runs of `verify -q`; the best and the median are reported
-#   BENCH_THREADS ("1 $(nproc)") thread counts `verify -q` is timed with
+#   BENCH_THREADS ($(nproc))     thread counts `verify -q` is timed with besides one
 #   BENCH_MEM_FACTORS ("2 4")   round multipliers for the memory check ("" skips it)
 #   BENCH_FLOW_FACTORS ("2")    flow multipliers for the memory check ("" skips it)
 #   BENCH_TSHARK_FLOWS (2500 / 500)  flows of the tshark comparison capture; 0 skips tshark
@@ -238,24 +238,32 @@ bench_q() {
     MEDIAN_WALL=$(printf '%s\n' "${WALLS[@]}" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
 }
 
-# Thread counts to time: one, and one per core (BENCH_THREADS overrides, e.g. "1 2 4 8").
-THREADS=${BENCH_THREADS:-1 $(nproc)}
-THREAD_LINES=()
-ONE_WALL=
-for n in $THREADS; do
+# Thread counts to time: one (always first: the base of the speed-ups, and of the memory
+# rows below), then one per core, or BENCH_THREADS (e.g. "2 4 8").
+THREADS="1"
+for n in ${BENCH_THREADS:-$(nproc)}; do
     [[ $n =~ ^[1-9][0-9]*$ ]] || {
         echo "bench.sh: BENCH_THREADS must list positive integers, got '$n'" >&2
         exit 2
     }
+    ((n == 1)) || THREADS+=" $n"
+done
+THREAD_LINES=()
+ONE_WALL='' ONE_RSS=''
+for n in $THREADS; do
     bench_q "$n"
-    [[ -n $ONE_WALL ]] || ONE_WALL=$BEST_WALL ONE_RSS=$BEST_RSS
-    THREAD_LINES+=("$(printf '%2s threads: best %s s, median %s s, %s packets/s, %.2fx %s, peak RSS %s' "$n" \
+    [[ -n $BEST_WALL ]] || {
+        echo "bench.sh: no timed run of verify -q --threads $n completed" >&2
+        exit 1
+    }
+    ((n > 1)) || ONE_WALL=$BEST_WALL ONE_RSS=$BEST_RSS
+    THREAD_LINES+=("$(printf '%2s threads: best %s s, median %s s, %s packets/s, %.2fx one thread, peak RSS %s' "$n" \
         "$BEST_WALL" "$MEDIAN_WALL" "$(human_rate "$(rate "$PACKETS" "$BEST_WALL")")" \
-        "$(awk -v a="$ONE_WALL" -v b="$BEST_WALL" 'BEGIN { print (b > 0) ? a / b : 0 }')" \
-        "the ${THREADS%% *}-thread best" "$(mib "$BEST_RSS")")")
+        "$(awk -v a="$ONE_WALL" -v b="$BEST_WALL" 'BEGIN { print (b > 0) ? a / b : 0 }')" "$(mib "$BEST_RSS")")")
 done
 grep -v '^$' "$TMP/q.out" | sed 's/^/  | /'
 ((Q_RC == 0)) || echo "  (exit status $Q_RC: kaprobe reported violations or failed expectations)"
+# The rate the tshark comparison quotes: on the last thread count timed.
 KA_RATE=$(rate "$PACKETS" "${BEST_WALL:-0}")
 RSS_1X=$ONE_RSS
 
@@ -272,7 +280,7 @@ else
 fi
 
 # ---------------------------------------------------------------- kaprobe --json
-say "kaprobe verify --json > /dev/null (one thread per core)"
+say "kaprobe verify --json > /dev/null (default threads: one per core from 384 MiB)"
 timed /dev/null "$KAPROBE" verify --json "$CAP"
 J_WALL=$T_WALL J_RSS=$T_RSS
 printf '  %s s wall, %s s CPU, peak RSS %s, %s packets/s (exit %s)\n' "$T_WALL" "$T_CPU" "$(mib "$T_RSS")" \

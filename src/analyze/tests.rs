@@ -610,3 +610,41 @@ fn an_absurd_window_scale_is_clamped_not_a_crash() {
         "RFC 7323: a shift over 14 counts as 14"
     );
 }
+
+/// A long healthy flow that finally gives up: the text timeline shows how
+/// it began and how it ended, with the rounds between counted.
+#[test]
+fn a_long_timeline_keeps_its_beginning_and_its_end() {
+    let mut r = Run::new();
+    r.open();
+    for _ in 0..30 {
+        r.probe(10 * S, Client, 0);
+        r.answer(MS, Server);
+    }
+    for _ in 0..9 {
+        r.probe(2 * S, Client, 0);
+    }
+    r.step(2 * S, |s| s.abort(Client).unwrap().to_vec());
+    r.an.finish(&mut r.out);
+    let c = &r.out.flows[0];
+    let mut text = Vec::new();
+    crate::report::text::timeline(&mut text, &FlowReport::of(c), c, false).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    let rows: Vec<&str> = text.lines().filter(|l| l.contains("keepalive_")).collect();
+    // 30 answered rounds, 9 unanswered probes and the abort: 70 notable events.
+    assert_eq!(rows.len(), 8 + 24, "{text}");
+    assert!(
+        text.contains("… 38 events not shown (the first 8 and the last 24 are"),
+        "{text}"
+    );
+    assert!(
+        rows[0].contains("keepalive_probe") && rows[1].contains("keepalive_ack"),
+        "{text}"
+    );
+    let last: Vec<&str> = rows[rows.len() - 10..]
+        .iter()
+        .map(|l| l.split_whitespace().nth(3).unwrap())
+        .collect();
+    assert_eq!(last[..9], ["keepalive_probe"; 9], "{text}");
+    assert_eq!(last[9], "keepalive_abort", "{text}");
+}

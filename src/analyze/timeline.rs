@@ -25,10 +25,10 @@ impl<T> Default for Timeline<T> {
 }
 
 impl<T> Timeline<T> {
-    /// A handshake and the first rounds.
+    /// The first notable events: how keepalive began.
     pub const HEAD: usize = 8;
     /// Room for the last answered rounds, a default Linux give-up (nine
-    /// unanswered probes) and the RST or FIN after it.
+    /// unanswered probes) and the abort RST after it.
     pub const TAIL: usize = 24;
 
     pub fn push(&mut self, s: T) {

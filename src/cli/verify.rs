@@ -42,7 +42,7 @@ pub struct VerifyArgs {
     /// With --ladder: also write the diagrams as one SVG file.
     #[arg(long, value_name = "SVG", requires = "ladder")]
     pub svg: Option<PathBuf>,
-    /// Threads to analyse on (default: one per core for files of 256 MiB and
+    /// Threads to analyse on (default: one per core for files of 384 MiB and
     /// more, else one). The output is the same for any number.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
@@ -215,10 +215,10 @@ pub fn run(args: &VerifyArgs) -> u8 {
 }
 
 /// Below this size a file is analysed on one thread unless `--threads` says
-/// otherwise: starting the workers and the memory each takes in cost more
-/// than they gain (on the bench's captures, 2 threads on 2 cores broke even
-/// at about 350 MB and were 0.7x at 56 MB, 1.3x at 560 MB).
-const MANY_THREADS_FROM: u64 = 256 << 20;
+/// otherwise: starting the workers and the memory each takes in cost about
+/// what they gain (on the bench's captures, 2 threads on 2 cores were 0.7x
+/// one thread at 56 MB, even at 355 MB, 1.3x at 560 MB).
+const MANY_THREADS_FROM: u64 = 384 << 20;
 
 /// One thread per core for a big file; one for a small one or a pipe, whose
 /// writer sets the pace.
