@@ -14,7 +14,7 @@
 use super::{Analyzer, Config, Connection, Order, Place, Queued, SegmentEvent, Sink, Stats, RING};
 use crate::decode::{decode_into, LinkType, Packet};
 use std::collections::{HashMap, VecDeque};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
 /// Segments per batch (over all workers): enough that handing a batch over
@@ -51,11 +51,6 @@ const FINAL: Mark = (Order::END, u64::MAX);
 /// Flows handed over at a time at the end of input, rather than all at
 /// once: the end's memory stays that of the flows still open.
 const END_CHUNK: usize = 1024;
-
-/// Batches a worker may be behind the reading thread before the reader
-/// waits for it: enough that a worker the scheduler set aside for a moment
-/// (more threads than cores) does not stall the reader at once.
-const AHEAD: usize = 3;
 
 /// One worker's output, each item with its place and, for flows, the
 /// number of the segment that started it.
@@ -159,13 +154,9 @@ fn work(mut an: Analyzer, jobs: Receiver<Job>, said: SyncSender<Said>, end_chunk
 /// The workers' output waiting to be merged, and the flows' numbers so far.
 struct Merge {
     waiting: Vec<VecDeque<(Order, u64, Item)>>,
-    /// Each worker's mark.
+    /// Each worker's mark, and the emptied lists it said its last in.
     marks: Vec<Mark>,
-    /// Batches each worker has not said it is done with.
-    owed: Vec<usize>,
-    /// Emptied lists and batches each worker gave back, to use again.
-    spare: Vec<Vec<Vec<(Order, u64, Item)>>>,
-    batches: Vec<Vec<Vec<Entry>>>,
+    spare: Vec<Vec<(Order, u64, Item)>>,
     /// Everything before this has been said by every worker.
     settled: Mark,
     /// (worker, the worker's id for a flow) → the flow's id.
@@ -205,57 +196,27 @@ impl Merge {
         }
     }
 
-    /// Takes what worker `w` said.
-    fn took(&mut self, w: usize, (mut items, mark, batch): Said) {
-        self.waiting[w].extend(items.drain(..));
-        self.marks[w] = mark;
-        self.spare[w].push(items);
-        if batch.capacity() > 0 {
-            self.batches[w].push(batch);
-        }
-    }
-
-    /// Takes what the workers have said about their batches, waiting only
-    /// for those more than `ahead` batches behind, and notes how far all of
-    /// them have come.
-    fn gather(&mut self, said: &[Receiver<Said>], ahead: usize) {
+    /// Takes one message from each worker that has more to say, and how
+    /// far all of them have come; returns the emptied batches.
+    fn collect(&mut self, said: &[Receiver<Said>]) -> Vec<Vec<Entry>> {
+        let mut emptied = Vec::with_capacity(said.len());
         for (w, from) in said.iter().enumerate() {
-            while self.owed[w] > 0 {
-                let got = match self.owed[w] > ahead {
-                    true => from.recv().ok(),
-                    false => match from.try_recv() {
-                        Ok(m) => Some(m),
-                        Err(TryRecvError::Empty) => break,
-                        Err(TryRecvError::Disconnected) => None,
-                    },
-                };
-                self.owed[w] -= 1;
-                self.took(w, got.unwrap_or_else(|| stopped(w)));
+            if self.marks[w] == FINAL {
+                continue;
             }
+            // Its sender gone before its last word: the worker panicked (the
+            // message is above). Its flows are missing: nothing right can follow.
+            let Ok((mut items, mark, batch)) = from.recv() else {
+                panic!("verify: worker thread {w} stopped");
+            };
+            self.waiting[w].extend(items.drain(..));
+            self.marks[w] = mark;
+            self.spare[w] = items;
+            emptied.push(batch);
         }
-        self.settle();
-    }
-
-    /// At the end: one more message from each worker that has more to say.
-    fn collect(&mut self, said: &[Receiver<Said>]) {
-        for (w, from) in said.iter().enumerate() {
-            if self.marks[w] != FINAL {
-                let got = from.recv().unwrap_or_else(|_| stopped(w));
-                self.took(w, got);
-            }
-        }
-        self.settle();
-    }
-
-    fn settle(&mut self) {
         self.settled = self.marks.iter().copied().min().unwrap_or(FINAL);
+        emptied
     }
-}
-
-/// A worker's sender gone before its last word: it panicked (the message is
-/// above). Its flows are missing: nothing right can follow.
-fn stopped(w: usize) -> ! {
-    panic!("verify: worker thread {w} stopped")
 }
 
 pub struct Parallel {
@@ -269,6 +230,8 @@ pub struct Parallel {
     /// Each worker's batch being filled, and how many segments they hold.
     filling: Vec<Vec<Entry>>,
     filled: usize,
+    /// A batch is with the workers and they have not said so yet.
+    out: bool,
     scratch: Packet,
     merge: Merge,
 }
@@ -290,10 +253,9 @@ impl Parallel {
         let (mut jobs, mut said, mut workers) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..n {
             let an = Analyzer::with_hasher(cfg.clone(), hasher.clone());
-            // Room for every batch a worker may be behind, both ways: neither
-            // side waits on a full channel while the other waits on it.
-            let (job_tx, job_rx) = sync_channel(AHEAD + 1);
-            let (said_tx, said_rx) = sync_channel(AHEAD + 1);
+            // Two jobs queued: a worker does not wait for the reader to hand one over.
+            let (job_tx, job_rx) = sync_channel(2);
+            let (said_tx, said_rx) = sync_channel(2);
             workers.push(std::thread::spawn(move || work(an, job_rx, said_tx, end_chunk)));
             jobs.push(job_tx);
             said.push(said_rx);
@@ -306,13 +268,12 @@ impl Parallel {
             batch,
             filling: (0..n).map(|_| Vec::with_capacity(batch / n + 1)).collect(),
             filled: 0,
+            out: false,
             scratch: Packet::default(),
             merge: Merge {
                 waiting: (0..n).map(|_| VecDeque::new()).collect(),
                 marks: vec![(Order::START, 0); n],
-                owed: vec![0; n],
                 spare: (0..n).map(|_| Vec::new()).collect(),
-                batches: (0..n).map(|_| Vec::new()).collect(),
                 settled: (Order::START, 0),
                 ids: HashMap::new(),
                 next_id: 1,
@@ -363,19 +324,29 @@ impl Parallel {
         }
     }
 
-    /// Hands each worker its batch, then merges what they have said.
+    /// Hands each worker its batch, then merges what they said about the
+    /// batch before.
     fn send(&mut self, sink: &mut impl Sink) {
         let through = self.front.seq;
-        let m = &mut self.merge;
-        for (w, (j, f)) in self.jobs.iter().zip(&mut self.filling).enumerate() {
-            let next = m.batches[w].pop().unwrap_or_default();
-            let items = m.spare[w].pop().unwrap_or_default();
-            let _ = j.send(Job::Batch(std::mem::replace(f, next), through, items));
-            m.owed[w] += 1;
+        for ((j, f), spare) in self.jobs.iter().zip(&mut self.filling).zip(&mut self.merge.spare) {
+            let _ = j.send(Job::Batch(std::mem::take(f), through, std::mem::take(spare)));
         }
         self.filled = 0;
-        m.gather(&self.said, AHEAD);
-        m.run(sink);
+        if std::mem::replace(&mut self.out, true) {
+            self.take(sink);
+        }
+    }
+
+    /// Merges what the workers said about the batch they were on, and keeps
+    /// the batches they emptied to fill again.
+    fn take(&mut self, sink: &mut impl Sink) {
+        let emptied = self.merge.collect(&self.said);
+        self.merge.run(sink);
+        for (f, e) in self.filling.iter_mut().zip(emptied) {
+            if f.is_empty() {
+                *f = e;
+            }
+        }
     }
 
     /// End of input: every worker's remaining flows, in order. Returns the
@@ -384,8 +355,9 @@ impl Parallel {
         if self.filled > 0 || self.filling.iter().any(|f| !f.is_empty()) {
             self.send(sink);
         }
-        self.merge.gather(&self.said, 0);
-        self.merge.run(sink);
+        if std::mem::replace(&mut self.out, false) {
+            self.take(sink);
+        }
         let now = self.front.end();
         for j in &self.jobs {
             let _ = j.send(Job::Finish(now));
