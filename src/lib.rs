@@ -14,6 +14,7 @@ pub mod flow;
 pub mod idle;
 pub mod keepalive;
 pub mod live;
+pub mod replay;
 pub mod report;
 pub mod session;
 pub mod synth;

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Command::Probe(args) => cli::probe::run(args),
         Command::IdleTimeout(args) => cli::idle::run(args),
         Command::Conform(args) => cli::conform::run(args),
+        Command::Replay(args) => cli::replay::run(args),
         Command::Explain(args) => cli::explain::run(args),
     })
 }

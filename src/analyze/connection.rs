@@ -332,6 +332,7 @@ impl Connection {
             peer_window: to.window(),
             timestamp: seg.options.timestamp,
             options_cut: seg.options.cut,
+            byte: seg.first_byte,
             ttl,
             usual_ttl: from_ttl,
         };

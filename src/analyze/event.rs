@@ -38,6 +38,8 @@ pub struct SegmentEvent {
     pub timestamp: Option<(u32, u32)>,
     /// The capture's snaplen cut the TCP options off: `timestamp` is unknown.
     pub options_cut: bool,
+    /// The first payload byte, when captured (a 1-byte probe's 0x00 or garbage).
+    pub byte: Option<u8>,
     /// IP TTL (hop limit) of this segment, and of the sender's previous non-RST one.
     pub ttl: u8,
     pub usual_ttl: Option<u8>,

@@ -3,7 +3,7 @@
 //! what RFC 9293 and Linux lead one to expect (`crate::conform`).
 
 use super::exit;
-use super::probe::{open_connect, CaptureArgs};
+use super::probe::{open_connect, CaptureArgs, Connect};
 use crate::conform::{answer, Case, Got, Kind, Sent, CASES, GAP_MS};
 use crate::keepalive;
 use crate::live::engine::{self, Control, Orders, Spec};
@@ -91,14 +91,15 @@ struct Report {
     default_unanswered: bool,
 }
 
-/// Collects each case's segments and the session's negotiated options.
+/// Collects each scripted session's segments and negotiated options
+/// (`conform`'s cases, `replay`'s flows).
 #[derive(Default)]
-struct Collect {
+pub(super) struct Collect {
     /// Session → (timestamps, sack) from its `session` event.
-    options: BTreeMap<SessionId, (Option<bool>, Option<bool>)>,
-    /// Session → what its case sent and saw.
-    cases: BTreeMap<SessionId, (Vec<Sent>, Vec<Got>)>,
-    errors: Vec<String>,
+    pub options: BTreeMap<SessionId, (Option<bool>, Option<bool>)>,
+    /// Session → what its script sent and saw.
+    pub cases: BTreeMap<SessionId, (Vec<Sent>, Vec<Got>)>,
+    pub errors: Vec<String>,
 }
 
 impl Sink for Collect {
@@ -122,9 +123,30 @@ impl Sink for Collect {
     fn summary(&mut self, _: &Summary) {}
 }
 
-/// Every case as a session, added at the first turn.
-struct Battery {
-    specs: Vec<Spec>,
+/// What sessions that run scripts share: they connect, send `send` first
+/// (if any), and never probe or abort on their own.
+pub(super) fn scripted(send: Vec<u8>, c: &Connect) -> Shared {
+    Shared {
+        mode: Mode::Connect,
+        ka: keepalive::Config::default(),
+        style: keepalive::Style::Linux,
+        payload: None,
+        send,
+        rounds: None,
+        no_abort: true,
+        provoke: false,
+        ready_timeout: 3_000 * MS,
+        connect_timeout: 5_000 * MS,
+        idle_from_any: false,
+        device: c.capture.device.clone(),
+        link: c.capture.link.name(),
+        single: false,
+    }
+}
+
+/// Every session, added at the first turn.
+pub(super) struct Battery {
+    pub specs: Vec<Spec>,
 }
 
 impl Control for Battery {
@@ -160,22 +182,7 @@ fn conform(args: &ConformArgs) -> Result<Report> {
         &stop,
     )?;
     let remote = c.targets[0];
-    let shared = Shared {
-        mode: Mode::Connect,
-        ka: keepalive::Config::default(),
-        style: keepalive::Style::Linux,
-        payload: None,
-        send: args.send.clone().into_bytes(),
-        rounds: None,
-        no_abort: true,
-        provoke: false,
-        ready_timeout: 3_000 * MS,
-        connect_timeout: 5_000 * MS,
-        idle_from_any: false,
-        device: c.capture.device.clone(),
-        link: c.capture.link.name(),
-        single: false,
-    };
+    let shared = scripted(args.send.clone().into_bytes(), &c);
     let specs = cases
         .iter()
         .map(|case| Spec {

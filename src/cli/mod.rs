@@ -6,6 +6,7 @@ pub mod idle;
 pub mod probe;
 mod probe_out;
 mod progress;
+pub mod replay;
 pub mod verify;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,10 @@ pub enum Command {
     /// Send a battery of probe variants to a live peer and compare its answers
     /// with what RFC 9293 and Linux lead one to expect (root).
     Conform(Box<conform::ConformArgs>),
+    /// Re-enact a capture's keepalive against a live peer: each flow's probes,
+    /// rebuilt on a live session at the capture's times, and the answers
+    /// compared with the capture's (root).
+    Replay(Box<replay::ReplayArgs>),
     /// Learn the wire format: a probe of each stack byte by byte, a capture's frame
     /// with the classifier's reasoning, timing, ladder diagrams, synthetic scenarios.
     Explain(explain::ExplainArgs),

@@ -279,7 +279,7 @@ pub struct CaptureArgs {
 
 /// What a run of sessions to `--connect` targets needs, opened while
 /// privileged (raw sockets, capture, `--pcap`), privileges then dropped.
-pub(super) struct Connect {
+pub(crate) struct Connect {
     pub targets: Vec<SocketAddr>,
     pub capture: LiveCapture,
     pub senders: Senders,

@@ -1,44 +1,85 @@
-//! A `conform` case as a session runs it: its segments, when each is due,
-//! and what was sent and seen (`super::session` sends and records).
+//! Segments a session sends at set times instead of keepalive probes (a
+//! `conform` case, a `replay`ed flow): when each is due, and what was sent
+//! and seen (`super::session` sends and records).
 
 use crate::conform::{Got, Sent, Variant};
 
-/// A `conform` case run instead of keepalive: `steps` sent `gap` apart once
-/// the exchange settled, then `wait` for answers; every peer segment meanwhile
-/// is kept.
+/// Segments sent at offsets from the moment the exchange settled, then a
+/// `wait` for answers; every peer segment meanwhile is kept (up to `keep`).
 pub struct Script {
     pub(super) name: &'static str,
     pub(super) steps: Vec<Variant>,
-    pub(super) gap: u64,
+    /// When each step is due, after `t0`; never decreasing.
+    pub(super) at: Vec<u64>,
     pub(super) wait: u64,
     pub(super) t0: u64,
     pub(super) sent: Vec<Sent>,
     pub(super) got: Vec<Got>,
+    /// Peer segments kept at most: each step's answer and a few more.
+    pub(super) keep: usize,
 }
 
-/// Peer segments kept per case.
-pub(super) const GOT_KEPT: usize = 32;
-
 impl Script {
+    /// `steps` sent `gap` apart, at once when the exchange settled.
     pub fn new(name: &'static str, steps: Vec<Variant>, gap: u64, wait: u64) -> Script {
+        let timed = steps
+            .into_iter()
+            .enumerate()
+            .map(|(k, v)| (v, k as u64 * gap))
+            .collect();
+        Script::timed(name, timed, wait)
+    }
+
+    /// Each step at its own offset after the exchange settled.
+    pub fn timed(name: &'static str, steps: Vec<(Variant, u64)>, wait: u64) -> Script {
+        let keep = 32.max(steps.len() * 4);
+        let (steps, mut at): (Vec<Variant>, Vec<u64>) = steps.into_iter().unzip();
+        for k in 1..at.len() {
+            at[k] = at[k].max(at[k - 1]);
+        }
         Script {
             name,
             steps,
-            gap,
+            at,
             wait,
             t0: 0,
             sent: Vec::new(),
             got: Vec::new(),
+            keep,
         }
     }
 
     /// When the next segment goes, or (all sent) when the wait ends.
     pub(super) fn due(&self) -> u64 {
-        let k = self.sent.len() as u64;
-        if (k as usize) < self.steps.len() {
-            self.t0 + k * self.gap
-        } else {
-            self.t0 + k.saturating_sub(1) * self.gap + self.wait
+        match self.at.get(self.sent.len()) {
+            Some(at) => self.t0 + at,
+            None => self.t0 + self.at.last().copied().unwrap_or(0) + self.wait,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keepalive::Style;
+
+    #[test]
+    fn steps_fall_due_at_their_offsets_then_the_wait() {
+        let v = Variant::Style(Style::Linux);
+        let mut s = Script::timed("t", vec![(v, 5), (v, 3), (v, 9)], 100);
+        s.t0 = 1000;
+        assert_eq!(s.at, [5, 5, 9], "an offset never goes back");
+        assert_eq!(s.due(), 1005);
+        let sent = Sent {
+            time_ns: 0,
+            seq: 0,
+            ack: 0,
+            len: 0,
+            tsval: None,
+        };
+        s.sent = vec![sent; 3];
+        assert_eq!(s.due(), 1109);
+        let g = Script::new("g", vec![v, v], 7, 1);
+        assert_eq!(g.at, [0, 7]);
     }
 }

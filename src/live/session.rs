@@ -6,7 +6,6 @@
 
 use super::event::{ms, At, Event, Mode, Outcome, SessionId, StopReason, Verdict};
 pub use super::script::Script;
-use super::script::GOT_KEPT;
 pub use super::shared::{Closing, Cx, Senders, Shared, Start, Totals};
 use super::socket;
 use super::stats::RttAgg;
@@ -299,7 +298,7 @@ impl Live {
         }
         let seen = self.t.observe(pkt, t);
         if let (Phase::Scripted, Some(s)) = (&self.phase, self.script.as_deref_mut()) {
-            if matches!(seen, Seen::Peer { .. }) && s.got.len() < GOT_KEPT {
+            if matches!(seen, Seen::Peer { .. }) && s.got.len() < s.keep {
                 let tcp = &pkt.tcp;
                 // A D-SACK for the byte of the segment sent last.
                 let dsack = s

@@ -313,6 +313,7 @@ mod tests {
                     peer_window: None,
                     timestamp: None,
                     options_cut,
+                    byte: None,
                     ttl,
                     usual_ttl: None,
                 },

@@ -1,0 +1,357 @@
+//! `kaprobe replay CAPTURE --to HOST:PORT`: each flow's keepalive in a
+//! capture, as `verify` reads it, re-enacted on a live session per flow
+//! (its probes rebuilt on the live seq/ack at the capture's times), and the
+//! live answers set against the capture's.
+
+use super::conform::{scripted, Battery, Collect};
+use super::exit;
+use super::probe::{open_connect, CaptureArgs};
+use crate::analyze::{Analyzer, Config, Events, FlowFilter};
+use crate::capture::read_file;
+use crate::keepalive;
+use crate::live::engine::{self, Spec};
+use crate::live::session::Script;
+use crate::live::{SessionId, Setup, Start};
+use crate::replay::{crosses_rate_limit, live_answers, ms, schedule, summary, Answer, FlowPlan, Planner};
+use crate::report::json::tagged;
+use crate::units::parse_duration;
+use anyhow::{anyhow, Result};
+use clap::Args;
+use serde::Serialize;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// What a live session sends first when the capture's prober had sent data,
+/// so that its probe's byte is data the peer holds.
+const DATA: &[u8] = b"kaprobe replay";
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// The capture whose keepalive to replay (pcap or pcapng).
+    #[arg(value_name = "CAPTURE")]
+    pub file: PathBuf,
+    /// The live peer: one connection is opened to it per replayed flow.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub to: String,
+    /// Only flows matching, as in `verify --flow`.
+    #[arg(long, value_name = "FILTER", value_parser = |s: &str| FlowFilter::parse(s))]
+    pub flow: Option<FlowFilter>,
+    /// Play the capture's times this many times faster (10 makes a 75 s
+    /// interval 7.5 s).
+    #[arg(long, default_value = "1", value_parser = parse_speed, value_name = "X")]
+    pub speed: f64,
+    /// How long to wait for answers after a flow's last probe.
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    pub max_wait: u64,
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+    /// JSON Lines: a `replayed` object per probe, a `replayed_flow` per flow,
+    /// a `not_replayed` per flow that cannot be, a `replay` object last.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.trim().trim_end_matches(['x', '×']).parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 1e6 => Ok(v),
+        _ => Err(format!("{s}: a factor above 0, e.g. 10 (ten times faster) or 0.5")),
+    }
+}
+
+pub fn run(args: &ReplayArgs) -> u8 {
+    match replay(args) {
+        Ok(r) if r.different > 0 || r.not_sent > 0 => exit::VERDICT,
+        Ok(_) => exit::OK,
+        Err(e) => {
+            let _ = io::stdout().flush();
+            eprintln!("kaprobe: {e:#}");
+            exit::USAGE
+        }
+    }
+}
+
+/// The capture's keepalive, flow by flow, from `verify`'s analysis.
+pub fn plan(path: &Path, filter: Option<FlowFilter>) -> Result<Planner> {
+    let cfg = Config {
+        events: Events::All,
+        filter,
+        ..Config::default()
+    };
+    let mut an = Analyzer::new(cfg);
+    let mut planner = Planner::default();
+    read_file(path, |rec| {
+        if let Some(link) = rec.link {
+            an.frame(rec.frame, rec.time, link, rec.data, rec.snapped(), &mut planner);
+        }
+    })?;
+    an.finish(&mut planner);
+    Ok(planner)
+}
+
+/// One probe, capture against live. JSON: `{"type": "replayed", …}`.
+#[derive(Serialize)]
+struct Row {
+    flow: u64,
+    frame: u64,
+    /// "0 bytes", "1 byte 0x00, no TSopt", …
+    probe: String,
+    /// Seconds after the last segment the prober received, in the capture.
+    at_s: f64,
+    capture: Answer,
+    /// `null`: not sent (the run was interrupted or the session failed).
+    live: Option<Answer>,
+    same: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    difference: Option<&'static str>,
+}
+
+/// One flow. JSON: `{"type": "replayed_flow", …}`.
+#[derive(Serialize)]
+struct FlowRow {
+    flow: u64,
+    endpoints: String,
+    prober: String,
+    /// `verify`'s outcome for the flow in the capture.
+    capture_outcome: String,
+    /// Its keepalive in a word (`alive`, `unanswered`, `reset`), capture and live.
+    capture: &'static str,
+    live: &'static str,
+    probes: usize,
+    same: bool,
+    /// What the replay left out or assumed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    notes: Vec<String>,
+}
+
+/// The run. JSON: `{"type": "replay", …}`.
+#[derive(Serialize)]
+struct Report {
+    capture: String,
+    to: String,
+    speed: f64,
+    flows: usize,
+    probes: usize,
+    same: usize,
+    different: usize,
+    not_sent: usize,
+    not_replayed: usize,
+    without_keepalive: u64,
+    interrupted: bool,
+}
+
+fn replay(args: &ReplayArgs) -> Result<Report> {
+    let name = args.file.display().to_string();
+    let planner = plan(&args.file, args.flow.clone())?;
+    let plans = &planner.plans;
+    if plans.is_empty() {
+        let which = if args.flow.is_some() { " matching --flow" } else { "" };
+        let why = match planner.not_replayed.first() {
+            Some(n) => format!(" (flow {}: {})", n.id, n.why),
+            None => String::new(),
+        };
+        return Err(anyhow!("{name}: no flow with keepalive probes{which} to replay{why}"));
+    }
+    for p in plans {
+        if let Some(frame) = crosses_rate_limit(p, args.speed) {
+            eprintln!(
+                "kaprobe: warning: flow {}: at --speed {}, the probe of frame {frame} comes within 500 ms of an answered one: a Linux peer leaves it unanswered",
+                p.id, args.speed
+            );
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let c = open_connect(
+        std::slice::from_ref(&args.to),
+        args.capture.interface.as_deref(),
+        plans.len(),
+        args.capture.pcap.as_deref(),
+        &stop,
+    )?;
+    let remote = c.targets[0];
+    let send = if plans.iter().any(|p| p.prober_data) {
+        DATA.to_vec()
+    } else {
+        Vec::new()
+    };
+    let shared = scripted(send, &c);
+    let specs = plans
+        .iter()
+        .map(|p| Spec {
+            start: Start::Connect { remote, bind_port: 0 },
+            ka: keepalive::Config::default(),
+            rounds: None,
+            script: Some(Box::new(Script::timed(
+                "replay",
+                schedule(p, args.speed),
+                args.max_wait,
+            ))),
+        })
+        .collect();
+    let setup = Setup {
+        shared,
+        sessions: Vec::new(),
+        capture: c.capture,
+        senders: c.senders,
+        pcap: c.pcap,
+        duration: None,
+        interrupted: stop.clone(),
+    };
+    let mut collect = Collect::default();
+    engine::run(setup, &mut collect, &mut Battery { specs })?;
+    if let Some(e) = collect.errors.first() {
+        return Err(anyhow!("{e}"));
+    }
+    let mut rows = Vec::new();
+    let mut flows = Vec::new();
+    for (i, p) in plans.iter().enumerate() {
+        let (sent, got) = collect.cases.remove(&(i as SessionId + 1)).unwrap_or_default();
+        let (flow, probe_rows) = compare(p, live_answers(p, &sent, &got));
+        flows.push(flow);
+        rows.push(probe_rows);
+    }
+    let all = || rows.iter().flatten();
+    let report = Report {
+        capture: name,
+        to: crate::keepalive::track::fmt_addr(remote),
+        speed: args.speed,
+        flows: plans.len(),
+        probes: all().count(),
+        same: all().filter(|r| r.same).count(),
+        different: all().filter(|r| !r.same && r.live.is_some()).count(),
+        not_sent: all().filter(|r| r.live.is_none()).count(),
+        not_replayed: planner.not_replayed.len(),
+        without_keepalive: planner.without_keepalive,
+        interrupted: stop.load(Ordering::Relaxed),
+    };
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    if args.json {
+        json(&mut out, &planner, &flows, &rows, &report)?;
+    } else {
+        human(&mut out, &planner, &flows, &rows, &report)?;
+    }
+    out.flush()?;
+    Ok(report)
+}
+
+/// A flow's rows, capture against live, and the flow's line.
+fn compare(p: &FlowPlan, live: Vec<Option<Answer>>) -> (FlowRow, Vec<Row>) {
+    let rows: Vec<Row> = p
+        .probes
+        .iter()
+        .zip(live)
+        .map(|(probe, live)| {
+            let difference = live.as_ref().and_then(|l| probe.capture.difference(l));
+            Row {
+                flow: p.id,
+                frame: probe.frame,
+                probe: probe.shape(),
+                at_s: ms(probe.at_ns) / 1e3,
+                capture: probe.capture,
+                same: live.is_some() && difference.is_none(),
+                live,
+                difference,
+            }
+        })
+        .collect();
+    let flow = FlowRow {
+        flow: p.id,
+        endpoints: p.flow.clone(),
+        prober: p.prober.clone(),
+        capture_outcome: p.outcome.clone(),
+        capture: summary(p.probes.iter().map(|x| x.capture.kind)),
+        live: summary(rows.iter().filter_map(|r| r.live.map(|l| l.kind))),
+        probes: rows.len(),
+        same: rows.iter().all(|r| r.same),
+        notes: p.notes.clone(),
+    };
+    (flow, rows)
+}
+
+fn json(out: &mut impl Write, planner: &Planner, flows: &[FlowRow], rows: &[Vec<Row>], r: &Report) -> Result<()> {
+    for n in &planner.not_replayed {
+        let v = serde_json::json!({"flow": n.id, "endpoints": n.flow, "why": n.why});
+        tagged(out, "not_replayed", &v)?;
+    }
+    for (f, rows) in flows.iter().zip(rows) {
+        for row in rows {
+            tagged(out, "replayed", row)?;
+        }
+        tagged(out, "replayed_flow", f)?;
+    }
+    tagged(out, "replay", r)?;
+    Ok(())
+}
+
+fn human(out: &mut impl Write, planner: &Planner, flows: &[FlowRow], rows: &[Vec<Row>], r: &Report) -> Result<()> {
+    let speed = if r.speed == 1.0 {
+        String::new()
+    } else {
+        format!(" at {}× speed (times below are the capture's)", r.speed)
+    };
+    writeln!(out, "replay {} to {}{speed}", r.capture, r.to)?;
+    for n in &planner.not_replayed {
+        writeln!(out, "  not replayed: flow {} {}: {}", n.id, n.flow, n.why)?;
+    }
+    if r.without_keepalive > 0 {
+        let s = if r.without_keepalive == 1 { "" } else { "s" };
+        writeln!(
+            out,
+            "  {} flow{s} without keepalive probes: nothing to replay",
+            r.without_keepalive
+        )?;
+    }
+    let answer = |a: &Answer| match a.rtt_ns {
+        Some(rtt) => format!("{} {:.3}ms", a.kind.name(), ms(rtt)),
+        None => a.kind.name().to_string(),
+    };
+    for (f, rows) in flows.iter().zip(rows) {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "flow {}: {} ({} probes; capture: {}, flow {}; live: {})",
+            f.flow, f.endpoints, f.prober, f.capture, f.capture_outcome, f.live
+        )?;
+        for n in &f.notes {
+            writeln!(out, "  note: {n}")?;
+        }
+        writeln!(
+            out,
+            "  {:>7}  {:>9}  {:<18}  {:<20}  {:<20}  verdict",
+            "frame", "at", "probe", "capture", "live"
+        )?;
+        for row in rows {
+            let live = row.live.as_ref().map_or("not sent".into(), answer);
+            let verdict = match (row.same, row.difference, &row.live) {
+                (true, _, _) => "same".to_string(),
+                (_, Some(d), _) => format!("DIFFERENT: {d}"),
+                (_, None, None) => "not sent".into(),
+                _ => "DIFFERENT".into(),
+            };
+            writeln!(
+                out,
+                "  {:>7}  {:>8.3}s  {:<18}  {:<20}  {:<20}  {verdict}",
+                row.frame,
+                row.at_s,
+                row.probe,
+                answer(&row.capture),
+                live
+            )?;
+        }
+    }
+    writeln!(out)?;
+    let interrupted = if r.interrupted { " (interrupted)" } else { "" };
+    writeln!(
+        out,
+        "summary: {} flow{}, {} probe{}: {} same, {} different, {} not sent{interrupted}",
+        r.flows,
+        if r.flows == 1 { "" } else { "s" },
+        r.probes,
+        if r.probes == 1 { "" } else { "s" },
+        r.same,
+        r.different,
+        r.not_sent
+    )?;
+    Ok(())
+}

@@ -1,0 +1,239 @@
+//! `kaprobe replay`: a recorded capture's keepalive re-enacted against the
+//! lab's live peers (root; skipped outside CI as a user), and its bad input
+//! (no root needed: it fails before anything is opened).
+
+mod common;
+use common::lab::*;
+use common::*;
+
+use serde_json::Value;
+
+const V4: &str = "10.77.101.2:7077";
+const V6: &str = "[fd77:0:0:101::2]:7077";
+
+/// `replay --json --pcap` of `capture` in the lab: (exit code, `replayed`
+/// lines, `replayed_flow` lines, the final `replay` object, stderr, the
+/// recording of the live sessions).
+struct Replayed {
+    code: i32,
+    probes: Vec<Value>,
+    flows: Vec<Value>,
+    report: Value,
+    stderr: String,
+    pcap: std::path::PathBuf,
+}
+
+fn replay(lab: &Lab, capture_name: &str, to: &str, extra: &[&str]) -> Replayed {
+    let pcap = lab.path(&format!("replay-{capture_name}.pcap"));
+    let file = capture(capture_name);
+    let mut args = vec![
+        "replay",
+        file.to_str().unwrap(),
+        "--to",
+        to,
+        "--json",
+        "--pcap",
+        pcap.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = run(lab.kaprobe("c", &args));
+    let lines: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let of = |t: &str| lines.iter().filter(|l| l["type"] == t).cloned().collect::<Vec<_>>();
+    let report = of("replay")
+        .pop()
+        .unwrap_or_else(|| panic!("no replay line: {}", text(&out.stderr)));
+    Replayed {
+        code: out.status.code().unwrap_or(-1),
+        probes: of("replayed"),
+        flows: of("replayed_flow"),
+        report,
+        stderr: text(&out.stderr),
+        pcap,
+    }
+}
+
+fn column(rows: &[Value], key: &str, inner: &str) -> Vec<Value> {
+    rows.iter().map(|r| r[key][inner].clone()).collect()
+}
+
+/// The live recording as `verify` reads it: (lengths of the probes in order,
+/// how many were answered).
+fn live_probes(pcap: &std::path::Path) -> (Vec<u64>, usize) {
+    let v = verify_json(pcap, &[]);
+    let probes = v.segments.iter().filter(|s| s["kind"] == "keepalive_probe");
+    let lens = probes.map(|s| s["len"].as_u64().unwrap()).collect();
+    (lens, v.frames_of("keepalive_ack").len())
+}
+
+#[test]
+fn captures_answered_by_linux_are_answered_the_same_live() {
+    let Some(lab) = Lab::up("rpl", &[]) else {
+        return;
+    };
+    // 0-byte probes answered with an ACK, 1-byte ones with a D-SACK, over IPv4 and IPv6.
+    for (name, to, answer, len) in [
+        ("linux_ka_answered_v4.pcap", V4, "ack", 0),
+        ("windows_style_probe_dsack.pcap", V4, "ack_dsack", 1),
+        ("linux_ka_answered_v6.pcap", V6, "ack", 0),
+    ] {
+        let r = replay(&lab, name, to, &[]);
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+        let frames: Vec<u64> = r.probes.iter().map(|p| p["frame"].as_u64().unwrap()).collect();
+        assert_eq!(frames, [8, 10, 12], "{name}: every probe, in the capture's order");
+        assert!(r.probes.iter().all(|p| p["same"] == true), "{name}: {:?}", r.probes);
+        assert_eq!(
+            column(&r.probes, "live", "answer"),
+            vec![Value::from(answer); 3],
+            "{name}"
+        );
+        assert_eq!(
+            column(&r.probes, "capture", "answer"),
+            vec![Value::from(answer); 3],
+            "{name}"
+        );
+        assert_eq!(
+            (&r.flows[0]["capture"], &r.flows[0]["live"]),
+            (&"alive".into(), &"alive".into())
+        );
+        assert_eq!(
+            (&r.report["same"], &r.report["different"]),
+            (&3.into(), &0.into()),
+            "{name}"
+        );
+        // What went on the wire is what the capture had: 3 probes of its length, all answered.
+        assert_eq!(live_probes(&r.pcap), (vec![len; 3], 3), "{name}");
+    }
+}
+
+#[test]
+fn many_flows_replay_at_once_and_a_mid_session_capture_says_what_it_assumed() {
+    let Some(lab) = Lab::up("rplm", &[]) else {
+        return;
+    };
+    let r = replay(&lab, "linux_ka_many_flows.pcap", V4, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        (&r.report["flows"], &r.report["probes"], &r.report["same"]),
+        (&20.into(), &40.into(), &40.into())
+    );
+    assert_eq!(r.flows.len(), 20);
+    let v = verify_json(&r.pcap, &[]);
+    assert_eq!(v.flows.len(), 20, "one live connection per flow");
+    assert_eq!(v.frames_of("keepalive_probe").len(), 40);
+
+    let r = replay(&lab, "linux_ka_mid_session.pcap", V4, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.probes.len(), 2);
+    let notes = r.flows[0]["notes"].to_string();
+    assert!(notes.contains("starts with a probe"), "{notes}");
+}
+
+#[test]
+fn a_blackholed_capture_is_answered_live_and_that_is_a_difference() {
+    let Some(lab) = Lab::up("rplb", &[]) else {
+        return;
+    };
+    let r = replay(&lab, "linux_ka_blackhole_abort.pcap", V4, &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.probes.len(), 3, "the three probes; the abort RST is not a probe");
+    for p in &r.probes {
+        assert_eq!(
+            (&p["capture"]["answer"], &p["live"]["answer"]),
+            (&"none".into(), &"ack".into())
+        );
+        assert_eq!((&p["same"], &p["difference"]), (&false.into(), &"answered live".into()));
+    }
+    assert_eq!(
+        (&r.flows[0]["capture"], &r.flows[0]["live"]),
+        (&"unanswered".into(), &"alive".into())
+    );
+    assert_eq!(r.flows[0]["capture_outcome"], "timed_out");
+    assert_eq!(r.report["different"], 3);
+}
+
+#[test]
+fn smoltcp_answers_a_one_byte_probe_without_d_sack() {
+    let Some(lab) = Lab::up("rplsm", &["--peer", "smoltcp"]) else {
+        return;
+    };
+    let r = replay(&lab, "windows_style_probe_dsack.pcap", V4, &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(column(&r.probes, "live", "answer"), vec![Value::from("ack"); 3]);
+    assert!(
+        r.probes.iter().all(|p| p["difference"] == "D-SACK missing"),
+        "{:?}",
+        r.probes
+    );
+    assert_eq!(live_probes(&r.pcap), (vec![1; 3], 3));
+}
+
+#[test]
+fn speed_scales_the_gaps_and_warns_when_it_would_meet_the_peers_rate_limit() {
+    let Some(lab) = Lab::up("rpls", &[]) else {
+        return;
+    };
+    // 1.5×: probes ~0.68 s apart, still outside a Linux peer's 500 ms limit.
+    let r = replay(&lab, "linux_ka_answered_v4.pcap", V4, &["--speed", "1.5"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.report["speed"], 1.5);
+    assert_eq!(live_probes(&r.pcap), (vec![0; 3], 3));
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+    // 4×: the second probe would go ~0.26 s after the first answered one.
+    let r = replay(&lab, "linux_ka_answered_v4.pcap", V4, &["--speed", "4"]);
+    assert_ne!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("flow 1: at --speed 4, the probe of frame 10 comes within 500 ms"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(live_probes(&r.pcap).0, vec![0; 3], "every probe still goes, in order");
+}
+
+#[test]
+fn replay_refuses_what_it_cannot_replay_before_it_opens_anything() {
+    let cap = |n: &str| capture(n).to_str().unwrap().to_string();
+    // Targets inside the lab's range: nothing is sent, as each fails first.
+    for (args, says) in [
+        (
+            vec!["replay".into(), cap("linux_zero_window.pcap"), "--to".into(), V4.into()],
+            "linux_zero_window.pcap: no flow with keepalive probes to replay",
+        ),
+        (
+            vec![
+                "replay".into(),
+                cap("linux_ka_answered_v4.pcap"),
+                "--to".into(),
+                V4.into(),
+                "--flow".into(),
+                ":9".into(),
+            ],
+            "no flow with keepalive probes matching --flow to replay",
+        ),
+        (
+            vec!["replay".into(), "/nonexistent.pcap".into(), "--to".into(), V4.into()],
+            "/nonexistent.pcap: no such file",
+        ),
+        (
+            vec![
+                "replay".into(),
+                cap("linux_ka_answered_v4.pcap"),
+                "--to".into(),
+                V4.into(),
+                "--speed".into(),
+                "0".into(),
+            ],
+            "a factor above 0",
+        ),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = kaprobe(&args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+        assert!(r.stdout.is_empty());
+    }
+}
