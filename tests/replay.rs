@@ -154,6 +154,35 @@ fn a_blackholed_capture_is_answered_live_and_that_is_a_difference() {
     assert_eq!(r.report["different"], 3);
 }
 
+/// Answers that come back after the next probe went (a 1.5 s path, probes
+/// 1 s apart) are matched to their own probes, as `verify` matched them in
+/// the capture: by the session's rule (TSecr, then the round trip), not by
+/// which probe went last.
+#[test]
+fn late_answers_through_a_slow_path_are_matched_to_their_probes() {
+    let Some(lab) = Lab::up("rpld", &[]) else {
+        return;
+    };
+    lab.ok("fault", &["delay", "1500ms"]);
+    let r = replay(&lab, "linux_ka_late_answers.pcap", V4, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.probes.len(), 4);
+    assert!(r.probes.iter().all(|p| p["same"] == true), "{:?}", r.probes);
+    for p in &r.probes {
+        // The fault delays each probe by 1.5 s at least: a round trip below
+        // that would be the answer to an earlier probe.
+        let rtt = p["live"]["rtt_ms"].as_f64().unwrap();
+        assert!(rtt >= 1500.0, "frame {}: live rtt {rtt} ms", p["frame"]);
+    }
+    // verify pairs the live recording's answers the same way.
+    let v = verify_json(&r.pcap, &[]);
+    let answered: Vec<&Value> = v.segments.iter().filter(|s| s["kind"] == "keepalive_ack").collect();
+    assert_eq!(answered.len(), 4);
+    let probes = v.frames_of("keepalive_probe");
+    let pairs: Vec<u64> = answered.iter().map(|a| a["answers"].as_u64().unwrap()).collect();
+    assert_eq!(pairs, probes, "each answer to its own probe, in order");
+}
+
 #[test]
 fn smoltcp_answers_a_one_byte_probe_without_d_sack() {
     let Some(lab) = Lab::up("rplsm", &["--peer", "smoltcp"]) else {

@@ -99,6 +99,8 @@ pub(super) struct Collect {
     pub options: BTreeMap<SessionId, (Option<bool>, Option<bool>)>,
     /// Session → what its script sent and saw.
     pub cases: BTreeMap<SessionId, (Vec<Sent>, Vec<Got>)>,
+    /// Session → the answer it matched to each probe its script sent (`replay`).
+    pub answers: BTreeMap<SessionId, Vec<Option<keepalive::Answer>>>,
     pub errors: Vec<String>,
 }
 
@@ -108,8 +110,9 @@ impl Sink for Collect {
             Event::Session { info, .. } => {
                 self.options.insert(s, (info.timestamps, info.sack));
             }
-            Event::Case { sent, got, .. } => {
+            Event::Case { sent, got, answers, .. } => {
                 self.cases.insert(s, (sent.clone(), got.clone()));
+                self.answers.insert(s, answers.clone());
             }
             Event::Verdict(v) => {
                 if let Some(e) = &v.error {

@@ -182,11 +182,9 @@ fn replay(args: &ReplayArgs) -> Result<Report> {
             start: Start::Connect { remote, bind_port: 0 },
             ka: keepalive::Config::default(),
             rounds: None,
-            script: Some(Box::new(Script::timed(
-                "replay",
-                schedule(p, args.speed),
-                args.max_wait,
-            ))),
+            script: Some(Box::new(
+                Script::timed("replay", schedule(p, args.speed), args.max_wait).as_probes(),
+            )),
         })
         .collect();
     let setup = Setup {
@@ -206,8 +204,10 @@ fn replay(args: &ReplayArgs) -> Result<Report> {
     let mut rows = Vec::new();
     let mut flows = Vec::new();
     for (i, p) in plans.iter().enumerate() {
-        let (sent, got) = collect.cases.remove(&(i as SessionId + 1)).unwrap_or_default();
-        let (flow, probe_rows) = compare(p, live_answers(p, &sent, &got));
+        let id = i as SessionId + 1;
+        let sent = collect.cases.remove(&id).map_or(0, |(sent, _)| sent.len());
+        let answers = collect.answers.remove(&id).unwrap_or_default();
+        let (flow, probe_rows) = compare(p, live_answers(p, sent, &answers));
         flows.push(flow);
         rows.push(probe_rows);
     }

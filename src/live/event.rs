@@ -251,6 +251,9 @@ pub enum Event {
         name: &'static str,
         sent: Vec<crate::conform::Sent>,
         got: Vec<crate::conform::Got>,
+        /// For probes (`replay`): the answer the session matched to each.
+        #[serde(skip)]
+        answers: Vec<Option<crate::keepalive::Answer>>,
     },
     Verdict(Verdict),
 }

@@ -3,6 +3,7 @@
 //! and seen (`super::session` sends and records).
 
 use crate::conform::{Got, Sent, Variant};
+use crate::keepalive::Answer;
 
 /// Segments sent at offsets from the moment the exchange settled, then a
 /// `wait` for answers; every peer segment meanwhile is kept (up to `keep`).
@@ -17,6 +18,10 @@ pub struct Script {
     pub(super) got: Vec<Got>,
     /// Peer segments kept at most: each step's answer and a few more.
     pub(super) keep: usize,
+    /// The steps are keepalive probes: the session's tracker matches their
+    /// answers by its rule (as `probe`'s), kept here per step.
+    pub(super) probes: bool,
+    pub(super) answers: Vec<Option<Answer>>,
 }
 
 impl Script {
@@ -46,7 +51,25 @@ impl Script {
             sent: Vec::new(),
             got: Vec::new(),
             keep,
+            probes: false,
+            answers: Vec::new(),
         }
+    }
+
+    /// The steps are keepalive probes whose answers the session matches
+    /// (`replay`), not segments judged by their window (`conform`).
+    pub fn as_probes(mut self) -> Script {
+        self.probes = true;
+        self
+    }
+
+    /// The tracker matched `a` to probe `n` (1-based, in the order sent).
+    pub(super) fn answered(&mut self, n: u64, a: Answer) {
+        let i = n as usize - 1;
+        if i >= self.answers.len() {
+            self.answers.resize(i + 1, None);
+        }
+        self.answers[i] = Some(a);
     }
 
     /// When the next segment goes, or (all sent) when the wait ends.

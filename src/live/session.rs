@@ -298,6 +298,13 @@ impl Live {
         }
         let seen = self.t.observe(pkt, t);
         if let (Phase::Scripted, Some(s)) = (&self.phase, self.script.as_deref_mut()) {
+            if let Seen::Peer {
+                answer: Some(a @ (Answer::Ack { probe, .. } | Answer::Reset { probe, .. })),
+                ..
+            } = seen
+            {
+                s.answered(probe, a);
+            }
             if matches!(seen, Seen::Peer { .. }) && s.got.len() < s.keep {
                 let tcp = &pkt.tcp;
                 // A D-SACK for the byte of the segment sent last.
@@ -565,8 +572,12 @@ impl Live {
                 self.error = Some(Box::new(e));
                 return self.finish(cx, StopReason::Error, now);
             }
-            // The capture shows it as kaprobe's own, not the local kernel's.
-            self.t.sent_other(shape.seq, shape.ack, Flags::ACK);
+            if s.probes {
+                self.t.sent(shape, now);
+            } else {
+                // The capture shows it as kaprobe's own, not the local kernel's.
+                self.t.sent_other(shape.seq, shape.ack, Flags::ACK);
+            }
             s.sent.push(Sent {
                 time_ns: now,
                 seq: shape.seq.0,
@@ -583,6 +594,7 @@ impl Live {
             name: s.name,
             sent: std::mem::take(&mut s.sent),
             got: std::mem::take(&mut s.got),
+            answers: std::mem::take(&mut s.answers),
         };
         cx.sink.event(self.id, &ev);
         self.finish(cx, StopReason::Rounds, now);

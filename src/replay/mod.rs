@@ -6,7 +6,8 @@ mod plan;
 
 pub use plan::{FlowPlan, NotReplayed, PlannedProbe, Planner};
 
-use crate::conform::{answer, Got, Kind, Sent, Variant};
+use crate::conform::{Kind, Variant};
+use crate::keepalive;
 use crate::session::rate_limit;
 use serde::Serialize;
 
@@ -91,19 +92,25 @@ pub fn crosses_rate_limit(plan: &FlowPlan, speed: f64) -> Option<u64> {
     None
 }
 
-/// The live answer to each probe a session sent (`sent`, in order) from the
-/// peer's segments meanwhile (`got`), by `conform`'s rule: the peer's first
-/// segment after the probe and before the next one.
-pub fn live_answers(plan: &FlowPlan, sent: &[Sent], got: &[Got]) -> Vec<Option<Answer>> {
-    plan.probes
-        .iter()
-        .enumerate()
-        .map(|(k, p)| {
-            let s = sent.get(k)?;
-            let (kind, g, _) = answer(p.variant, s, sent.get(k + 1), got);
-            Some(Answer {
-                kind,
-                rtt_ns: g.map(|g| g.time_ns.saturating_sub(s.time_ns)),
+/// The live answer to each probe of `plan`: `None` where it was not sent
+/// (`sent` probes were), else what the session matched to it (`answers`, by
+/// the rule every live session follows: `keepalive::Tracker`), or `none`.
+pub fn live_answers(plan: &FlowPlan, sent: usize, answers: &[Option<keepalive::Answer>]) -> Vec<Option<Answer>> {
+    (0..plan.probes.len())
+        .map(|k| {
+            (k < sent).then(|| match answers.get(k).copied().flatten() {
+                Some(keepalive::Answer::Ack { rtt, dsack, .. }) => Answer {
+                    kind: if dsack { Kind::AckDsack } else { Kind::Ack },
+                    rtt_ns: Some(rtt),
+                },
+                Some(keepalive::Answer::Reset { rtt, .. }) => Answer {
+                    kind: Kind::Rst,
+                    rtt_ns: Some(rtt),
+                },
+                None => Answer {
+                    kind: Kind::None,
+                    rtt_ns: None,
+                },
             })
         })
         .collect()
