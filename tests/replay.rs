@@ -123,6 +123,20 @@ fn many_flows_replay_at_once_and_a_mid_session_capture_says_what_it_assumed() {
     let v = verify_json(&r.pcap, &[]);
     assert_eq!(v.flows.len(), 20, "one live connection per flow");
     assert_eq!(v.frames_of("keepalive_probe").len(), 40);
+    // For people: many flows come grouped, not one table each.
+    let file = capture("linux_ka_many_flows.pcap");
+    let out = run(lab.kaprobe("c", &["replay", file.to_str().unwrap(), "--to", V4]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let human = text(&out.stdout);
+    let group: Vec<&str> = human.lines().filter(|l| l.contains("same ×2")).collect();
+    assert_eq!(group.len(), 1, "{human}");
+    let cols: Vec<&str> = group[0].split_whitespace().collect();
+    assert_eq!(cols, ["20", "alive", "alive", "same", "×2", "flow", "1"], "{human}");
+    assert!(
+        !human.contains("frame"),
+        "no flow in full when all are the same:\n{human}"
+    );
+    assert!(human.contains("summary: 20 flows, 40 probes: 40 same, 0 different, 0 not sent"));
 
     let r = replay(&lab, "linux_ka_mid_session.pcap", V4, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -215,7 +229,7 @@ fn speed_scales_the_gaps_and_warns_when_it_would_meet_the_peers_rate_limit() {
     assert_ne!(r.code, 2, "{}", r.stderr);
     assert!(
         r.stderr
-            .contains("flow 1: at --speed 4, the probe of frame 10 comes within 500 ms"),
+            .contains("at --speed 4, the probe of frame 10 (flow 1) comes within 500 ms"),
         "{}",
         r.stderr
     );

@@ -14,11 +14,12 @@ use crate::live::session::Script;
 use crate::live::{SessionId, Setup, Start};
 use crate::replay::{crosses_rate_limit, live_answers, ms, schedule, summary, Answer, FlowPlan, Planner};
 use crate::report::json::tagged;
-use crate::units::parse_duration;
+use crate::units::{count, format_duration, parse_duration};
 use anyhow::{anyhow, Result};
 use clap::Args;
 use serde::Serialize;
-use std::io::{self, Write};
+use std::collections::BTreeMap;
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,6 +27,10 @@ use std::sync::Arc;
 /// What a live session sends first when the capture's prober had sent data,
 /// so that its probe's byte is data the peer holds.
 const DATA: &[u8] = b"kaprobe replay";
+
+/// Up to this many flows, the human output shows every one's probes; beyond,
+/// those of flows that differ.
+const SHOWN_IN_FULL: usize = 10;
 
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
@@ -153,13 +158,22 @@ fn replay(args: &ReplayArgs) -> Result<Report> {
         };
         return Err(anyhow!("{name}: no flow with keepalive probes{which} to replay{why}"));
     }
-    for p in plans {
-        if let Some(frame) = crosses_rate_limit(p, args.speed) {
-            eprintln!(
-                "kaprobe: warning: flow {}: at --speed {}, the probe of frame {frame} comes within 500 ms of an answered one: a Linux peer leaves it unanswered",
-                p.id, args.speed
-            );
-        }
+    let crossing: Vec<(u64, u64)> = plans
+        .iter()
+        .filter_map(|p| Some((p.id, crosses_rate_limit(p, args.speed)?)))
+        .collect();
+    // One line however many flows: at a given speed they usually all do.
+    match crossing[..] {
+        [] => {}
+        [(flow, frame)] => eprintln!(
+            "kaprobe: warning: at --speed {}, the probe of frame {frame} (flow {flow}) comes within 500 ms of an answered one: a Linux peer leaves it unanswered",
+            args.speed
+        ),
+        [(flow, frame), ..] => eprintln!(
+            "kaprobe: warning: at --speed {}, {} flows have a probe within 500 ms of an answered one (the first: frame {frame}, flow {flow}): a Linux peer leaves such probes unanswered",
+            args.speed,
+            crossing.len()
+        ),
     }
     let stop = Arc::new(AtomicBool::new(false));
     let c = open_connect(
@@ -196,6 +210,21 @@ fn replay(args: &ReplayArgs) -> Result<Report> {
         duration: None,
         interrupted: stop.clone(),
     };
+    if io::stderr().is_terminal() {
+        // A capture's idle can be hours: say how long this takes.
+        let last = plans
+            .iter()
+            .filter_map(|p| schedule(p, args.speed).last().map(|s| s.1))
+            .max();
+        let probes: usize = plans.iter().map(|p| p.probes.len()).sum();
+        eprintln!(
+            "kaprobe: replaying {} of {}; the last goes about {} after its connection is up, then answers are awaited {} (Ctrl-C stops with what was seen)",
+            count(probes as u64, "probe"),
+            count(plans.len() as u64, "flow"),
+            format_duration(last.unwrap_or(0)),
+            format_duration(args.max_wait)
+        );
+    }
     let mut collect = Collect::default();
     engine::run(setup, &mut collect, &mut Battery { specs })?;
     if let Some(e) = collect.errors.first() {
@@ -291,22 +320,31 @@ fn human(out: &mut impl Write, planner: &Planner, flows: &[FlowRow], rows: &[Vec
         format!(" at {}× speed (times below are the capture's)", r.speed)
     };
     writeln!(out, "replay {} to {}{speed}", r.capture, r.to)?;
-    for n in &planner.not_replayed {
+    for n in planner.not_replayed.iter().take(SHOWN_IN_FULL) {
         writeln!(out, "  not replayed: flow {} {}: {}", n.id, n.flow, n.why)?;
     }
-    if r.without_keepalive > 0 {
-        let s = if r.without_keepalive == 1 { "" } else { "s" };
+    if let Some(more) = planner.not_replayed.len().checked_sub(SHOWN_IN_FULL).filter(|&n| n > 0) {
         writeln!(
             out,
-            "  {} flow{s} without keepalive probes: nothing to replay",
-            r.without_keepalive
+            "  … {} more not replayed (--json lists each)",
+            count(more as u64, "flow")
         )?;
+    }
+    if r.without_keepalive > 0 {
+        let n = count(r.without_keepalive, "flow");
+        writeln!(out, "  {n} without keepalive probes: nothing to replay")?;
+    }
+    let all = flows.len() <= SHOWN_IN_FULL;
+    if !all {
+        groups(out, flows, rows)?;
     }
     let answer = |a: &Answer| match a.rtt_ns {
         Some(rtt) => format!("{} {:.3}ms", a.kind.name(), ms(rtt)),
         None => a.kind.name().to_string(),
     };
-    for (f, rows) in flows.iter().zip(rows) {
+    // Many flows: the first that differ in full, after the groups.
+    let shown = flows.iter().zip(rows).filter(|(f, _)| all || !f.same);
+    for (f, rows) in shown.take(SHOWN_IN_FULL) {
         writeln!(out)?;
         writeln!(
             out,
@@ -340,18 +378,68 @@ fn human(out: &mut impl Write, planner: &Planner, flows: &[FlowRow], rows: &[Vec
             )?;
         }
     }
+    let differ = flows.iter().filter(|f| !f.same).count();
+    if let Some(more) = differ.checked_sub(SHOWN_IN_FULL).filter(|&n| n > 0 && !all) {
+        writeln!(out)?;
+        let n = count(more as u64, "flow");
+        writeln!(
+            out,
+            "… {n} more that differ: --flow picks one, --json lists every probe"
+        )?;
+    }
     writeln!(out)?;
     let interrupted = if r.interrupted { " (interrupted)" } else { "" };
     writeln!(
         out,
-        "summary: {} flow{}, {} probe{}: {} same, {} different, {} not sent{interrupted}",
-        r.flows,
-        if r.flows == 1 { "" } else { "s" },
-        r.probes,
-        if r.probes == 1 { "" } else { "s" },
+        "summary: {}, {}: {} same, {} different, {} not sent{interrupted}",
+        count(r.flows as u64, "flow"),
+        count(r.probes as u64, "probe"),
         r.same,
         r.different,
         r.not_sent
     )?;
+    Ok(())
+}
+
+/// Flows grouped by what happened: the capture's and live keepalive in a
+/// word and each probe's verdict, with how many and the first of each.
+fn groups(out: &mut impl Write, flows: &[FlowRow], rows: &[Vec<Row>]) -> io::Result<()> {
+    let mut groups: BTreeMap<(&str, &str, String), (usize, u64)> = BTreeMap::new();
+    for (f, rows) in flows.iter().zip(rows) {
+        let verdicts: Vec<&str> = rows
+            .iter()
+            .map(|r| match (r.same, r.difference, r.live) {
+                (true, _, _) => "same",
+                (_, Some(d), _) => d,
+                (_, None, None) => "not sent",
+                _ => "different",
+            })
+            .collect();
+        // Runs of one verdict as "same ×3".
+        let mut runs: Vec<(&str, usize)> = Vec::new();
+        for v in verdicts {
+            match runs.last_mut() {
+                Some((last, n)) if *last == v => *n += 1,
+                _ => runs.push((v, 1)),
+            }
+        }
+        let runs: Vec<String> = runs
+            .iter()
+            .map(|&(v, n)| if n == 1 { v.to_string() } else { format!("{v} ×{n}") })
+            .collect();
+        let g = groups
+            .entry((f.capture, f.live, runs.join(", ")))
+            .or_insert((0, f.flow));
+        g.0 += 1;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "  {:>7}  {:<11} {:<11} {:<44} first",
+        "flows", "capture", "live", "per probe"
+    )?;
+    for ((capture, live, verdicts), (n, first)) in &groups {
+        writeln!(out, "  {n:>7}  {capture:<11} {live:<11} {verdicts:<44} flow {first}")?;
+    }
     Ok(())
 }

@@ -589,6 +589,15 @@ impl Live {
         if s.sent.len() < s.steps.len() || now < s.due() {
             return;
         }
+        self.finish(cx, StopReason::Rounds, now);
+    }
+
+    /// The script's `case` event: what it sent and saw, all of it or (the
+    /// run stopped) as far as it came.
+    fn report_case(&mut self, cx: &mut Cx, now: u64) {
+        let Some(s) = self.script.as_deref_mut().filter(|s| !s.sent.is_empty()) else {
+            return;
+        };
         let ev = Event::Case {
             at: At::of(now),
             name: s.name,
@@ -597,7 +606,6 @@ impl Live {
             answers: std::mem::take(&mut s.answers),
         };
         cx.sink.event(self.id, &ev);
-        self.finish(cx, StopReason::Rounds, now);
     }
 
     /// Events for the probes the tracker gave up on (its rate limit judged then).
@@ -662,6 +670,7 @@ impl Live {
             k.stop();
         }
         self.phase = Phase::Done;
+        self.report_case(cx, now);
         let dead = matches!(reason, StopReason::Count | StopReason::UserTimeout);
         if let Some(sock) = self.socket.take() {
             let abort = dead && !cx.shared.no_abort;

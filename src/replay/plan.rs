@@ -149,10 +149,8 @@ impl Sink for Planner {
             );
         }
         if f.other_side_probes > 0 {
-            notes.push(format!(
-                "the other side's {} probes are not replayed: one prober per flow",
-                f.other_side_probes
-            ));
+            let n = crate::units::count(u64::from(f.other_side_probes), "probe");
+            notes.push(format!("the other side's {n} are not replayed: one prober per flow"));
         }
         self.plans.push(FlowPlan {
             id: r.flow_id,
