@@ -15,6 +15,7 @@ use clap::Args;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -128,7 +129,7 @@ impl Sink for Collect {
 
 /// What sessions that run scripts share: they connect, send `send` first
 /// (if any), and never probe or abort on their own.
-pub(super) fn scripted(send: Vec<u8>, c: &Connect) -> Shared {
+fn scripted(send: Vec<u8>, c: &Connect) -> Shared {
     Shared {
         mode: Mode::Connect,
         ka: keepalive::Config::default(),
@@ -147,9 +148,65 @@ pub(super) fn scripted(send: Vec<u8>, c: &Connect) -> Shared {
     }
 }
 
+/// What a run of scripted sessions saw: the peer, each session's
+/// segments, and whether the run was stopped (Ctrl-C) before all finished.
+pub(super) struct Scripted {
+    pub remote: SocketAddr,
+    pub collect: Collect,
+    pub interrupted: bool,
+}
+
+/// One session per script (session ids in their order, from 1) to `target`,
+/// all at once on the engine, each sending `send` first. A session that
+/// could not be set up makes the run's error.
+pub(super) fn run_scripts(
+    target: &str,
+    capture: &CaptureArgs,
+    send: Vec<u8>,
+    scripts: Vec<Script>,
+) -> Result<Scripted> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let c = open_connect(
+        std::slice::from_ref(&target.to_string()),
+        capture.interface.as_deref(),
+        scripts.len(),
+        capture.pcap.as_deref(),
+        &stop,
+    )?;
+    let remote = c.targets[0];
+    let specs = scripts
+        .into_iter()
+        .map(|script| Spec {
+            start: Start::Connect { remote, bind_port: 0 },
+            ka: keepalive::Config::default(),
+            rounds: None,
+            script: Some(Box::new(script)),
+        })
+        .collect();
+    let setup = Setup {
+        shared: scripted(send, &c),
+        sessions: Vec::new(),
+        capture: c.capture,
+        senders: c.senders,
+        pcap: c.pcap,
+        duration: None,
+        interrupted: stop.clone(),
+    };
+    let mut collect = Collect::default();
+    engine::run(setup, &mut collect, &mut Battery { specs })?;
+    if let Some(e) = collect.errors.first() {
+        return Err(anyhow!("{e}"));
+    }
+    Ok(Scripted {
+        remote,
+        collect,
+        interrupted: stop.load(std::sync::atomic::Ordering::Relaxed),
+    })
+}
+
 /// Every session, added at the first turn.
-pub(super) struct Battery {
-    pub specs: Vec<Spec>,
+struct Battery {
+    specs: Vec<Spec>,
 }
 
 impl Control for Battery {
@@ -176,45 +233,19 @@ fn conform(args: &ConformArgs) -> Result<Report> {
             })
             .collect::<Result<_>>()?
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let c = open_connect(
-        std::slice::from_ref(&args.target),
-        args.capture.interface.as_deref(),
-        cases.len(),
-        args.capture.pcap.as_deref(),
-        &stop,
-    )?;
-    let remote = c.targets[0];
-    let shared = scripted(args.send.clone().into_bytes(), &c);
-    let specs = cases
+    let scripts = cases
         .iter()
-        .map(|case| Spec {
-            start: Start::Connect { remote, bind_port: 0 },
-            ka: keepalive::Config::default(),
-            rounds: None,
-            script: Some(Box::new(Script::new(
-                case.name,
-                case.steps.iter().map(|(v, _)| *v).collect(),
-                GAP_MS * MS,
-                args.wait,
-            ))),
+        .map(|case| {
+            let steps = case.steps.iter().map(|(v, _)| *v).collect();
+            Script::new(case.name, steps, GAP_MS * MS, args.wait)
         })
         .collect();
-    let setup = Setup {
-        shared,
-        sessions: Vec::new(),
-        capture: c.capture,
-        senders: c.senders,
-        pcap: c.pcap,
-        duration: None,
-        interrupted: stop.clone(),
-    };
-    let mut collect = Collect::default();
-    engine::run(setup, &mut collect, &mut Battery { specs })?;
-    let interrupted = stop.load(std::sync::atomic::Ordering::Relaxed);
-    if let Some(e) = collect.errors.first() {
-        return Err(anyhow!("{e}"));
-    }
+    let send = args.send.clone().into_bytes();
+    let Scripted {
+        remote,
+        mut collect,
+        interrupted,
+    } = run_scripts(&args.target, &args.capture, send, scripts)?;
     let (mut ts, mut sack) = (None, None);
     let mut results = Vec::new();
     for (i, case) in cases.iter().enumerate() {

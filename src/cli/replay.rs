@@ -3,15 +3,13 @@
 //! (its probes rebuilt on the live seq/ack at the capture's times), and the
 //! live answers set against the capture's.
 
-use super::conform::{scripted, Battery, Collect};
+use super::conform::{run_scripts, Scripted};
 use super::exit;
-use super::probe::{open_connect, CaptureArgs};
+use super::probe::CaptureArgs;
 use crate::analyze::{Analyzer, Config, Events, FlowFilter};
 use crate::capture::read_file;
-use crate::keepalive;
-use crate::live::engine::{self, Spec};
 use crate::live::session::Script;
-use crate::live::{SessionId, Setup, Start};
+use crate::live::SessionId;
 use crate::replay::{crosses_rate_limit, live_answers, ms, schedule, summary, Answer, FlowPlan, Planner};
 use crate::report::json::tagged;
 use crate::units::{count, format_duration, parse_duration};
@@ -21,8 +19,6 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 /// What a live session sends first when the capture's prober had sent data,
 /// so that its probe's byte is data the peer holds.
@@ -175,41 +171,15 @@ fn replay(args: &ReplayArgs) -> Result<Report> {
             crossing.len()
         ),
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let c = open_connect(
-        std::slice::from_ref(&args.to),
-        args.capture.interface.as_deref(),
-        plans.len(),
-        args.capture.pcap.as_deref(),
-        &stop,
-    )?;
-    let remote = c.targets[0];
     let send = if plans.iter().any(|p| p.prober_data) {
         DATA.to_vec()
     } else {
         Vec::new()
     };
-    let shared = scripted(send, &c);
-    let specs = plans
+    let scripts = plans
         .iter()
-        .map(|p| Spec {
-            start: Start::Connect { remote, bind_port: 0 },
-            ka: keepalive::Config::default(),
-            rounds: None,
-            script: Some(Box::new(
-                Script::timed("replay", schedule(p, args.speed), args.max_wait).as_probes(),
-            )),
-        })
+        .map(|p| Script::timed("replay", schedule(p, args.speed), args.max_wait).as_probes())
         .collect();
-    let setup = Setup {
-        shared,
-        sessions: Vec::new(),
-        capture: c.capture,
-        senders: c.senders,
-        pcap: c.pcap,
-        duration: None,
-        interrupted: stop.clone(),
-    };
     if io::stderr().is_terminal() {
         // A capture's idle can be hours: say how long this takes.
         let last = plans
@@ -225,11 +195,11 @@ fn replay(args: &ReplayArgs) -> Result<Report> {
             format_duration(args.max_wait)
         );
     }
-    let mut collect = Collect::default();
-    engine::run(setup, &mut collect, &mut Battery { specs })?;
-    if let Some(e) = collect.errors.first() {
-        return Err(anyhow!("{e}"));
-    }
+    let Scripted {
+        remote,
+        mut collect,
+        interrupted,
+    } = run_scripts(&args.to, &args.capture, send, scripts)?;
     let mut rows = Vec::new();
     let mut flows = Vec::new();
     for (i, p) in plans.iter().enumerate() {
@@ -252,7 +222,7 @@ fn replay(args: &ReplayArgs) -> Result<Report> {
         not_sent: all().filter(|r| r.live.is_none()).count(),
         not_replayed: planner.not_replayed.len(),
         without_keepalive: planner.without_keepalive,
-        interrupted: stop.load(Ordering::Relaxed),
+        interrupted,
     };
     let mut out = io::BufWriter::new(io::stdout().lock());
     if args.json {
