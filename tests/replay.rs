@@ -136,7 +136,7 @@ fn many_flows_replay_at_once_and_a_mid_session_capture_says_what_it_assumed() {
         !human.contains("frame"),
         "no flow in full when all are the same:\n{human}"
     );
-    assert!(human.contains("summary: 20 flows, 40 probes: 40 same, 0 different, 0 not sent"));
+    assert!(human.contains("summary: 20 flows, 40 probes: 40 same, 0 different, 0 unresolved"));
 
     let r = replay(&lab, "linux_ka_mid_session.pcap", V4, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -197,6 +197,26 @@ fn late_answers_through_a_slow_path_are_matched_to_their_probes() {
     assert_eq!(pairs, probes, "each answer to its own probe, in order");
 }
 
+/// A peer application that drops the connection (here with a RST, 0.3 s
+/// after accepting it, well before the first probe at ~1 s) makes every
+/// probe draw a RST; the flow says why, so it is not taken for keepalive.
+#[test]
+fn a_peer_that_closes_the_connection_is_named_as_the_reason() {
+    let Some(lab) = Lab::up("rplc", &[]) else {
+        return;
+    };
+    lab.ok("server", &["--abort-after", "0.3"]);
+    let r = replay(&lab, "linux_ka_answered_v4.pcap", V4, &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(column(&r.probes, "live", "answer"), vec![Value::from("rst"); 3]);
+    assert_eq!(r.flows[0]["live"], "reset");
+    let notes = r.flows[0]["notes"].to_string();
+    assert!(
+        notes.contains("closed the connection live (RST) before the first probe"),
+        "{notes}"
+    );
+}
+
 #[test]
 fn smoltcp_answers_a_one_byte_probe_without_d_sack() {
     let Some(lab) = Lab::up("rplsm", &["--peer", "smoltcp"]) else {
@@ -218,10 +238,10 @@ fn speed_scales_the_gaps_and_warns_when_it_would_meet_the_peers_rate_limit() {
     let Some(lab) = Lab::up("rpls", &[]) else {
         return;
     };
-    // 1.5×: probes ~0.68 s apart, still outside a Linux peer's 500 ms limit.
-    let r = replay(&lab, "linux_ka_answered_v4.pcap", V4, &["--speed", "1.5"]);
+    // 1.2×: probes ~0.85 s apart, well outside a Linux peer's 500 ms limit.
+    let r = replay(&lab, "linux_ka_answered_v4.pcap", V4, &["--speed", "1.2"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(r.report["speed"], 1.5);
+    assert_eq!(r.report["speed"], 1.2);
     assert_eq!(live_probes(&r.pcap), (vec![0; 3], 3));
     assert!(!r.stderr.contains("warning"), "{}", r.stderr);
     // 4×: the second probe would go ~0.26 s after the first answered one.
@@ -229,7 +249,7 @@ fn speed_scales_the_gaps_and_warns_when_it_would_meet_the_peers_rate_limit() {
     assert_ne!(r.code, 2, "{}", r.stderr);
     assert!(
         r.stderr
-            .contains("at --speed 4, the probe of frame 10 (flow 1) comes within 500 ms"),
+            .contains("at --speed 4, the probe of frame 10 (flow 1) comes within 500ms"),
         "{}",
         r.stderr
     );
@@ -269,7 +289,7 @@ fn replay_refuses_what_it_cannot_replay_before_it_opens_anything() {
                 "--speed".into(),
                 "0".into(),
             ],
-            "a factor above 0",
+            "a factor from 0.001",
         ),
     ] {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -279,4 +299,74 @@ fn replay_refuses_what_it_cannot_replay_before_it_opens_anything() {
         assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
         assert!(r.stdout.is_empty());
     }
+}
+
+/// The plan is `verify`'s reading of the capture, turned into what a live
+/// session sends (no root: nothing is opened).
+#[test]
+fn the_plan_is_verifys_reading_of_each_capture() {
+    use kaprobe::conform::{Kind, Ts, Variant};
+    let plan = |n: &str| kaprobe::cli::replay::plan(&capture(n), None).unwrap();
+    let probe = |byte, ts| Variant::Crafted {
+        back: 1,
+        byte,
+        ts,
+        ack_delta: 0,
+    };
+    let shapes = |f: &kaprobe::replay::FlowPlan| f.probes.iter().map(|p| p.variant).collect::<Vec<_>>();
+    let kinds = |f: &kaprobe::replay::FlowPlan| f.probes.iter().map(|p| p.capture.kind).collect::<Vec<_>>();
+
+    let p = plan("linux_ka_answered_v4.pcap");
+    assert_eq!((p.plans.len(), p.without_keepalive), (1, 0));
+    let f = &p.plans[0];
+    let frames: Vec<u64> = f.probes.iter().map(|p| p.frame).collect();
+    assert_eq!(frames, [8, 10, 12]);
+    assert_eq!(shapes(f), vec![probe(None, Ts::Current); 3]);
+    assert_eq!(kinds(f), vec![Kind::Ack; 3]);
+    assert_eq!(
+        (f.prober.as_str(), f.prober_data),
+        ("client", true),
+        "it had sent 100 bytes"
+    );
+    assert!(f.notes.is_empty(), "{:?}", f.notes);
+    // The first probe's time is the idle verify measured before it.
+    let v = verify_json(&capture("linux_ka_answered_v4.pcap"), &[]);
+    let idle = &v.flows[0]["directions"][0]["idle"];
+    let first = f.probes[0].at_ns as f64 / 1e9;
+    let (lo, hi) = (idle["min_s"].as_f64().unwrap(), idle["max_s"].as_f64().unwrap());
+    assert!(
+        (lo - 1e-3..=hi + 1e-3).contains(&first),
+        "{first} s against verify's idle {idle}"
+    );
+    assert!(f.probes.windows(2).all(|w| w[0].at_ns < w[1].at_ns));
+
+    let f = &plan("windows_style_probe_dsack.pcap").plans[0];
+    assert_eq!(shapes(f), vec![probe(Some(0), Ts::Current); 3]);
+    assert_eq!(kinds(f), vec![Kind::AckDsack; 3]);
+
+    let f = &plan("linux_ka_blackhole_abort.pcap").plans[0];
+    assert_eq!(kinds(f), vec![Kind::None; 3]);
+    assert_eq!(f.outcome, "timed_out");
+
+    // Timestamps never negotiated: the probes' missing TSopt is not copied.
+    let f = &plan("linux_ka_nots_nosack.pcap").plans[0];
+    assert_eq!(shapes(f), vec![probe(None, Ts::Current); 3]);
+
+    // Answers after the next probe: each with its own probe, 1.5 s later.
+    let f = &plan("linux_ka_late_answers.pcap").plans[0];
+    assert_eq!(kinds(f), vec![Kind::Ack; 4]);
+    assert!(f.probes.iter().all(|p| p.capture.rtt_ns.unwrap() > 1_400_000_000));
+
+    // No handshake, the first segment a probe: both said, data assumed.
+    let f = &plan("linux_ka_mid_session.pcap").plans[0];
+    assert_eq!((f.probes.len(), f.probes[0].at_ns, f.prober_data), (2, 0, true));
+    let notes = f.notes.join("; ");
+    assert!(
+        notes.contains("starts with a probe") && notes.contains("no handshake"),
+        "{notes}"
+    );
+
+    // No keepalive at all: nothing planned, the flow counted.
+    let p = plan("linux_retrans_1byte.pcap");
+    assert_eq!((p.plans.len(), p.without_keepalive), (0, 1));
 }

@@ -139,7 +139,7 @@ impl Connection {
         negotiated::window_shift(s.syn_wscale(), o.syn_wscale())
     }
 
-    fn timestamps_negotiated(&self) -> bool {
+    pub fn timestamps_negotiated(&self) -> bool {
         let d = &self.dir;
         negotiated::timestamps(
             [d[0].syn_timestamps(), d[1].syn_timestamps()],
@@ -333,6 +333,8 @@ impl Connection {
             timestamp: seg.options.timestamp,
             options_cut: seg.options.cut,
             byte: seg.first_byte,
+            peer_next: to.seen().then_some(to.next_seq),
+            last_received: to.last_live_time(),
             ttl,
             usual_ttl: from_ttl,
         };

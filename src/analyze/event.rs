@@ -40,6 +40,12 @@ pub struct SegmentEvent {
     pub options_cut: bool,
     /// The first payload byte, when captured (a 1-byte probe's 0x00 or garbage).
     pub byte: Option<u8>,
+    /// The receiver's next sequence number (the sender's RCV.NXT, as far as
+    /// the capture shows), and when the sender last heard from it (keepalive
+    /// and zero-window probes aside): what a probe's ACK field and idle are
+    /// measured against.
+    pub peer_next: Option<Seq>,
+    pub last_received: Option<u64>,
     /// IP TTL (hop limit) of this segment, and of the sender's previous non-RST one.
     pub ttl: u8,
     pub usual_ttl: Option<u8>,

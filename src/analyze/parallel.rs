@@ -31,6 +31,8 @@ enum Entry {
     Sweep { after: u64, now: u64 },
 }
 
+/// Nearly every item is a segment: boxing them would allocate for each.
+#[allow(clippy::large_enum_variant)]
 enum Item {
     Started {
         id: u64,

@@ -86,7 +86,7 @@ struct Report {
     styles_answered: Vec<&'static str>,
     /// Cases whose answers were not what a Linux peer gives: "name: expected …, observed …".
     deviations: Vec<String>,
-    /// Stopped (Ctrl-C) before every case ran: those are `skipped`.
+    /// Stopped (Ctrl-C) before every case finished: those are `skipped`.
     interrupted: bool,
     #[serde(skip)]
     default_unanswered: bool,
@@ -99,10 +99,22 @@ pub(super) struct Collect {
     /// Session → (timestamps, sack) from its `session` event.
     pub options: BTreeMap<SessionId, (Option<bool>, Option<bool>)>,
     /// Session → what its script sent and saw.
-    pub cases: BTreeMap<SessionId, (Vec<Sent>, Vec<Got>)>,
-    /// Session → the answer it matched to each probe its script sent (`replay`).
-    pub answers: BTreeMap<SessionId, Vec<Option<keepalive::Answer>>>,
-    pub errors: Vec<String>,
+    pub cases: BTreeMap<SessionId, CaseSeen>,
+    /// Session → why it could not be set up.
+    pub errors: BTreeMap<SessionId, String>,
+}
+
+/// What one scripted session sent and saw.
+#[derive(Default)]
+pub(super) struct CaseSeen {
+    pub sent: Vec<Sent>,
+    pub got: Vec<Got>,
+    /// The answer the session matched to each probe (`replay`'s scripts).
+    pub answers: Vec<Option<keepalive::Answer>>,
+    /// Every segment went and the wait for answers ran out.
+    pub complete: bool,
+    /// The peer's FIN or RST, after how many segments.
+    pub peer_closed: Option<(&'static str, usize)>,
 }
 
 impl Sink for Collect {
@@ -111,13 +123,26 @@ impl Sink for Collect {
             Event::Session { info, .. } => {
                 self.options.insert(s, (info.timestamps, info.sack));
             }
-            Event::Case { sent, got, answers, .. } => {
-                self.cases.insert(s, (sent.clone(), got.clone()));
-                self.answers.insert(s, answers.clone());
+            Event::Case {
+                sent,
+                got,
+                answers,
+                complete,
+                peer_closed,
+                ..
+            } => {
+                let seen = CaseSeen {
+                    sent: sent.clone(),
+                    got: got.clone(),
+                    answers: answers.clone(),
+                    complete: *complete,
+                    peer_closed: *peer_closed,
+                };
+                self.cases.insert(s, seen);
             }
             Event::Verdict(v) => {
                 if let Some(e) = &v.error {
-                    self.errors.push(e.clone());
+                    self.errors.insert(s, e.clone());
                 }
             }
             _ => {}
@@ -157,8 +182,8 @@ pub(super) struct Scripted {
 }
 
 /// One session per script (session ids in their order, from 1) to `target`,
-/// all at once on the engine, each sending `send` first. A session that
-/// could not be set up makes the run's error.
+/// all at once on the engine, each sending `send` first (unless its script
+/// says otherwise). Sessions that could not be set up are in `errors`.
 pub(super) fn run_scripts(
     target: &str,
     capture: &CaptureArgs,
@@ -194,9 +219,6 @@ pub(super) fn run_scripts(
     };
     let mut collect = Collect::default();
     engine::run(setup, &mut collect, &mut Battery { specs })?;
-    if let Some(e) = collect.errors.first() {
-        return Err(anyhow!("{e}"));
-    }
     Ok(Scripted {
         remote,
         collect,
@@ -246,6 +268,9 @@ fn conform(args: &ConformArgs) -> Result<Report> {
         mut collect,
         interrupted,
     } = run_scripts(&args.target, &args.capture, send, scripts)?;
+    if let Some(e) = collect.errors.values().next() {
+        return Err(anyhow!("{e}"));
+    }
     let (mut ts, mut sack) = (None, None);
     let mut results = Vec::new();
     for (i, case) in cases.iter().enumerate() {
@@ -253,8 +278,8 @@ fn conform(args: &ConformArgs) -> Result<Report> {
         let (t, s) = collect.options.get(&id).copied().unwrap_or((None, None));
         ts = ts.or(t);
         sack = sack.or(s);
-        let (sent, got) = collect.cases.remove(&id).unwrap_or_default();
-        results.push(judge(case, sent, got, t, s));
+        let seen = collect.cases.remove(&id).unwrap_or_default();
+        results.push(judge(case, seen, t, s));
     }
     let styles_answered: Vec<&'static str> = results
         .iter()
@@ -291,8 +316,12 @@ fn conform(args: &ConformArgs) -> Result<Report> {
     Ok(report)
 }
 
-fn judge(case: &Case, sent: Vec<Sent>, got: Vec<Got>, ts: Option<bool>, sack: Option<bool>) -> CaseResult {
-    let skipped = (case.needs_ts && ts != Some(true)) || sent.len() < case.steps.len();
+fn judge(case: &Case, seen: CaseSeen, ts: Option<bool>, sack: Option<bool>) -> CaseResult {
+    let CaseSeen {
+        sent, got, complete, ..
+    } = seen;
+    // Stopped early (Ctrl-C): an answer may still have been on its way.
+    let skipped = (case.needs_ts && ts != Some(true)) || !complete;
     let mut observed = Vec::new();
     let mut kinds = Vec::new();
     let mut answers = Vec::new();

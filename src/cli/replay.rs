@@ -10,8 +10,9 @@ use crate::analyze::{Analyzer, Config, Events, FlowFilter};
 use crate::capture::read_file;
 use crate::live::session::Script;
 use crate::live::SessionId;
-use crate::replay::{crosses_rate_limit, live_answers, ms, schedule, summary, Answer, FlowPlan, Planner};
+use crate::replay::{crosses_rate_limit, live_answers, ms, schedule, summary, Answer, FlowPlan, Live, Planner};
 use crate::report::json::tagged;
+use crate::session::rate_limit::PEER_ANSWER_RATE_LIMIT_NS;
 use crate::units::{count, format_duration, parse_duration};
 use anyhow::{anyhow, Result};
 use clap::Args;
@@ -19,10 +20,6 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-
-/// What a live session sends first when the capture's prober had sent data,
-/// so that its probe's byte is data the peer holds.
-const DATA: &[u8] = b"kaprobe replay";
 
 /// Up to this many flows, the human output shows every one's probes; beyond,
 /// those of flows that differ.
@@ -46,24 +43,31 @@ pub struct ReplayArgs {
     /// How long to wait for answers after a flow's last probe.
     #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
     pub max_wait: u64,
+    /// Data a connection sends first when the capture's prober had sent
+    /// data (so that a 1-byte probe's byte is data the peer holds); make it
+    /// something the peer's application accepts.
+    #[arg(long, default_value = "kaprobe replay", value_name = "DATA")]
+    pub send: String,
     #[command(flatten)]
     pub capture: CaptureArgs,
     /// JSON Lines: a `replayed` object per probe, a `replayed_flow` per flow,
-    /// a `not_replayed` per flow that cannot be, a `replay` object last.
+    /// a `not_replayed` per flow whose session failed, a `replay` object last.
     #[arg(long)]
     pub json: bool,
 }
 
 fn parse_speed(s: &str) -> Result<f64, String> {
     match s.trim().trim_end_matches(['x', '×']).parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v <= 1e6 => Ok(v),
-        _ => Err(format!("{s}: a factor above 0, e.g. 10 (ten times faster) or 0.5")),
+        Ok(v) if (1e-3..=1e6).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s}: a factor from 0.001 to 1000000, e.g. 10 (ten times faster) or 0.5"
+        )),
     }
 }
 
 pub fn run(args: &ReplayArgs) -> u8 {
     match replay(args) {
-        Ok(r) if r.different > 0 || r.not_sent > 0 => exit::VERDICT,
+        Ok(r) if r.different > 0 || r.unresolved > 0 => exit::VERDICT,
         Ok(_) => exit::OK,
         Err(e) => {
             let _ = io::stdout().flush();
@@ -101,11 +105,36 @@ struct Row {
     /// Seconds after the last segment the prober received, in the capture.
     at_s: f64,
     capture: Answer,
-    /// `null`: not sent (the run was interrupted or the session failed).
+    /// `null` when unresolved: see `unresolved`.
     live: Option<Answer>,
+    /// Why there is no live answer to compare: `not sent` (the session
+    /// failed, or the run stopped first) or `cut short` (the run stopped
+    /// before its wait ran out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unresolved: Option<&'static str>,
     same: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     difference: Option<&'static str>,
+}
+
+impl Row {
+    /// "same", how it differs, or why it could not be compared.
+    fn verdict(&self) -> &'static str {
+        match (self.same, self.difference, self.unresolved) {
+            (true, _, _) => "same",
+            (_, Some(d), _) => d,
+            (_, None, Some(why)) => why,
+            _ => "different",
+        }
+    }
+}
+
+/// A flow whose live session failed. JSON: `{"type": "not_replayed", …}`.
+#[derive(Serialize)]
+struct Failed {
+    flow: u64,
+    endpoints: String,
+    why: String,
 }
 
 /// One flow. JSON: `{"type": "replayed_flow", …}`.
@@ -136,7 +165,9 @@ struct Report {
     probes: usize,
     same: usize,
     different: usize,
-    not_sent: usize,
+    /// Probes without a live answer to compare (not sent, or cut short).
+    unresolved: usize,
+    /// Flows whose session failed.
     not_replayed: usize,
     without_keepalive: u64,
     interrupted: bool,
@@ -148,37 +179,21 @@ fn replay(args: &ReplayArgs) -> Result<Report> {
     let plans = &planner.plans;
     if plans.is_empty() {
         let which = if args.flow.is_some() { " matching --flow" } else { "" };
-        let why = match planner.not_replayed.first() {
-            Some(n) => format!(" (flow {}: {})", n.id, n.why),
-            None => String::new(),
-        };
-        return Err(anyhow!("{name}: no flow with keepalive probes{which} to replay{why}"));
+        return Err(anyhow!("{name}: no flow with keepalive probes{which} to replay"));
     }
-    let crossing: Vec<(u64, u64)> = plans
-        .iter()
-        .filter_map(|p| Some((p.id, crosses_rate_limit(p, args.speed)?)))
-        .collect();
-    // One line however many flows: at a given speed they usually all do.
-    match crossing[..] {
-        [] => {}
-        [(flow, frame)] => eprintln!(
-            "kaprobe: warning: at --speed {}, the probe of frame {frame} (flow {flow}) comes within 500 ms of an answered one: a Linux peer leaves it unanswered",
-            args.speed
-        ),
-        [(flow, frame), ..] => eprintln!(
-            "kaprobe: warning: at --speed {}, {} flows have a probe within 500 ms of an answered one (the first: frame {frame}, flow {flow}): a Linux peer leaves such probes unanswered",
-            args.speed,
-            crossing.len()
-        ),
-    }
-    let send = if plans.iter().any(|p| p.prober_data) {
-        DATA.to_vec()
-    } else {
-        Vec::new()
-    };
+    warn_rate_limit(plans, args.speed);
     let scripts = plans
         .iter()
-        .map(|p| Script::timed("replay", schedule(p, args.speed), args.max_wait).as_probes())
+        .map(|p| {
+            let send = if p.prober_data {
+                args.send.clone().into_bytes()
+            } else {
+                Vec::new()
+            };
+            Script::timed("replay", schedule(p, args.speed), args.max_wait)
+                .as_probes()
+                .sending(send)
+        })
         .collect();
     if io::stderr().is_terminal() {
         // A capture's idle can be hours: say how long this takes.
@@ -188,7 +203,7 @@ fn replay(args: &ReplayArgs) -> Result<Report> {
             .max();
         let probes: usize = plans.iter().map(|p| p.probes.len()).sum();
         eprintln!(
-            "kaprobe: replaying {} of {}; the last goes about {} after its connection is up, then answers are awaited {} (Ctrl-C stops with what was seen)",
+            "kaprobe: replaying {} of {}; the last goes about {} after the peer was last heard on its connection, then answers are awaited {} (Ctrl-C stops with what was seen)",
             count(probes as u64, "probe"),
             count(plans.len() as u64, "flow"),
             format_duration(last.unwrap_or(0)),
@@ -199,14 +214,36 @@ fn replay(args: &ReplayArgs) -> Result<Report> {
         remote,
         mut collect,
         interrupted,
-    } = run_scripts(&args.to, &args.capture, send, scripts)?;
+    } = run_scripts(&args.to, &args.capture, Vec::new(), scripts)?;
+    if collect.errors.len() == plans.len() {
+        if let Some(e) = collect.errors.values().next() {
+            return Err(anyhow!("{e}"));
+        }
+    }
     let mut rows = Vec::new();
     let mut flows = Vec::new();
+    let mut failed = Vec::new();
     for (i, p) in plans.iter().enumerate() {
         let id = i as SessionId + 1;
-        let sent = collect.cases.remove(&id).map_or(0, |(sent, _)| sent.len());
-        let answers = collect.answers.remove(&id).unwrap_or_default();
-        let (flow, probe_rows) = compare(p, live_answers(p, sent, &answers));
+        if let Some(e) = collect.errors.remove(&id) {
+            failed.push(Failed {
+                flow: p.id,
+                endpoints: p.flow.clone(),
+                why: e,
+            });
+        }
+        let seen = collect.cases.remove(&id).unwrap_or_default();
+        let live = live_answers(p, seen.sent.len(), &seen.answers, seen.complete);
+        let (mut flow, probe_rows) = compare(p, live);
+        if let Some((how, after)) = seen.peer_closed {
+            let when = match after {
+                0 => "before the first probe".to_string(),
+                n => format!("after {}", count(n as u64, "probe")),
+            };
+            flow.notes.push(format!(
+                "the peer closed the connection live ({how}) {when}: the answers after that say nothing of its keepalive"
+            ));
+        }
         flows.push(flow);
         rows.push(probe_rows);
     }
@@ -219,28 +256,33 @@ fn replay(args: &ReplayArgs) -> Result<Report> {
         probes: all().count(),
         same: all().filter(|r| r.same).count(),
         different: all().filter(|r| !r.same && r.live.is_some()).count(),
-        not_sent: all().filter(|r| r.live.is_none()).count(),
-        not_replayed: planner.not_replayed.len(),
+        unresolved: all().filter(|r| r.live.is_none()).count(),
+        not_replayed: failed.len(),
         without_keepalive: planner.without_keepalive,
         interrupted,
     };
     let mut out = io::BufWriter::new(io::stdout().lock());
     if args.json {
-        json(&mut out, &planner, &flows, &rows, &report)?;
+        json(&mut out, &failed, &flows, &rows, &report)?;
     } else {
-        human(&mut out, &planner, &flows, &rows, &report)?;
+        human(&mut out, &failed, &flows, &rows, &report)?;
     }
     out.flush()?;
     Ok(report)
 }
 
 /// A flow's rows, capture against live, and the flow's line.
-fn compare(p: &FlowPlan, live: Vec<Option<Answer>>) -> (FlowRow, Vec<Row>) {
+fn compare(p: &FlowPlan, live: Vec<Live>) -> (FlowRow, Vec<Row>) {
     let rows: Vec<Row> = p
         .probes
         .iter()
         .zip(live)
         .map(|(probe, live)| {
+            let (live, unresolved) = match live {
+                Live::Answered(a) => (Some(a), None),
+                Live::NotSent => (None, Some("not sent")),
+                Live::CutShort => (None, Some("cut short")),
+            };
             let difference = live.as_ref().and_then(|l| probe.capture.difference(l));
             Row {
                 flow: p.id,
@@ -250,6 +292,7 @@ fn compare(p: &FlowPlan, live: Vec<Option<Answer>>) -> (FlowRow, Vec<Row>) {
                 capture: probe.capture,
                 same: live.is_some() && difference.is_none(),
                 live,
+                unresolved,
                 difference,
             }
         })
@@ -268,10 +311,9 @@ fn compare(p: &FlowPlan, live: Vec<Option<Answer>>) -> (FlowRow, Vec<Row>) {
     (flow, rows)
 }
 
-fn json(out: &mut impl Write, planner: &Planner, flows: &[FlowRow], rows: &[Vec<Row>], r: &Report) -> Result<()> {
-    for n in &planner.not_replayed {
-        let v = serde_json::json!({"flow": n.id, "endpoints": n.flow, "why": n.why});
-        tagged(out, "not_replayed", &v)?;
+fn json(out: &mut impl Write, failed: &[Failed], flows: &[FlowRow], rows: &[Vec<Row>], r: &Report) -> Result<()> {
+    for f in failed {
+        tagged(out, "not_replayed", f)?;
     }
     for (f, rows) in flows.iter().zip(rows) {
         for row in rows {
@@ -283,17 +325,17 @@ fn json(out: &mut impl Write, planner: &Planner, flows: &[FlowRow], rows: &[Vec<
     Ok(())
 }
 
-fn human(out: &mut impl Write, planner: &Planner, flows: &[FlowRow], rows: &[Vec<Row>], r: &Report) -> Result<()> {
+fn human(out: &mut impl Write, failed: &[Failed], flows: &[FlowRow], rows: &[Vec<Row>], r: &Report) -> Result<()> {
     let speed = if r.speed == 1.0 {
         String::new()
     } else {
         format!(" at {}× speed (times below are the capture's)", r.speed)
     };
     writeln!(out, "replay {} to {}{speed}", r.capture, r.to)?;
-    for n in planner.not_replayed.iter().take(SHOWN_IN_FULL) {
-        writeln!(out, "  not replayed: flow {} {}: {}", n.id, n.flow, n.why)?;
+    for f in failed.iter().take(SHOWN_IN_FULL) {
+        writeln!(out, "  not replayed: flow {} {}: {}", f.flow, f.endpoints, f.why)?;
     }
-    if let Some(more) = planner.not_replayed.len().checked_sub(SHOWN_IN_FULL).filter(|&n| n > 0) {
+    if let Some(more) = failed.len().checked_sub(SHOWN_IN_FULL).filter(|&n| n > 0) {
         writeln!(
             out,
             "  … {} more not replayed (--json lists each)",
@@ -331,11 +373,9 @@ fn human(out: &mut impl Write, planner: &Planner, flows: &[FlowRow], rows: &[Vec
         )?;
         for row in rows {
             let live = row.live.as_ref().map_or("not sent".into(), answer);
-            let verdict = match (row.same, row.difference, &row.live) {
-                (true, _, _) => "same".to_string(),
-                (_, Some(d), _) => format!("DIFFERENT: {d}"),
-                (_, None, None) => "not sent".into(),
-                _ => "DIFFERENT".into(),
+            let verdict = match (row.same, row.live) {
+                (false, Some(_)) => format!("DIFFERENT: {}", row.verdict()),
+                _ => row.verdict().to_string(),
             };
             writeln!(
                 out,
@@ -361,12 +401,12 @@ fn human(out: &mut impl Write, planner: &Planner, flows: &[FlowRow], rows: &[Vec
     let interrupted = if r.interrupted { " (interrupted)" } else { "" };
     writeln!(
         out,
-        "summary: {}, {}: {} same, {} different, {} not sent{interrupted}",
+        "summary: {}, {}: {} same, {} different, {} unresolved{interrupted}",
         count(r.flows as u64, "flow"),
         count(r.probes as u64, "probe"),
         r.same,
         r.different,
-        r.not_sent
+        r.unresolved
     )?;
     Ok(())
 }
@@ -376,15 +416,7 @@ fn human(out: &mut impl Write, planner: &Planner, flows: &[FlowRow], rows: &[Vec
 fn groups(out: &mut impl Write, flows: &[FlowRow], rows: &[Vec<Row>]) -> io::Result<()> {
     let mut groups: BTreeMap<(&str, &str, String), (usize, u64)> = BTreeMap::new();
     for (f, rows) in flows.iter().zip(rows) {
-        let verdicts: Vec<&str> = rows
-            .iter()
-            .map(|r| match (r.same, r.difference, r.live) {
-                (true, _, _) => "same",
-                (_, Some(d), _) => d,
-                (_, None, None) => "not sent",
-                _ => "different",
-            })
-            .collect();
+        let verdicts: Vec<&str> = rows.iter().map(Row::verdict).collect();
         // Runs of one verdict as "same ×3".
         let mut runs: Vec<(&str, usize)> = Vec::new();
         for v in verdicts {
@@ -412,4 +444,25 @@ fn groups(out: &mut impl Write, flows: &[FlowRow], rows: &[Vec<Row>]) -> io::Res
         writeln!(out, "  {n:>7}  {capture:<11} {live:<11} {verdicts:<44} flow {first}")?;
     }
     Ok(())
+}
+
+/// One warning line, however many flows it concerns (at a given speed they
+/// usually all do): the speed brings a probe within a Linux peer's answer
+/// limit of an answered one, where the capture's timing did not.
+fn warn_rate_limit(plans: &[FlowPlan], speed: f64) {
+    let crossing: Vec<(u64, u64)> = plans
+        .iter()
+        .filter_map(|p| Some((p.id, crosses_rate_limit(p, speed)?)))
+        .collect();
+    let limit = format_duration(PEER_ANSWER_RATE_LIMIT_NS);
+    match crossing[..] {
+        [] => {}
+        [(flow, frame)] => eprintln!(
+            "kaprobe: warning: at --speed {speed}, the probe of frame {frame} (flow {flow}) comes within {limit} of an answered one: a Linux peer leaves it unanswered"
+        ),
+        [(flow, frame), ..] => eprintln!(
+            "kaprobe: warning: at --speed {speed}, {} flows have a probe within {limit} of an answered one (the first: frame {frame}, flow {flow}): a Linux peer leaves such probes unanswered",
+            crossing.len()
+        ),
+    }
 }

@@ -22,6 +22,10 @@ pub struct Script {
     /// answers by its rule (as `probe`'s), kept here per step.
     pub(super) probes: bool,
     pub(super) answers: Vec<Option<Answer>>,
+    /// Sent first instead of the run's data (`None`: the run's).
+    pub(super) send: Option<Vec<u8>>,
+    /// The peer's FIN or RST (not answering a probe), after how many steps.
+    pub(super) peer_closed: Option<(&'static str, usize)>,
 }
 
 impl Script {
@@ -53,6 +57,8 @@ impl Script {
             keep,
             probes: false,
             answers: Vec::new(),
+            send: None,
+            peer_closed: None,
         }
     }
 
@@ -60,6 +66,12 @@ impl Script {
     /// (`replay`), not segments judged by their window (`conform`).
     pub fn as_probes(mut self) -> Script {
         self.probes = true;
+        self
+    }
+
+    /// Sends `data` first instead of the run's data.
+    pub fn sending(mut self, data: Vec<u8>) -> Script {
+        self.send = Some(data);
         self
     }
 
@@ -75,8 +87,8 @@ impl Script {
     /// When the next segment goes, or (all sent) when the wait ends.
     pub(super) fn due(&self) -> u64 {
         match self.at.get(self.sent.len()) {
-            Some(at) => self.t0 + at,
-            None => self.t0 + self.at.last().copied().unwrap_or(0) + self.wait,
+            Some(at) => self.t0.saturating_add(*at),
+            None => (self.t0.saturating_add(self.at.last().copied().unwrap_or(0))).saturating_add(self.wait),
         }
     }
 }

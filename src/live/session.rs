@@ -233,7 +233,12 @@ impl Live {
 
     /// The connection is up: the data sent first goes, then the exchange.
     fn up(&mut self, cx: &mut Cx, mut s: TcpStream, now: u64) {
-        if !cx.shared.send.is_empty() {
+        // A script may send its own (`replay`: data only where the capture had some).
+        let send = match self.script.as_deref().and_then(|s| s.send.clone()) {
+            Some(own) => own,
+            None => cx.shared.send.clone(),
+        };
+        if !send.is_empty() {
             // Blocking, before the socket turns non-blocking: the data sent
             // first is small, and an empty send buffer takes it at once. A
             // peer that does not read gets a second, then the session fails,
@@ -241,11 +246,11 @@ impl Live {
             let sent = s
                 .set_nonblocking(false)
                 .and_then(|()| s.set_write_timeout(Some(std::time::Duration::from_secs(1))))
-                .and_then(|()| s.write_all(&cx.shared.send));
+                .and_then(|()| s.write_all(&send));
             if let Err(e) = sent {
                 return self.fail(cx, LiveError::os(format!("send to {}", fmt(self.t.remote)), &e), now);
             }
-            self.sent = cx.shared.send.len() as u64;
+            self.sent = send.len() as u64;
         }
         if let Err(e) = s.set_nonblocking(true) {
             return self.fail(cx, LiveError::os("socket", &e), now);
@@ -304,6 +309,16 @@ impl Live {
             } = seen
             {
                 s.answered(probe, a);
+            }
+            if let Seen::Peer { rst, fin, .. } = seen {
+                let closed = if rst.is_some() {
+                    Some("RST")
+                } else {
+                    fin.then_some("FIN")
+                };
+                if let (None, Some(how)) = (s.peer_closed, closed) {
+                    s.peer_closed = Some((how, s.sent.len()));
+                }
             }
             if matches!(seen, Seen::Peer { .. }) && s.got.len() < s.keep {
                 let tcp = &pkt.tcp;
@@ -414,7 +429,8 @@ impl Live {
         };
         cx.sink.event(self.id, &ev);
         if let Some(s) = self.script.as_deref_mut() {
-            s.t0 = now;
+            // Its times count from when the peer was last heard, as the keepalive timer's do.
+            s.t0 = self.t.last_peer_time().unwrap_or(now).min(now);
             self.phase = Phase::Scripted;
             return self.script_turn(cx, now);
         }
@@ -601,6 +617,8 @@ impl Live {
         let ev = Event::Case {
             at: At::of(now),
             name: s.name,
+            complete: s.sent.len() == s.steps.len() && now >= s.due(),
+            peer_closed: s.peer_closed,
             sent: std::mem::take(&mut s.sent),
             got: std::mem::take(&mut s.got),
             answers: std::mem::take(&mut s.answers),

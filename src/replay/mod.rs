@@ -4,7 +4,7 @@
 
 mod plan;
 
-pub use plan::{FlowPlan, NotReplayed, PlannedProbe, Planner};
+pub use plan::{FlowPlan, PlannedProbe, Planner};
 
 use crate::conform::{Kind, Variant};
 use crate::keepalive;
@@ -75,8 +75,8 @@ pub fn crosses_rate_limit(plan: &FlowPlan, speed: f64) -> Option<u64> {
         let Variant::Crafted { byte, ack_delta, .. } = p.variant else {
             continue;
         };
-        let len = byte.is_some() as u32;
-        if !rate_limit::probe_is_limited(len, ack_delta < 0) {
+        let (len, ack_behind) = (byte.is_some() as u32, ack_delta < 0);
+        if !rate_limit::probe_is_limited(len, ack_behind) {
             continue;
         }
         let live = scaled(p.at_ns, speed);
@@ -85,33 +85,45 @@ pub fn crosses_rate_limit(plan: &FlowPlan, speed: f64) -> Option<u64> {
                 return Some(p.frame);
             }
         }
-        if p.capture.kind.answered() {
+        // SACK unknown here: taken as on, so a plain answer to an old ACK stamps.
+        let dsack = p.capture.kind == Kind::AckDsack;
+        if p.capture.kind.answered() && rate_limit::answer_stamps_limiter(len, ack_behind, dsack, true) {
             stamped = Some((p.at_ns, live));
         }
     }
     None
 }
 
-/// The live answer to each probe of `plan`: `None` where it was not sent
-/// (`sent` probes were), else what the session matched to it (`answers`, by
-/// the rule every live session follows: `keepalive::Tracker`), or `none`.
-pub fn live_answers(plan: &FlowPlan, sent: usize, answers: &[Option<keepalive::Answer>]) -> Vec<Option<Answer>> {
+/// What became of a probe live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Live {
+    Answered(Answer),
+    /// Not sent: the session failed, or the run stopped first.
+    NotSent,
+    /// Sent, unanswered, and the run stopped before its wait ran out.
+    CutShort,
+}
+
+/// What became of each probe of `plan` live: `sent` of them went, and the
+/// session matched `answers` to them by the rule every live session follows
+/// (`keepalive::Tracker`); `complete`: the wait after the last one ran out.
+pub fn live_answers(plan: &FlowPlan, sent: usize, answers: &[Option<keepalive::Answer>], complete: bool) -> Vec<Live> {
     (0..plan.probes.len())
-        .map(|k| {
-            (k < sent).then(|| match answers.get(k).copied().flatten() {
-                Some(keepalive::Answer::Ack { rtt, dsack, .. }) => Answer {
-                    kind: if dsack { Kind::AckDsack } else { Kind::Ack },
-                    rtt_ns: Some(rtt),
-                },
-                Some(keepalive::Answer::Reset { rtt, .. }) => Answer {
-                    kind: Kind::Rst,
-                    rtt_ns: Some(rtt),
-                },
-                None => Answer {
-                    kind: Kind::None,
-                    rtt_ns: None,
-                },
-            })
+        .map(|k| match answers.get(k).copied().flatten() {
+            _ if k >= sent => Live::NotSent,
+            Some(keepalive::Answer::Ack { rtt, dsack, .. }) => Live::Answered(Answer {
+                kind: if dsack { Kind::AckDsack } else { Kind::Ack },
+                rtt_ns: Some(rtt),
+            }),
+            Some(keepalive::Answer::Reset { rtt, .. }) => Live::Answered(Answer {
+                kind: Kind::Rst,
+                rtt_ns: Some(rtt),
+            }),
+            None if !complete => Live::CutShort,
+            None => Live::Answered(Answer {
+                kind: Kind::None,
+                rtt_ns: None,
+            }),
         })
         .collect()
 }
@@ -191,6 +203,17 @@ mod tests {
             probe(10, 2_000, Some(0), Kind::AckDsack),
         ]);
         assert_eq!(crosses_rate_limit(&one, 100.0), None);
+        // 4.2BSD's probe (ACK one behind) answered by the data path with a
+        // D-SACK stamps nothing; a 0-byte probe after it is not limited by it.
+        let mut bsd = probe(8, 1_000, Some(0x41), Kind::AckDsack);
+        bsd.variant = Variant::Crafted {
+            back: 1,
+            byte: Some(0x41),
+            ts: Ts::Current,
+            ack_delta: -1,
+        };
+        let after = plan(vec![bsd, probe(10, 2_000, None, Kind::Ack)]);
+        assert_eq!(crosses_rate_limit(&after, 100.0), None);
         // Nothing answered in the capture: nothing stamped the limiter.
         let dead = plan(vec![
             probe(8, 1_000, None, Kind::None),

@@ -6,7 +6,6 @@ use super::Answer;
 use crate::analyze::{Connection, FlowReport, Kind, SegmentEvent, Sink};
 use crate::conform::{Kind as Got, Ts, Variant};
 use crate::flow::Side;
-use crate::wire::Seq;
 use std::collections::HashMap;
 
 /// One probe of the capture, ready to be rebuilt on a live session.
@@ -15,8 +14,9 @@ pub struct PlannedProbe {
     pub frame: u64,
     /// After the last segment the prober received before its first probe.
     pub at_ns: u64,
-    /// Its shape relative to the prober's state: seq = SND.NXT − `back`,
-    /// ack = RCV.NXT + `ack_delta`, the byte it carried, TSopt or not.
+    /// Its shape relative to the prober's state: seq = SND.NXT − 1 (the
+    /// classifier calls nothing else a probe), ack = RCV.NXT + `ack_delta`,
+    /// the byte it carried, TSopt or not.
     pub variant: Variant,
     /// What came back in the capture.
     pub capture: Answer,
@@ -26,10 +26,7 @@ impl PlannedProbe {
     /// "0 bytes", "1 byte 0x00", with ", no TSopt" when it had none.
     pub fn shape(&self) -> String {
         let Variant::Crafted {
-            byte,
-            ts,
-            back,
-            ack_delta,
+            byte, ts, ack_delta, ..
         } = self.variant
         else {
             return String::new();
@@ -38,9 +35,6 @@ impl PlannedProbe {
             Some(b) => format!("1 byte 0x{b:02x}"),
             None => "0 bytes".into(),
         };
-        if back != 1 {
-            s += &format!(", seq SND.NXT-{back}");
-        }
         if ack_delta != 0 {
             s += &format!(", ack RCV.NXT{ack_delta:+}");
         }
@@ -68,30 +62,18 @@ pub struct FlowPlan {
     pub notes: Vec<String>,
 }
 
-/// A flow that cannot be replayed, and why (one line).
-#[derive(Clone, Debug, PartialEq)]
-pub struct NotReplayed {
-    pub id: u64,
-    pub flow: String,
-    pub why: String,
-}
-
 /// What the analysis said of one flow, as far as replay needs it.
 #[derive(Default)]
 struct Seen {
-    /// Per side (`Side as usize`): its latest segment's time, the sequence
-    /// number after its segments, whether it sent data.
-    last: [Option<u64>; 2],
-    next: [Option<Seq>; 2],
-    data: [bool; 2],
     prober: Option<Side>,
+    /// When the prober last heard from its peer before its first probe.
     anchor: Option<u64>,
-    anchored: bool,
     prober_data: bool,
     probes: Vec<PlannedProbe>,
-    other_side_probes: u32,
-    /// Probes that cannot be rebuilt: (frame, why).
-    unbuildable: Vec<(u64, String)>,
+    notes: Vec<String>,
+    /// A data segment after the first probe (its frame), not yet noted.
+    data_after: Option<u64>,
+    data_noted: bool,
 }
 
 /// Collects the plan from `verify`'s analysis (it needs every segment: `Events::All`).
@@ -99,58 +81,48 @@ struct Seen {
 pub struct Planner {
     flows: HashMap<u64, Seen>,
     pub plans: Vec<FlowPlan>,
-    pub not_replayed: Vec<NotReplayed>,
     /// Flows without keepalive probes.
     pub without_keepalive: u64,
 }
 
 impl Sink for Planner {
     fn segment(&mut self, ev: &SegmentEvent) {
-        let f = self.flows.entry(ev.flow_id).or_default();
-        let side = ev.side as usize;
         match ev.kind {
-            Kind::KeepaliveProbe => f.probe(ev),
-            Kind::KeepaliveAck | Kind::KeepaliveRst => f.answer(ev),
+            Kind::KeepaliveProbe => self.flows.entry(ev.flow_id).or_default().probe(ev),
+            Kind::KeepaliveAck | Kind::KeepaliveRst => {
+                if let Some(f) = self.flows.get_mut(&ev.flow_id) {
+                    f.answer(ev);
+                }
+            }
+            Kind::Data => {
+                if let Some(f) = self.flows.get_mut(&ev.flow_id) {
+                    f.data_after.get_or_insert(ev.frame);
+                }
+            }
             _ => {}
-        }
-        f.last[side] = Some(ev.time);
-        f.data[side] |= ev.len > 0 && ev.kind != Kind::KeepaliveProbe;
-        let end = ev.seq.plus(ev.len + ev.flags.syn() as u32 + ev.flags.fin() as u32);
-        if !ev.flags.rst() && f.next[side].is_none_or(|n| end.after(n)) {
-            f.next[side] = Some(end);
         }
     }
 
     fn flow(&mut self, c: Connection) {
-        let f = self.flows.remove(&c.id).unwrap_or_default();
-        let r = FlowReport::of(&c);
-        let Some(prober) = f.prober else {
+        let Some(mut f) = self.flows.remove(&c.id).filter(|f| f.prober.is_some()) else {
             self.without_keepalive += 1;
             return;
         };
-        if let Some((frame, why)) = f.unbuildable.first() {
-            self.not_replayed.push(NotReplayed {
-                id: r.flow_id,
-                flow: r.flow,
-                why: format!("frame {frame}: {why}"),
-            });
-            return;
-        }
+        let r = FlowReport::of(&c);
+        let prober = f.prober.map(|p| c.key.endpoint(p).to_string());
         let role = r
             .directions
             .iter()
-            .find(|d| d.from == c.key.endpoint(prober).to_string())
+            .find(|d| Some(&d.from) == prober.as_ref())
             .map_or("prober", |d| d.role);
-        let mut notes = Vec::new();
-        if !f.anchored {
-            notes.push(
-                "the capture starts with a probe: the probes' times count from the first, sent once the live connection is up"
-                    .to_string(),
-            );
-        }
-        if f.other_side_probes > 0 {
-            let n = crate::units::count(u64::from(f.other_side_probes), "probe");
-            notes.push(format!("the other side's {n} are not replayed: one prober per flow"));
+        if !c.timestamps_negotiated() {
+            // No TSopt because none was negotiated: live, the session's own
+            // negotiation decides (a probe without it where it was is a fault).
+            for p in &mut f.probes {
+                if let Variant::Crafted { ts, .. } = &mut p.variant {
+                    *ts = Ts::Current;
+                }
+            }
         }
         self.plans.push(FlowPlan {
             id: r.flow_id,
@@ -159,7 +131,7 @@ impl Sink for Planner {
             prober_data: f.prober_data,
             outcome: r.outcome_text().to_string(),
             probes: f.probes,
-            notes,
+            notes: f.notes,
         });
     }
 }
@@ -169,48 +141,78 @@ impl Seen {
         let prober = match self.prober {
             Some(p) => p,
             None => {
-                // The idle the prober timed: since it last heard from its peer.
-                self.anchor = self.last[ev.side.other() as usize];
-                self.anchored = self.anchor.is_some();
-                // Without the handshake, whether it had sent data is unknown: it
-                // most likely had, and a live probe's byte is then data as well.
-                self.prober_data = self.data[ev.side as usize] || ev.rel_seq.is_none();
                 self.prober = Some(ev.side);
+                // The idle the prober timed: since it last heard from its peer.
+                self.anchor = ev.last_received;
+                if ev.last_received.is_none() {
+                    self.notes.push(
+                        "the capture starts with a probe: the probes' times count from the first, sent once the live exchange is done"
+                            .into(),
+                    );
+                }
+                // Its probe's seq (SND.NXT − 1) is past its ISN when it had
+                // sent data; without the handshake, assume it had.
+                self.prober_data = ev.rel_seq.is_none_or(|r| r > 0);
+                if ev.rel_seq.is_none() {
+                    self.notes.push(
+                        "the capture does not show whether the prober had sent data (no handshake): the live session sends some first"
+                            .into(),
+                    );
+                }
                 ev.side
             }
         };
         if ev.side != prober {
-            self.other_side_probes += 1;
+            let other = "the other side's probes are not replayed: one prober per flow";
+            if !self.notes.iter().any(|n| n == other) {
+                self.notes.push(other.into());
+            }
             return;
         }
-        if ev.len > 1 {
-            self.unbuildable.push((
-                ev.frame,
-                format!("a probe of {} bytes: a live session sends 0 or 1", ev.len),
+        if let (Some(frame), false) = (self.data_after, self.data_noted) {
+            self.data_noted = true;
+            self.notes.push(format!(
+                "data flowed between probes (frame {frame}): live, none does, and the later probes keep the capture's times"
             ));
-            return;
         }
-        let back = ev.next_seq.map_or(1, |n| n.0.wrapping_sub(ev.seq.0));
-        if back > u32::MAX / 2 {
-            self.unbuildable.push((
+        if let (Some(next), Some(acked)) = (ev.next_seq, ev.peer_acked) {
+            if acked.before(next) {
+                self.notes.push(format!(
+                    "frame {}: sent with data unacknowledged; live, nothing is in flight",
+                    ev.frame
+                ));
+            }
+        }
+        let mut ack_delta = ev.peer_next.map_or(0, |n| ev.ack.0.wrapping_sub(n.0) as i32);
+        if ack_delta > 0 {
+            // It acknowledges data the capture does not show: live, that
+            // would be an ACK of data never sent.
+            self.notes.push(format!(
+                "frame {}: acknowledges {} the capture does not show; replayed acknowledging RCV.NXT",
                 ev.frame,
-                "the probe's seq is ahead of the prober's next: no live session sends that".into(),
+                crate::units::count(ack_delta as u64, "byte")
             ));
-            return;
+            ack_delta = 0;
         }
-        let rcv_nxt = self.next[ev.side.other() as usize];
-        let ack_delta = rcv_nxt.map_or(0, |n| ev.ack.0.wrapping_sub(n.0) as i32);
+        let byte = (ev.len == 1).then(|| {
+            ev.byte.unwrap_or_else(|| {
+                self.notes.push(format!(
+                    "frame {}: the snaplen cut its byte off; 0x00 is sent",
+                    ev.frame
+                ));
+                0
+            })
+        });
         let ts = match ev.timestamp {
             None if !ev.options_cut => Ts::Omitted,
             _ => Ts::Current,
         };
-        let byte = (ev.len == 1).then(|| ev.byte.unwrap_or(0));
         let anchor = *self.anchor.get_or_insert(ev.time);
         self.probes.push(PlannedProbe {
             frame: ev.frame,
             at_ns: ev.time.saturating_sub(anchor),
             variant: Variant::Crafted {
-                back,
+                back: 1,
                 byte,
                 ts,
                 ack_delta,
@@ -220,6 +222,7 @@ impl Seen {
                 rtt_ns: None,
             },
         });
+        self.data_after = None;
     }
 
     fn answer(&mut self, ev: &SegmentEvent) {

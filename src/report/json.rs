@@ -314,6 +314,8 @@ mod tests {
                     timestamp: None,
                     options_cut,
                     byte: None,
+                    peer_next: None,
+                    last_received: None,
                     ttl,
                     usual_ttl: None,
                 },
