@@ -166,6 +166,14 @@ fn a_blackholed_capture_is_answered_live_and_that_is_a_difference() {
     );
     assert_eq!(r.flows[0]["capture_outcome"], "timed_out");
     assert_eq!(r.report["different"], 3);
+
+    // Nothing listens on the next port: every session fails, and that is the run's error.
+    let file = capture("linux_ka_blackhole_abort.pcap");
+    let out = run(lab.kaprobe("c", &["replay", file.to_str().unwrap(), "--to", "10.77.101.2:7078"]));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("connection refused"), "{err}");
 }
 
 /// Answers that come back after the next probe went (a 1.5 s path, probes
