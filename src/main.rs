@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::IdleTimeout(args) => cli::idle::run(args),
         Command::Conform(args) => cli::conform::run(args),
         Command::Replay(args) => cli::replay::run(args),
+        Command::Watch(args) => cli::watch::run(args),
         Command::Explain(args) => cli::explain::run(args),
     })
 }

@@ -346,6 +346,16 @@ impl Analyzer {
         self.run_sweeps(u64::MAX, sink);
     }
 
+    /// Processes the packets waiting in the lookahead queue that were
+    /// captured before `before`: on a live capture (`watch`), a quiet link
+    /// must not hold back a decided event until 12 more segments come. The
+    /// lookahead then reaches what has come so far.
+    pub fn settle(&mut self, before: u64, sink: &mut impl Sink) {
+        while self.done < self.queued && self.ring[self.done % RING].time < before {
+            self.process_next(sink);
+        }
+    }
+
     /// Where this analyzer's output has come to: it has nothing more to say
     /// about anything before this.
     fn frontier(&self) -> Order {

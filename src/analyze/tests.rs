@@ -648,3 +648,24 @@ fn a_long_timeline_keeps_its_beginning_and_its_end() {
     assert_eq!(last[..9], ["keepalive_probe"; 9], "{text}");
     assert_eq!(last[9], "keepalive_abort", "{text}");
 }
+
+#[test]
+fn settling_lets_a_quiet_link_say_what_it_decided_and_changes_nothing() {
+    let mut r = Run::new();
+    r.open();
+    r.probe(30 * S, Client, 0);
+    r.answer(2 * MS, Server);
+    // The link goes quiet: 12 segments of lookahead will not come.
+    assert!(r.out.segments.iter().all(|e| e.kind != KeepaliveProbe));
+    r.an.settle(r.t + 200 * MS, &mut r.out);
+    let kinds: Vec<Kind> = r.out.segments.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [KeepaliveProbe, KeepaliveAck], "both decided, both said");
+    // Only what was captured before the bound is settled.
+    r.probe(30 * S, Client, 0);
+    r.an.settle(r.t, &mut r.out);
+    assert_eq!(r.out.segments.len(), 2);
+    r.answer(2 * MS, Server);
+    let (kinds, _, flows) = r.finish();
+    assert_eq!(kinds, [KeepaliveProbe, KeepaliveAck].repeat(2));
+    assert_eq!((flows[0].probes, flows[0].answered), (2, 2));
+}

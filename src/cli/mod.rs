@@ -8,6 +8,7 @@ mod probe_out;
 mod progress;
 pub mod replay;
 pub mod verify;
+pub mod watch;
 
 use clap::{Parser, Subcommand};
 
@@ -37,6 +38,9 @@ pub enum Command {
     /// rebuilt on a live session at the capture's times, and the answers
     /// compared with the capture's (root).
     Replay(Box<replay::ReplayArgs>),
+    /// Watch keepalive on a live interface as it happens: every probe,
+    /// answer and reset as soon as it is decided (root).
+    Watch(Box<watch::WatchArgs>),
     /// Learn the wire format: a probe of each stack byte by byte, a capture's frame
     /// with the classifier's reasoning, timing, ladder diagrams, synthetic scenarios.
     Explain(explain::ExplainArgs),

@@ -158,7 +158,7 @@ fn read_payload(args: &ProbeArgs) -> Result<Vec<u8>> {
     Ok(Vec::new())
 }
 
-fn open_pcap(path: Option<&Path>, cap: &OpenCapture) -> Result<Option<PcapOut>> {
+pub(super) fn open_pcap(path: Option<&Path>, cap: &OpenCapture) -> Result<Option<PcapOut>> {
     path.map(|p| PcapOut::create_with_link(p, cap.link_code).map_err(|e| anyhow!("{}: {}", e.path, e.why)))
         .transpose()
 }
@@ -167,7 +167,11 @@ fn open_pcap(path: Option<&Path>, cap: &OpenCapture) -> Result<Option<PcapOut>> 
 /// privileges, then starts the signal handler's thread, which so never holds
 /// any. As root, the `--pcap` file is first
 /// handed to a linker that keeps root's right to name it in its directory.
-fn unprivileged(cap: OpenCapture, pcap: &mut Option<PcapOut>, stop: &Arc<AtomicBool>) -> Result<LiveCapture> {
+pub(super) fn unprivileged(
+    cap: OpenCapture,
+    pcap: &mut Option<PcapOut>,
+    stop: &Arc<AtomicBool>,
+) -> Result<LiveCapture> {
     if let (true, Some(p)) = (privs::is_root(), pcap.as_mut()) {
         let linker = Linker::spawn(p, privs::sudo_user())?;
         p.publish_through(Box::new(linker));

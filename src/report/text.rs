@@ -248,3 +248,29 @@ fn step_line(out: &mut impl Write, c: &Connection, ev: &Step, roles: [&str; 2], 
         note(ev)
     )
 }
+
+/// One event as it happens (`watch`): its time of day (UTC), flow, ends,
+/// kind, numbers and the same note as a timeline's.
+pub fn event_line(out: &mut impl Write, ev: &crate::analyze::SegmentEvent, color: bool) -> io::Result<()> {
+    let step = Step::of(ev);
+    let day_ns = ev.time % 86_400_000_000_000;
+    let (h, m, sec) = (
+        day_ns / 3_600_000_000_000,
+        day_ns / 60_000_000_000 % 60,
+        day_ns % 60_000_000_000,
+    );
+    writeln!(
+        out,
+        "{h:02}:{m:02}:{:06.3}  frame {:<6} flow {:<4} {} > {}  {}  seq {} ack {} len {}  {}",
+        sec as f64 / 1e9,
+        ev.frame,
+        ev.flow_id,
+        ev.from,
+        ev.to,
+        paint(color, ev.kind, &format!("{:<17}", ev.kind.as_str())),
+        ev.seq.0,
+        ev.ack.0,
+        ev.len,
+        note(&step)
+    )
+}

@@ -1,0 +1,154 @@
+//! `kaprobe watch` on the lab client's interface while the kernel's own
+//! keepalive runs: answered, then blackholed until the abort (root; skipped
+//! outside CI as a user).
+
+mod common;
+use common::lab::*;
+use common::*;
+
+use serde_json::Value;
+
+/// (kind, frame) of each `segment` object, in order.
+fn events(lines: &[Value]) -> Vec<(String, u64)> {
+    lines
+        .iter()
+        .filter(|l| l["type"] == "segment")
+        .map(|l| (l["kind"].as_str().unwrap().to_string(), l["frame"].as_u64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn watch_says_each_event_as_it_happens_and_as_verify_would() {
+    let Some(lab) = Lab::up("wat", &[]) else {
+        return;
+    };
+    let dump = lab.capture("tcpdump.pcap", "c");
+    let own = lab.path("watch.pcap");
+    let iface = lab.env("LAB_IF_C");
+    let mut watch = Background::spawn(lab.kaprobe(
+        "c",
+        &[
+            "watch",
+            "-i",
+            &iface,
+            "--json",
+            "--pcap",
+            own.to_str().unwrap(),
+            "--duration",
+            "60",
+        ],
+    ));
+    let client = lab.client("client.jsonl", &ka_client_args("1", &[]));
+    // Said while it runs, not at its end: an answer, then (blackholed) the abort.
+    watch.wait_line("keepalive_ack", 20);
+    lab.ok("fault", &["blackhole"]);
+    watch.wait_line("keepalive_abort", 20);
+    let _ = client.wait_with_output();
+    lab.stop_captures();
+    let stopped = std::process::Command::new("kill")
+        .args(["-INT", &watch.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let (code, lines, err) = watch.finish(20);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let said = events(&lines);
+    let kinds: Vec<&str> = said.iter().map(|(k, _)| k.as_str()).collect();
+    // Answered rounds (at least the one waited for), then three unanswered probes and the abort.
+    let answered = kinds.iter().filter(|k| **k == "keepalive_ack").count();
+    assert!(answered >= 1, "{said:?}");
+    let mut expected = ["keepalive_probe", "keepalive_ack"].repeat(answered);
+    expected.extend([
+        "keepalive_probe",
+        "keepalive_probe",
+        "keepalive_probe",
+        "keepalive_abort",
+    ]);
+    assert_eq!(kinds, expected, "{said:?}");
+    // verify on watch's own recording: the same events, kinds and frames, in order.
+    let v = verify_json(&own, &[]);
+    let verified: Vec<(String, u64)> = v
+        .segments
+        .iter()
+        .map(|s| (s["kind"].as_str().unwrap().to_string(), s["frame"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(said, verified);
+    // And tcpdump's recording of the same traffic: the same kinds in order.
+    let d = verify_json(&dump, &[]);
+    let dumped: Vec<&str> = d.segments.iter().map(|s| s["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, dumped);
+    // No drops; the flow and the summary at the end.
+    assert!(lines.iter().all(|l| l["type"] != "drops"), "{lines:?}");
+    let flow = lines.iter().find(|l| l["type"] == "flow").expect("a flow object");
+    assert_eq!((&flow["outcome"], &flow["count"]), (&"timed_out".into(), &3.into()));
+    let summary = lines.last().unwrap();
+    assert_eq!(
+        (&summary["type"], &summary["keepalive_flows"]),
+        (&"summary".into(), &1.into())
+    );
+}
+
+/// `tcpdump -w - | kaprobe watch -r -`: the same events, said as they come
+/// through the pipe (the abort before tcpdump is stopped), then the summary
+/// when the pipe closes.
+#[test]
+fn watch_reads_a_pipe_from_tcpdump_as_it_comes() {
+    let Some(lab) = Lab::up("watp", &[]) else {
+        return;
+    };
+    let iface = lab.env("LAB_IF_C");
+    let ns = lab.env("LAB_NS_C");
+    let pidfile = lab.path("tcpdump.pid");
+    let script = format!(
+        "( tcpdump -i {iface} -U -w - tcp 2>/dev/null & echo $! > {pid}; wait ) | {kaprobe} watch -r - --json",
+        pid = pidfile.display(),
+        kaprobe = env!("CARGO_BIN_EXE_kaprobe"),
+    );
+    let mut c = std::process::Command::new("ip");
+    c.args(["netns", "exec", &ns, "sh", "-c", &script]);
+    let mut watch = Background::spawn(c);
+    wait_until("tcpdump to start", 10, || {
+        std::fs::read_to_string(&pidfile).is_ok_and(|p| p.trim().parse::<u32>().is_ok())
+    });
+    // tcpdump needs a moment to attach before the first segment.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let client = lab.client("client.jsonl", &ka_client_args("1", &[]));
+    watch.wait_line("keepalive_ack", 20);
+    lab.ok("fault", &["blackhole"]);
+    watch.wait_line("keepalive_abort", 20);
+    let _ = client.wait_with_output();
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    let stopped = std::process::Command::new("kill")
+        .args(["-INT", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let (code, lines, err) = watch.finish(20);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let kinds: Vec<String> = events(&lines).into_iter().map(|(k, _)| k).collect();
+    let tail: Vec<&str> = kinds.iter().rev().take(4).rev().map(String::as_str).collect();
+    assert_eq!(
+        tail,
+        [
+            "keepalive_probe",
+            "keepalive_probe",
+            "keepalive_probe",
+            "keepalive_abort"
+        ],
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&"keepalive_ack".to_string()));
+    let summary = lines.last().unwrap();
+    assert_eq!(
+        (&summary["type"], &summary["keepalive_flows"]),
+        (&"summary".into(), &1.into())
+    );
+}
