@@ -254,7 +254,11 @@ fn step_line(out: &mut impl Write, c: &Connection, ev: &Step, roles: [&str; 2], 
 pub fn event_line(out: &mut impl Write, ev: &crate::analyze::SegmentEvent, color: bool) -> io::Result<()> {
     let step = Step::of(ev);
     let day_ns = ev.time % 86_400_000_000_000;
-    let (h, m, sec) = (day_ns / 3_600_000_000_000, day_ns / 60_000_000_000 % 60, day_ns % 60_000_000_000);
+    let (h, m, sec) = (
+        day_ns / 3_600_000_000_000,
+        day_ns / 60_000_000_000 % 60,
+        day_ns % 60_000_000_000,
+    );
     let line = format!(
         "{h:02}:{m:02}:{:06.3}  frame {:<6} flow {:<4} {} > {}  {}  seq {} ack {} len {}  {}",
         sec as f64 / 1e9,
