@@ -354,6 +354,10 @@ impl Analyzer {
         while self.done < self.queued && self.ring[self.done % RING].time < before {
             self.process_next(sink);
         }
+        // Nothing left waiting: the sweeps due after the last segment, too.
+        if self.done == self.queued {
+            self.run_sweeps(self.seq + 1, sink);
+        }
     }
 
     /// Where this analyzer's output has come to: it has nothing more to say

@@ -50,6 +50,7 @@ pub struct WatchArgs {
 pub fn run(args: &WatchArgs) -> u8 {
     match watch(args) {
         Ok(()) => exit::OK,
+        Err(e) if e.is::<Verdict>() => exit::VERDICT,
         // The reader of our output went away (`| head`): nothing is wrong.
         Err(e)
             if e.downcast_ref::<io::Error>()
@@ -124,11 +125,12 @@ impl<W: Write> Sink for Out<W> {
     }
 
     fn flow(&mut self, c: Connection) {
-        if !c.keepalive().ka.iter().any(|k| k.probes > 0) {
+        self.violations += c.keepalive().violations.total as u64;
+        self.keepalive_flows += c.keepalive().ka.iter().any(|k| k.probes > 0) as u64;
+        // As `verify`: flows with keepalive, look-alikes or violations.
+        if !c.is_notable() {
             return;
         }
-        self.keepalive_flows += 1;
-        self.violations += c.keepalive().violations.total as u64;
         let report = FlowReport::of(&c);
         if self.json {
             let r = json::flow(&mut self.out, &self.source, &report, None).and_then(|()| self.out.flush());
@@ -152,33 +154,62 @@ fn watch(args: &WatchArgs) -> Result<()> {
     let mut an = analyzer();
     let mut out = Out::new(args.json, &cap.device);
     let (mut buf, mut frame, mut drops) = (Vec::new(), 0u64, Drops::default());
-    while !stop.load(Ordering::Relaxed) && until.is_none_or(|u| clock.now() < u) {
-        cap.wait(TICK)?;
-        while let Some(f) = cap.next_into(&mut buf)? {
-            frame += 1;
-            let time = clock.capture_time(f.time, f.received);
-            if let Some(p) = pcap.as_mut() {
-                p.write_snapped(time, &buf, f.wire_len);
+    let running = || !stop.load(Ordering::Relaxed) && until.is_none_or(|u| clock.now() < u);
+    // Kept, not returned at once: whatever ends the watch, the analysis
+    // ends, `--pcap` is completed and the summary said.
+    let mut failed: Option<anyhow::Error> = None;
+    while failed.is_none() && running() {
+        let read = cap.wait(TICK).and_then(|()| {
+            // A bounded batch: a ring that never empties must not keep the
+            // loop from the stop flag, the clock and the drop counters.
+            for _ in 0..BATCH {
+                let Some(f) = cap.next_into(&mut buf)? else { break };
+                frame += 1;
+                // libpcap's stamp as is: a backlog (output paused) is not a clock step.
+                if let Some(p) = pcap.as_mut() {
+                    p.write_snapped(f.time, &buf, f.wire_len);
+                }
+                an.frame(frame, f.time, cap.link, &buf, (f.len as u32) < f.wire_len, &mut out);
             }
-            an.frame(frame, time, cap.link, &buf, (f.len as u32) < f.wire_len, &mut out);
-        }
+            Ok(())
+        });
+        failed = read.err().map(Into::into);
         an.settle(clock.now().saturating_sub(SETTLE_NS), &mut out);
         let now = cap.drops();
         if now != drops {
             drops = now;
             report_drops(&mut out, &cap.device, drops);
         }
-        if let Some(e) = out.error.take() {
-            return Err(e.into());
-        }
+        failed = failed.or(out.error.take().map(Into::into));
     }
     an.finish(&mut out);
     if let Some(p) = pcap {
-        p.finish().map_err(|e| anyhow::anyhow!("{}: {}", e.path, e.why))?;
+        if let Err(e) = p.finish() {
+            failed = failed.or(Some(anyhow::anyhow!("{}: {}", e.path, e.why)));
+        }
     }
-    summary(&mut out, &an.stats, drops)?;
-    Ok(())
+    let said = summary(&mut out, &an.stats, drops);
+    match failed {
+        Some(e) => Err(e),
+        None => said.map_err(Into::into).and_then(|()| verdict(&out)),
+    }
 }
+
+/// Frames read at most between two looks at the clock and the stop flag.
+const BATCH: usize = 4096;
+
+/// Exit 1 when a flow did keepalive wrong, as `verify`.
+fn verdict<W: Write>(out: &Out<W>) -> Result<()> {
+    match out.violations {
+        0 => Ok(()),
+        n => Err(anyhow::Error::new(Verdict(n))),
+    }
+}
+
+/// Violations were found: exit 1, with no error line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} violations")]
+struct Verdict(u64);
 
 fn report_drops<W: Write>(out: &mut Out<W>, device: &str, d: Drops) {
     let r = if out.json {
@@ -191,22 +222,32 @@ fn report_drops<W: Write>(out: &mut Out<W>, device: &str, d: Drops) {
             d.dropped, d.if_dropped
         )
     };
+    let r = r.and_then(|()| out.out.flush());
     out.keep(r);
 }
 
 /// The end: the flows with keepalive (as `verify` tables them) and the counts.
 fn summary<W: Write>(out: &mut Out<W>, st: &Stats, drops: Drops) -> io::Result<()> {
     if out.json {
-        let v = serde_json::json!({
-            "source": out.source,
-            "packets": st.packets,
-            "flows": st.flows,
-            "keepalive_flows": out.keepalive_flows,
-            "probes": st.probes,
-            "violations": out.violations,
-            "dropped": drops.dropped,
-            "if_dropped": drops.if_dropped,
-        });
+        #[derive(serde::Serialize)]
+        struct Summary<'a> {
+            source: &'a str,
+            #[serde(flatten)]
+            stats: &'a Stats,
+            keepalive_flows: u64,
+            violations: u64,
+            /// libpcap's counts: for lack of buffer room, and by the interface.
+            kernel_dropped: u64,
+            interface_dropped: u64,
+        }
+        let v = Summary {
+            source: &out.source,
+            stats: st,
+            keepalive_flows: out.keepalive_flows,
+            violations: out.violations,
+            kernel_dropped: drops.dropped,
+            interface_dropped: drops.if_dropped,
+        };
         json::tagged(&mut out.out, "summary", &v)?;
         return out.out.flush();
     }
@@ -245,12 +286,13 @@ fn watch_file(args: &WatchArgs, path: &std::path::Path) -> Result<()> {
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
         .map_err(|e| anyhow::anyhow!("signal handler: {e}"))?;
-    let path = if path.as_os_str() == "-" {
-        PathBuf::from("/dev/stdin")
-    } else {
-        path.to_path_buf()
+    let (path, name) = match path.as_os_str() == "-" {
+        true => (PathBuf::from("/dev/stdin"), "stdin".to_string()),
+        false => (path.to_path_buf(), path.display().to_string()),
     };
-    let name = path.display().to_string();
+    // A pipe may go quiet; a file never does, and its output must not
+    // depend on how fast it is read.
+    let pipe = !std::fs::metadata(&path).is_ok_and(|m| m.is_file());
     let (tx, rx) = std::sync::mpsc::sync_channel::<Owned>(4096);
     let reader = std::thread::spawn({
         let path = path.clone();
@@ -283,7 +325,8 @@ fn watch_file(args: &WatchArgs, path: &std::path::Path) -> Result<()> {
                 an.frame(r.frame, r.time, r.link, &r.data, r.snapped, &mut out);
                 an.settle(latest.saturating_sub(SETTLE_NS), &mut out);
             }
-            Err(RecvTimeoutError::Timeout) => an.settle(u64::MAX, &mut out),
+            Err(RecvTimeoutError::Timeout) if pipe => an.settle(u64::MAX, &mut out),
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 ended = true;
                 break;
@@ -308,5 +351,6 @@ fn watch_file(args: &WatchArgs, path: &std::path::Path) -> Result<()> {
     an.finish(&mut out);
     summary(&mut out, &an.stats, Drops::default())?;
     // A capture cut short: what it held was said; the error follows.
-    read.map(|_| ()).map_err(Into::into)
+    read?;
+    verdict(&out)
 }

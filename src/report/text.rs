@@ -253,15 +253,16 @@ fn step_line(out: &mut impl Write, c: &Connection, ev: &Step, roles: [&str; 2], 
 /// kind, numbers and the same note as a timeline's.
 pub fn event_line(out: &mut impl Write, ev: &crate::analyze::SegmentEvent, color: bool) -> io::Result<()> {
     let step = Step::of(ev);
-    let day_ns = ev.time % 86_400_000_000_000;
-    let (h, m, sec) = (
-        day_ns / 3_600_000_000_000,
-        day_ns / 60_000_000_000 % 60,
-        day_ns % 60_000_000_000,
+    // Time of day to the millisecond, from whole milliseconds: 59.9996 s is not "60.000".
+    let day_ms = ev.time / 1_000_000 % 86_400_000;
+    let (h, m, sec, ms) = (
+        day_ms / 3_600_000,
+        day_ms / 60_000 % 60,
+        day_ms / 1000 % 60,
+        day_ms % 1000,
     );
     let line = format!(
-        "{h:02}:{m:02}:{:06.3}  frame {:<6} flow {:<4} {} > {}  {}  seq {} ack {} len {}  {}",
-        sec as f64 / 1e9,
+        "{h:02}:{m:02}:{sec:02}.{ms:03}  frame {:<6} flow {:<4} {} > {}  {}  seq {} ack {} len {}  {}",
         ev.frame,
         ev.flow_id,
         ev.from,
