@@ -17,6 +17,28 @@ fn events(lines: &[Value]) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// Sends SIGINT to the process `pid` names, which ends `watch` (directly,
+/// or by closing its pipe); it must exit 0. Its JSON lines.
+fn stop(watch: Background, pid: &str) -> Vec<Value> {
+    let stopped = std::process::Command::new("kill").args(["-INT", pid]).status().unwrap();
+    assert!(stopped.success());
+    let (code, lines, err) = watch.finish(20);
+    assert_eq!(code, 0, "{err}");
+    lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+/// The last line is the summary, of one flow with keepalive.
+fn assert_summary(lines: &[Value]) {
+    let summary = lines.last().unwrap();
+    assert_eq!(
+        (&summary["type"], &summary["keepalive_flows"]),
+        (&"summary".into(), &1.into())
+    );
+}
+
 #[test]
 fn watch_says_each_event_as_it_happens_and_as_verify_would() {
     let Some(lab) = Lab::up("wat", &[]) else {
@@ -45,17 +67,8 @@ fn watch_says_each_event_as_it_happens_and_as_verify_would() {
     watch.wait_line("keepalive_abort", 20);
     let _ = client.wait_with_output();
     lab.stop_captures();
-    let stopped = std::process::Command::new("kill")
-        .args(["-INT", &watch.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(stopped.success());
-    let (code, lines, err) = watch.finish(20);
-    assert_eq!(code, 0, "{err}");
-    let lines: Vec<Value> = lines
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect();
+    let pid = watch.pid().to_string();
+    let lines = stop(watch, &pid);
     let said = events(&lines);
     let kinds: Vec<&str> = said.iter().map(|(k, _)| k.as_str()).collect();
     // Answered rounds (at least the one waited for), then three unanswered probes and the abort.
@@ -86,11 +99,7 @@ fn watch_says_each_event_as_it_happens_and_as_verify_would() {
     assert!(lines.iter().all(|l| l["type"] != "drops"), "{lines:?}");
     let flow = lines.iter().find(|l| l["type"] == "flow").expect("a flow object");
     assert_eq!((&flow["outcome"], &flow["count"]), (&"timed_out".into(), &3.into()));
-    let summary = lines.last().unwrap();
-    assert_eq!(
-        (&summary["type"], &summary["keepalive_flows"]),
-        (&"summary".into(), &1.into())
-    );
+    assert_summary(&lines);
 }
 
 /// `tcpdump -w - | kaprobe watch -r -`: the same events, said as they come
@@ -123,17 +132,7 @@ fn watch_reads_a_pipe_from_tcpdump_as_it_comes() {
     watch.wait_line("keepalive_abort", 20);
     let _ = client.wait_with_output();
     let pid = std::fs::read_to_string(&pidfile).unwrap();
-    let stopped = std::process::Command::new("kill")
-        .args(["-INT", pid.trim()])
-        .status()
-        .unwrap();
-    assert!(stopped.success());
-    let (code, lines, err) = watch.finish(20);
-    assert_eq!(code, 0, "{err}");
-    let lines: Vec<Value> = lines
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect();
+    let lines = stop(watch, pid.trim());
     let kinds: Vec<String> = events(&lines).into_iter().map(|(k, _)| k).collect();
     let tail: Vec<&str> = kinds.iter().rev().take(4).rev().map(String::as_str).collect();
     assert_eq!(
@@ -147,11 +146,7 @@ fn watch_reads_a_pipe_from_tcpdump_as_it_comes() {
         "{kinds:?}"
     );
     assert!(kinds.contains(&"keepalive_ack".to_string()));
-    let summary = lines.last().unwrap();
-    assert_eq!(
-        (&summary["type"], &summary["keepalive_flows"]),
-        (&"summary".into(), &1.into())
-    );
+    assert_summary(&lines);
 }
 
 /// `watch -r FILE` says what `verify` says of a file: the same segment
