@@ -7,7 +7,7 @@ use super::probe::{open_connect, CaptureArgs, Connect};
 use crate::conform::{answer, Case, Got, Kind, Sent, CASES, GAP_MS};
 use crate::keepalive;
 use crate::live::engine::{self, Control, Orders, Spec};
-use crate::live::session::Script;
+use crate::live::session::{Script, ScriptSeen};
 use crate::live::{Event, Mode, SessionId, Setup, Shared, Sink, Start, Summary, Verdict};
 use crate::units::parse_duration;
 use anyhow::{anyhow, Result};
@@ -99,22 +99,9 @@ pub(super) struct Collect {
     /// Session → (timestamps, sack) from its `session` event.
     pub options: BTreeMap<SessionId, (Option<bool>, Option<bool>)>,
     /// Session → what its script sent and saw.
-    pub cases: BTreeMap<SessionId, CaseSeen>,
+    pub cases: BTreeMap<SessionId, ScriptSeen>,
     /// Session → why it could not be set up.
     pub errors: BTreeMap<SessionId, String>,
-}
-
-/// What one scripted session sent and saw.
-#[derive(Default)]
-pub(super) struct CaseSeen {
-    pub sent: Vec<Sent>,
-    pub got: Vec<Got>,
-    /// The answer the session matched to each probe (`replay`'s scripts).
-    pub answers: Vec<Option<keepalive::Answer>>,
-    /// Every segment went and the wait for answers ran out.
-    pub complete: bool,
-    /// The peer's FIN or RST, after how many segments.
-    pub peer_closed: Option<(&'static str, usize)>,
 }
 
 impl Sink for Collect {
@@ -123,22 +110,8 @@ impl Sink for Collect {
             Event::Session { info, .. } => {
                 self.options.insert(s, (info.timestamps, info.sack));
             }
-            Event::Case {
-                sent,
-                got,
-                answers,
-                complete,
-                peer_closed,
-                ..
-            } => {
-                let seen = CaseSeen {
-                    sent: sent.clone(),
-                    got: got.clone(),
-                    answers: answers.clone(),
-                    complete: *complete,
-                    peer_closed: *peer_closed,
-                };
-                self.cases.insert(s, seen);
+            Event::Case { seen, .. } => {
+                self.cases.insert(s, seen.clone());
             }
             Event::Verdict(v) => {
                 if let Some(e) = &v.error {
@@ -316,8 +289,8 @@ fn conform(args: &ConformArgs) -> Result<Report> {
     Ok(report)
 }
 
-fn judge(case: &Case, seen: CaseSeen, ts: Option<bool>, sack: Option<bool>) -> CaseResult {
-    let CaseSeen {
+fn judge(case: &Case, seen: ScriptSeen, ts: Option<bool>, sack: Option<bool>) -> CaseResult {
+    let ScriptSeen {
         sent, got, complete, ..
     } = seen;
     // Stopped early (Ctrl-C): an answer may still have been on its way.

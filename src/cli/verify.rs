@@ -460,7 +460,7 @@ fn human_file(out: &mut impl Write, f: FileResult) -> io::Result<()> {
         None => f.shown,
     };
     if !shown.is_empty() {
-        text::flow_table(out, &shown)?;
+        text::flow_table(out, shown.iter().map(|(r, _)| r))?;
         for (r, c) in &shown {
             text::timeline(out, r, c, color)?;
         }

@@ -249,17 +249,8 @@ pub enum Event {
         #[serde(flatten)]
         at: At,
         name: &'static str,
-        /// Every segment went and the wait for answers ran out (not stopped early).
         #[serde(skip)]
-        complete: bool,
-        /// The peer closed the connection (`"FIN"`, `"RST"`) after this many segments had gone.
-        #[serde(skip)]
-        peer_closed: Option<(&'static str, usize)>,
-        sent: Vec<crate::conform::Sent>,
-        got: Vec<crate::conform::Got>,
-        /// For probes (`replay`): the answer the session matched to each.
-        #[serde(skip)]
-        answers: Vec<Option<crate::keepalive::Answer>>,
+        seen: super::script::ScriptSeen,
     },
     Verdict(Verdict),
 }

@@ -5,6 +5,19 @@
 use crate::conform::{Got, Sent, Variant};
 use crate::keepalive::Answer;
 
+/// What a script sent and saw, reported when its session ends (`Event::Case`).
+#[derive(Clone, Debug, Default)]
+pub struct ScriptSeen {
+    pub sent: Vec<Sent>,
+    pub got: Vec<Got>,
+    /// For probes (`replay`): the answer the session matched to each.
+    pub answers: Vec<Option<Answer>>,
+    /// Every segment went and the wait for answers ran out (not stopped early).
+    pub complete: bool,
+    /// The peer closed the connection (`"FIN"`, `"RST"`) after this many segments had gone.
+    pub peer_closed: Option<(&'static str, usize)>,
+}
+
 /// Segments sent at offsets from the moment the exchange settled, then a
 /// `wait` for answers; every peer segment meanwhile is kept (up to `keep`).
 pub struct Script {

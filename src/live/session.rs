@@ -5,7 +5,7 @@
 //! and calls in here with a `Cx` of what sessions share.
 
 use super::event::{ms, At, Event, Mode, Outcome, SessionId, StopReason, Verdict};
-pub use super::script::Script;
+pub use super::script::{Script, ScriptSeen};
 pub use super::shared::{Closing, Cx, Senders, Shared, Start, Totals};
 use super::socket;
 use super::stats::RttAgg;
@@ -234,10 +234,8 @@ impl Live {
     /// The connection is up: the data sent first goes, then the exchange.
     fn up(&mut self, cx: &mut Cx, mut s: TcpStream, now: u64) {
         // A script may send its own (`replay`: data only where the capture had some).
-        let send = match self.script.as_deref().and_then(|s| s.send.clone()) {
-            Some(own) => own,
-            None => cx.shared.send.clone(),
-        };
+        let own = self.script.as_deref().and_then(|s| s.send.as_deref());
+        let send = own.unwrap_or(&cx.shared.send);
         if !send.is_empty() {
             // Blocking, before the socket turns non-blocking: the data sent
             // first is small, and an empty send buffer takes it at once. A
@@ -246,11 +244,12 @@ impl Live {
             let sent = s
                 .set_nonblocking(false)
                 .and_then(|()| s.set_write_timeout(Some(std::time::Duration::from_secs(1))))
-                .and_then(|()| s.write_all(&send));
+                .and_then(|()| s.write_all(send));
+            let len = send.len() as u64;
             if let Err(e) = sent {
                 return self.fail(cx, LiveError::os(format!("send to {}", fmt(self.t.remote)), &e), now);
             }
-            self.sent = send.len() as u64;
+            self.sent = len;
         }
         if let Err(e) = s.set_nonblocking(true) {
             return self.fail(cx, LiveError::os("socket", &e), now);
@@ -614,14 +613,17 @@ impl Live {
         let Some(s) = self.script.as_deref_mut().filter(|s| !s.sent.is_empty()) else {
             return;
         };
-        let ev = Event::Case {
-            at: At::of(now),
-            name: s.name,
+        let seen = ScriptSeen {
             complete: s.sent.len() == s.steps.len() && now >= s.due(),
             peer_closed: s.peer_closed,
             sent: std::mem::take(&mut s.sent),
             got: std::mem::take(&mut s.got),
             answers: std::mem::take(&mut s.answers),
+        };
+        let ev = Event::Case {
+            at: At::of(now),
+            name: s.name,
+            seen,
         };
         cx.sink.event(self.id, &ev);
     }

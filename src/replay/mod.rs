@@ -129,7 +129,8 @@ pub fn live_answers(plan: &FlowPlan, sent: usize, answers: &[Option<keepalive::A
 }
 
 /// A flow's keepalive in a word, from its probes' answers in order: `reset`
-/// if one drew a RST, `alive` if the last was answered, else `unanswered`.
+/// if one drew a RST, `alive` if the last was answered, `unanswered` if not,
+/// `unresolved` when there is none to go on.
 pub fn summary(answers: impl IntoIterator<Item = Kind>) -> &'static str {
     let mut last = None;
     for k in answers {
@@ -141,7 +142,7 @@ pub fn summary(answers: impl IntoIterator<Item = Kind>) -> &'static str {
     match last {
         Some(k) if k.answered() => "alive",
         Some(_) => "unanswered",
-        None => "no probes",
+        None => "unresolved",
     }
 }
 

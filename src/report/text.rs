@@ -11,10 +11,10 @@ pub fn opt_dur(s: Option<f64>) -> String {
 }
 
 /// The per-file table, one row per reported flow.
-pub fn flow_table(out: &mut impl Write, flows: &[(FlowReport, Connection)]) -> io::Result<()> {
+pub fn flow_table<'a>(out: &mut impl Write, flows: impl IntoIterator<Item = &'a FlowReport>) -> io::Result<()> {
     let rows: Vec<[String; 11]> = flows
-        .iter()
-        .map(|(r, _)| {
+        .into_iter()
+        .map(|r| {
             let rtt = r
                 .directions
                 .iter()
