@@ -8,6 +8,7 @@ pub use plan::{FlowPlan, PlannedProbe, Planner};
 
 use crate::conform::{Kind, Variant};
 use crate::keepalive;
+pub use crate::live::event::ms;
 use crate::session::rate_limit;
 use serde::Serialize;
 
@@ -27,11 +28,6 @@ impl Serialize for Answer {
         m.serialize_field("rtt_ms", &self.rtt_ns.map(ms))?;
         m.end()
     }
-}
-
-/// Nanoseconds as milliseconds, to the microsecond.
-pub fn ms(ns: u64) -> f64 {
-    (ns as f64 / 1e3).round() / 1e3
 }
 
 impl Answer {
