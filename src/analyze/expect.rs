@@ -91,53 +91,119 @@ impl Expectations {
 
     /// What does not hold for this flow, one message each; empty when all holds.
     pub fn check(&self, r: &FlowReport) -> Vec<String> {
+        self.failures(r, Stage::Ended).into_iter().map(|f| f.text).collect()
+    }
+
+    /// What a flow still in progress has already broken: only what its later
+    /// segments cannot mend (`watch` says it the moment it happens).
+    pub fn broken(&self, r: &FlowReport) -> Vec<Failure> {
+        self.failures(r, Stage::Open)
+    }
+
+    /// The rules, once for a flow that ended (`check`) and for one in progress
+    /// (`broken`): then a setting not measured yet, a count before the abort
+    /// and an outcome that may still change are not failures.
+    pub fn failures(&self, r: &FlowReport, stage: Stage) -> Vec<Failure> {
+        let ended = stage == Stage::Ended;
         let mut out = Vec::new();
+        let mut fail = |what: Expected, text: String| out.push(Failure { what, text });
         let keepalive = r.probes > 0;
-        if !keepalive && (self.idle_ns.is_some() || self.interval_ns.is_some() || self.count.is_some()) {
-            out.push("no keepalive probes in this flow".to_string());
+        if !keepalive && ended && (self.idle_ns.is_some() || self.interval_ns.is_some() || self.count.is_some()) {
+            fail(Expected::Keepalive, "no keepalive probes in this flow".to_string());
         }
-        let mut duration = |name: &str, want: Option<u64>, got: Option<f64>, unseen: &str| match (want, got) {
-            (Some(w), Some(g)) if !self.close_enough(g, w) => out.push(format!(
-                "{name}: expected {}, measured {}",
-                format_duration(w),
-                format_duration((g * 1e9) as u64)
-            )),
-            (Some(_), None) if keepalive => out.push(format!("{name}: not observed ({unseen})")),
+        let mut duration = |what: Expected, want: Option<u64>, got: Option<f64>, unseen: &str| match (want, got) {
+            (Some(w), Some(g)) if !self.close_enough(g, w) => fail(
+                what,
+                format!(
+                    "{}: expected {}, measured {}",
+                    what.name(),
+                    format_duration(w),
+                    format_duration((g * 1e9) as u64)
+                ),
+            ),
+            (Some(_), None) if keepalive && ended => fail(what, format!("{}: not observed ({unseen})", what.name())),
             _ => {}
         };
-        duration("idle", self.idle_ns, r.idle_s, "no probe followed a received segment");
         duration(
-            "interval",
+            Expected::Idle,
+            self.idle_ns,
+            r.idle_s,
+            "no probe followed a received segment",
+        );
+        duration(
+            Expected::Interval,
             self.interval_ns,
             r.interval_s,
             "no unanswered probe was followed by another",
         );
         if let (Some(want), true) = (self.count, keepalive) {
             let least = r.directions.iter().map(|d| d.count_at_least).max().unwrap_or(0);
-            match r.count {
-                Some(got) if got != want => out.push(format!(
+            let text = match r.count {
+                Some(got) if got != want => Some(format!(
                     "count: expected {want}, measured {got} unanswered probes before the abort"
                 )),
-                Some(_) => {}
-                None if least > want => out.push(format!(
+                Some(_) => None,
+                None if least > want => Some(format!(
                     "count: expected {want}, but {least} probes went unanswered without an abort"
                 )),
-                None => out.push(format!(
+                None if ended => Some(format!(
                     "count: not observed (no abort after unanswered probes; longest unanswered run {least})"
                 )),
+                None => None,
+            };
+            if let Some(t) = text {
+                fail(Expected::Count, t);
             }
         }
-        if let Some(want) = self.outcome {
+        // In progress, only an end (abort, reset, close) is an outcome for good.
+        let settled = ended || matches!(r.outcome, Outcome::TimedOut | Outcome::Reset | Outcome::Closed);
+        if let (Some(want), true) = (self.outcome, settled) {
             if r.outcome != want {
-                out.push(format!(
-                    "outcome: expected {}, was {}",
-                    want.as_str(),
-                    r.outcome.as_str()
-                ));
+                fail(
+                    Expected::Outcome,
+                    format!("outcome: expected {}, was {}", want.as_str(), r.outcome.as_str()),
+                );
             }
         }
         out
     }
+}
+
+/// Whether the flow a check looks at has ended or is still in progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Open,
+    Ended,
+}
+
+/// What an expectation was about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Expected {
+    /// That the flow has keepalive at all (implied by idle, interval and count).
+    Keepalive,
+    Idle,
+    Interval,
+    Count,
+    Outcome,
+}
+
+impl Expected {
+    pub fn name(self) -> &'static str {
+        match self {
+            Expected::Keepalive => "keepalive",
+            Expected::Idle => "idle",
+            Expected::Interval => "interval",
+            Expected::Count => "count",
+            Expected::Outcome => "outcome",
+        }
+    }
+}
+
+/// One expectation that does not hold, said for people.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    pub what: Expected,
+    pub text: String,
 }
 
 #[cfg(test)]

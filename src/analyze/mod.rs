@@ -18,7 +18,7 @@ mod timeline;
 pub use classify::classify;
 pub use connection::{Connection, Events, Keepalive};
 pub use event::{SegmentEvent, Violation, ViolationKind};
-pub use expect::Expectations;
+pub use expect::{Expectations, Expected, Failure, Stage};
 pub use filter::FlowFilter;
 pub use kind::Kind;
 pub use order::{Order, Phase};
@@ -43,6 +43,11 @@ pub trait Sink {
     /// A flow was created (at the last `at`), under the analyzer's own id.
     #[inline]
     fn started(&mut self, _id: u64) {}
+    /// The flow an event was just said of, as it stands now: a live view
+    /// (`watch`) shows and checks open flows with it. One analyzer's
+    /// only: `Parallel` does not pass it on.
+    #[inline]
+    fn progressed(&mut self, _conn: &Connection) {}
 }
 
 /// A sink that keeps everything: every event it is given and every finished flow.
@@ -446,6 +451,7 @@ impl Analyzer {
                 phase: Phase::Segment,
             });
             sink.segment(&ev);
+            sink.progressed(conn);
         }
     }
 

@@ -128,6 +128,9 @@ pub struct FlowReport {
     pub probes: u32,
     pub answered: u32,
     pub unanswered: u32,
+    /// The main prober's unanswered probes in a row, as the flow stands (a
+    /// probe still in flight not counted; 0 after an answer or an abort).
+    pub unanswered_run: u32,
     pub resets: u32,
     pub zero_window_probes: u32,
     pub retransmissions: u32,
@@ -195,6 +198,7 @@ impl FlowReport {
             probes: sum(|k| k.probes),
             answered: sum(|k| k.answered),
             unanswered: sum(|k| k.unanswered),
+            unanswered_run: main.map_or(0, |k| k.run),
             resets: sum(|k| k.resets),
             zero_window_probes: sum(|k| k.zw_probes),
             retransmissions: k.retransmissions,
