@@ -19,4 +19,5 @@ pub mod report;
 pub mod session;
 pub mod synth;
 pub mod units;
+pub mod watch;
 pub mod wire;

@@ -7,6 +7,7 @@ pub mod probe;
 mod probe_out;
 mod progress;
 pub mod replay;
+mod screen;
 pub mod verify;
 pub mod watch;
 

@@ -4,18 +4,21 @@
 
 use super::exit;
 use super::probe::{open_pcap, unprivileged};
-use crate::analyze::{Analyzer, Config, Connection, Events, FlowReport, SegmentEvent, Sink, Stats};
+use super::screen::Screen;
+use crate::analyze::{Analyzer, Config, Connection, Events, Expectations, FlowReport, SegmentEvent, Sink, Stats};
 use crate::live::capture::{Drops, OpenCapture};
 use crate::live::Clock;
+use crate::report::groups::{self, Groups};
 use crate::report::{json, text};
 use crate::units::{count, parse_duration};
+use crate::watch::{Alert, Alerts, Board};
 use anyhow::Result;
 use clap::Args;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a segment waits for the segments after it before it is decided
 /// with what has come: a quiet link says a probe and its answer within this.
@@ -45,6 +48,13 @@ pub struct WatchArgs {
     /// Write every frame seen to this pcap file (complete when the watch ends; live only).
     #[arg(long, value_name = "FILE", conflicts_with = "read")]
     pub pcap: Option<PathBuf>,
+    /// What each flow's keepalive should do, as `verify --expect`; a flow
+    /// that breaks it is said the moment it does. Exit 1 when any did.
+    #[arg(long, value_name = "SPEC", value_parser = |s: &str| Expectations::parse(s))]
+    pub expect: Option<Expectations>,
+    /// One line per event even on a terminal (instead of the live table).
+    #[arg(long, conflicts_with = "json")]
+    pub lines: bool,
 }
 
 pub fn run(args: &WatchArgs) -> u8 {
@@ -66,18 +76,40 @@ pub fn run(args: &WatchArgs) -> u8 {
     }
 }
 
+/// How events are said.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum View {
+    /// One line per event.
+    Lines,
+    /// The table, redrawn in place on a terminal, the latest events below it.
+    Table,
+    Json,
+}
+
 /// Says each event as it comes, and each flow with keepalive as it ends.
 struct Out<W: Write> {
-    json: bool,
+    view: View,
     color: bool,
     out: W,
     json_line: json::SegmentWriter,
     source: String,
-    /// Notable flows that ended, for the closing table.
+    /// Notable flows that ended, for the closing table; grouped once there
+    /// are many (as `verify`), so memory stays bounded.
     ended: Vec<FlowReport>,
+    groups: Option<Groups<()>>,
     keepalive_flows: u64,
     violations: u64,
+    /// `--expect`, checked as flows progress.
+    alerts: Option<Alerts>,
+    /// The table's alert lines, said again once the screen is left.
+    alert_lines: Vec<String>,
+    board: Option<Board>,
+    /// The event just said: `progressed` follows it, of its flow.
+    last: Option<SegmentEvent>,
     error: Option<io::Error>,
+    /// Dropped after `out` (flushed): the screen is left last.
+    screen: Option<Screen>,
+    drawn: Option<Instant>,
 }
 
 /// The analyzer `watch` runs: `verify`'s, saying notable events.
@@ -89,20 +121,41 @@ fn analyzer() -> Analyzer {
 }
 
 impl Out<io::BufWriter<io::StdoutLock<'static>>> {
-    fn new(json: bool, source: &str) -> Self {
-        Out {
-            json,
-            color: super::color(&io::stdout()),
-            out: io::BufWriter::new(io::stdout().lock()),
+    fn new(args: &WatchArgs, source: &str) -> io::Result<Self> {
+        let stdout = io::stdout();
+        let view = match (args.json, stdout.is_terminal() && !args.lines) {
+            (true, _) => View::Json,
+            (false, true) => View::Table,
+            (false, false) => View::Lines,
+        };
+        let screen = match view {
+            View::Table => Some(Screen::enter()?),
+            _ => None,
+        };
+        Ok(Out {
+            view,
+            color: super::color(&stdout),
+            out: io::BufWriter::new(stdout.lock()),
             json_line: json::SegmentWriter::new(source),
             source: source.to_string(),
             ended: Vec::new(),
+            groups: None,
             keepalive_flows: 0,
             violations: 0,
+            alerts: args.expect.clone().map(Alerts::new),
+            alert_lines: Vec::new(),
+            board: (view == View::Table).then(Board::default),
+            last: None,
             error: None,
-        }
+            screen,
+            drawn: None,
+        })
     }
 }
+
+/// How often the table is redrawn at most, and at least (its ages tick).
+const DRAW_EVERY: Duration = Duration::from_millis(250);
+const DRAW_AT_LEAST: Duration = Duration::from_secs(1);
 
 impl<W: Write> Out<W> {
     fn keep(&mut self, r: io::Result<()>) {
@@ -110,18 +163,140 @@ impl<W: Write> Out<W> {
             self.error = Some(e);
         }
     }
+
+    /// One broken expectation, said now: `ev` is the event that broke it,
+    /// or none when the flow's end did.
+    fn alert(&mut self, report: &FlowReport, alert: Alert, ev: Option<&SegmentEvent>) {
+        let f = &alert.failure;
+        let r = match self.view {
+            View::Json => {
+                let v = serde_json::json!({
+                    "source": self.source,
+                    "flow_id": report.flow_id,
+                    "flow": report.flow,
+                    "expectation": f.what.name(),
+                    "failed": f.text,
+                    "frame": ev.map(|e| e.frame),
+                    "time": ev.map(|e| e.time as f64 / 1e9),
+                    "ended": ev.is_none(),
+                });
+                json::tagged(&mut self.out, "expect", &v).and_then(|()| self.out.flush())
+            }
+            View::Lines | View::Table => {
+                let line = match ev {
+                    Some(e) => format!(
+                        "{}  expect: flow {} ({}): FAILED {}",
+                        text::time_of_day(e.time),
+                        report.flow_id,
+                        report.flow,
+                        f.text
+                    ),
+                    None => format!(
+                        "expect: flow {} ({}): FAILED {} (at the flow's end)",
+                        report.flow_id, report.flow, f.text
+                    ),
+                };
+                match self.board.as_mut() {
+                    Some(b) => {
+                        b.broke(report.flow_id, f.what.name());
+                        b.event(line.clone());
+                        self.alert_lines.push(line);
+                        Ok(())
+                    }
+                    None => writeln!(self.out, "{line}").and_then(|()| self.out.flush()),
+                }
+            }
+        };
+        self.keep(r);
+    }
+
+    /// Redraws the table when something changed (at most every `DRAW_EVERY`),
+    /// or when it was last drawn `DRAW_AT_LEAST` ago. `now`: the capture's time.
+    fn refresh(&mut self, now: u64, st: &Stats, drops: Drops) {
+        if self.screen.is_none() {
+            return;
+        }
+        let since = self.drawn.map_or(Duration::MAX, |d| d.elapsed());
+        let changed = self.board.as_ref().is_some_and(Board::changed);
+        if since < DRAW_EVERY || (since < DRAW_AT_LEAST && !changed) {
+            return;
+        }
+        self.drawn = Some(Instant::now());
+        let mut status = format!(
+            "kaprobe watch {}  {}  {}, {} with keepalive, {}",
+            self.source,
+            text::time_of_day(now),
+            count(st.packets, "packet"),
+            self.keepalive_flows_so_far(),
+            count(st.probes, "probe"),
+        );
+        if drops.dropped + drops.if_dropped > 0 {
+            status += &format!("  DROPPED {}", drops.dropped + drops.if_dropped);
+        }
+        status += "  (Ctrl-C ends)";
+        let (w, h) = Screen::size();
+        let (Some(board), Some(screen)) = (self.board.as_mut(), &self.screen) else {
+            return;
+        };
+        let lines = board.render(&status, now, w, h, self.alerts.is_some());
+        let r = screen.draw(&mut self.out, &lines);
+        self.keep(r);
+    }
+
+    /// Flows seen with keepalive: those ended, and those open on the board.
+    fn keepalive_flows_so_far(&self) -> String {
+        let open = self.board.as_ref().map_or(0, Board::open);
+        count(self.keepalive_flows + open as u64, "flow")
+    }
+
+    /// Whether the run ends against the user: violations (as `verify`), or
+    /// an expectation broken.
+    fn against(&self) -> bool {
+        self.violations > 0 || self.alerts.as_ref().is_some_and(|a| a.failures > 0)
+    }
+
+    /// Leaves the table's screen: what follows stays on the terminal.
+    fn leave(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        self.screen = None;
+        for l in &self.alert_lines {
+            writeln!(self.out, "{l}")?;
+        }
+        Ok(())
+    }
 }
 
 impl<W: Write> Sink for Out<W> {
     fn segment(&mut self, ev: &SegmentEvent) {
-        let r = if self.json {
-            self.json_line.write(&mut self.out, ev)
-        } else {
-            text::event_line(&mut self.out, ev, self.color)
+        self.last = Some(*ev);
+        let r = match (self.view, self.board.as_mut()) {
+            (View::Json, _) => self.json_line.write(&mut self.out, ev),
+            (View::Table, Some(b)) => {
+                let mut line = Vec::new();
+                let r = text::event_line(&mut line, ev, false);
+                b.event(String::from_utf8_lossy(&line).trim_end().to_string());
+                self.keep(r);
+                return;
+            }
+            _ => text::event_line(&mut self.out, ev, self.color),
         };
         // Said now, not when the buffer fills: this is a live view.
         let r = r.and_then(|()| self.out.flush());
         self.keep(r);
+    }
+
+    fn progressed(&mut self, c: &Connection) {
+        let Some(ev) = self.last.filter(|_| self.board.is_some() || self.alerts.is_some()) else {
+            return;
+        };
+        let report = FlowReport::of(c);
+        let broken = self.alerts.as_mut().map(|a| a.progressed(&report)).unwrap_or_default();
+        for a in broken {
+            self.alert(&report, a, Some(&ev));
+        }
+        if let Some(b) = self.board.as_mut() {
+            b.progressed(report, ev.kind, ev.time);
+        }
     }
 
     fn flow(&mut self, c: Connection) {
@@ -132,11 +307,30 @@ impl<W: Write> Sink for Out<W> {
             return;
         }
         let report = FlowReport::of(&c);
-        if self.json {
-            let r = json::flow(&mut self.out, &self.source, &report, None).and_then(|()| self.out.flush());
+        let verdict = self.alerts.as_mut().and_then(|a| a.ended(&report));
+        let failures = verdict.map(|(all, new)| {
+            for a in new {
+                self.alert(&report, a, None);
+            }
+            all
+        });
+        if let Some(b) = self.board.as_mut() {
+            b.ended(report.clone());
+        }
+        if self.view == View::Json {
+            let r =
+                json::flow(&mut self.out, &self.source, &report, failures.as_deref()).and_then(|()| self.out.flush());
             self.keep(r);
-        } else {
+        } else if let Some(g) = self.groups.as_mut() {
+            g.add(report, ());
+        } else if self.ended.len() < groups::MANY {
             self.ended.push(report);
+        } else {
+            let mut g = Groups::default();
+            for r in self.ended.drain(..).chain([report]) {
+                g.add(r, ());
+            }
+            self.groups = Some(g);
         }
     }
 }
@@ -153,7 +347,7 @@ fn watch(args: &WatchArgs) -> Result<bool> {
     let clock = Clock::start();
     let until = args.duration.map(|d| clock.now() + d);
     let mut an = analyzer();
-    let mut out = Out::new(args.json, &cap.device);
+    let mut out = Out::new(args, &cap.device)?;
     let (mut buf, mut frame, mut drops) = (Vec::new(), 0u64, Drops::default());
     let running = || !stop.load(Ordering::Relaxed) && until.is_none_or(|u| clock.now() < u);
     // Kept, not returned at once: whatever ends the watch, the analysis
@@ -181,9 +375,13 @@ fn watch(args: &WatchArgs) -> Result<bool> {
             drops = now;
             report_drops(&mut out, &cap.device, drops);
         }
+        out.refresh(clock.now(), &an.stats, drops);
         failed = failed.or(out.error.take().map(Into::into));
     }
     an.finish(&mut out);
+    if let Err(e) = out.leave() {
+        failed = failed.or(Some(e.into()));
+    }
     if let Some(p) = pcap {
         if let Err(e) = p.finish() {
             failed = failed.or(Some(anyhow::anyhow!("{}: {}", e.path, e.why)));
@@ -192,7 +390,7 @@ fn watch(args: &WatchArgs) -> Result<bool> {
     let said = summary(&mut out, &an.stats, drops);
     match failed {
         Some(e) => Err(e),
-        None => said.map(|()| out.violations > 0).map_err(Into::into),
+        None => said.map(|()| out.against()).map_err(Into::into),
     }
 }
 
@@ -200,7 +398,11 @@ fn watch(args: &WatchArgs) -> Result<bool> {
 const BATCH: usize = 4096;
 
 fn report_drops<W: Write>(out: &mut Out<W>, device: &str, d: Drops) {
-    let r = if out.json {
+    // The table says them in its status line.
+    if out.view == View::Table {
+        return;
+    }
+    let r = if out.view == View::Json {
         let v = serde_json::json!({"kernel": d.dropped, "interface": d.if_dropped, "device": device});
         json::tagged(&mut out.out, "drops", &v)
     } else {
@@ -216,7 +418,13 @@ fn report_drops<W: Write>(out: &mut Out<W>, device: &str, d: Drops) {
 
 /// The end: the flows with keepalive (as `verify` tables them) and the counts.
 fn summary<W: Write>(out: &mut Out<W>, st: &Stats, drops: Drops) -> io::Result<()> {
-    if out.json {
+    // As `verify`: expecting, and no flow had keepalive to check, is a failure.
+    let nothing_checked = out.alerts.as_ref().is_some_and(|a| a.checked == 0);
+    if let (true, Some(a)) = (nothing_checked, out.alerts.as_mut()) {
+        a.failures += 1;
+    }
+    let failures = out.alerts.as_ref().map(|a| a.failures);
+    if out.view == View::Json {
         #[derive(serde::Serialize)]
         struct Summary<'a> {
             source: &'a str,
@@ -224,6 +432,8 @@ fn summary<W: Write>(out: &mut Out<W>, st: &Stats, drops: Drops) -> io::Result<(
             stats: &'a Stats,
             keepalive_flows: u64,
             violations: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            expectation_failures: Option<u64>,
             /// libpcap's counts: for lack of buffer room, and by the interface.
             kernel_dropped: u64,
             interface_dropped: u64,
@@ -233,18 +443,29 @@ fn summary<W: Write>(out: &mut Out<W>, st: &Stats, drops: Drops) -> io::Result<(
             stats: st,
             keepalive_flows: out.keepalive_flows,
             violations: out.violations,
+            expectation_failures: failures,
             kernel_dropped: drops.dropped,
             interface_dropped: drops.if_dropped,
         };
         json::tagged(&mut out.out, "summary", &v)?;
         return out.out.flush();
     }
-    if !out.ended.is_empty() {
+    if let Some(g) = out.groups.as_mut() {
+        writeln!(out.out)?;
+        let shown = g.render(&mut out.out)?;
+        text::flow_table(&mut out.out, shown.iter().map(|(r, ())| r))?;
+        writeln!(
+            out.out,
+            "\nevery flow: --json, or kaprobe verify --all on what --pcap recorded"
+        )?;
+    } else if !out.ended.is_empty() {
         writeln!(out.out)?;
         text::flow_table(&mut out.out, &out.ended)?;
     }
-    writeln!(
-        out.out,
+    if nothing_checked {
+        writeln!(out.out, "expect: FAILED no flow with keepalive probes seen")?;
+    }
+    let mut line = format!(
         "\nsummary: {} on {}, {}, {} with keepalive, {}, {}",
         count(st.packets, "packet"),
         out.source,
@@ -252,7 +473,14 @@ fn summary<W: Write>(out: &mut Out<W>, st: &Stats, drops: Drops) -> io::Result<(
         out.keepalive_flows,
         count(st.probes, "probe"),
         count(out.violations, "violation")
-    )?;
+    );
+    if let Some(f) = failures {
+        line += &format!(", {}", count(f, "expectation failure"));
+    }
+    if drops.dropped + drops.if_dropped > 0 {
+        line += &format!(", {} dropped by the capture", drops.dropped + drops.if_dropped);
+    }
+    writeln!(out.out, "{line}")?;
     out.out.flush()
 }
 
@@ -301,7 +529,7 @@ fn watch_file(args: &WatchArgs, path: &std::path::Path) -> Result<bool> {
         }
     });
     let mut an = analyzer();
-    let mut out = Out::new(args.json, &name);
+    let mut out = Out::new(args, &name)?;
     let clock = Clock::start();
     let until = args.duration.map(|d| clock.now() + d);
     let (mut latest, mut ended) = (0u64, false);
@@ -320,6 +548,7 @@ fn watch_file(args: &WatchArgs, path: &std::path::Path) -> Result<bool> {
                 break;
             }
         }
+        out.refresh(latest, &an.stats, Drops::default());
         if let Some(e) = out.error.take() {
             return Err(e.into());
         }
@@ -337,8 +566,9 @@ fn watch_file(args: &WatchArgs, path: &std::path::Path) -> Result<bool> {
         return Err(anyhow::anyhow!("{e}"));
     }
     an.finish(&mut out);
+    out.leave()?;
     summary(&mut out, &an.stats, Drops::default())?;
     // A capture cut short: what it held was said; the error follows.
     read?;
-    Ok(out.violations > 0)
+    Ok(out.against())
 }

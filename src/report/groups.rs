@@ -34,13 +34,25 @@ struct Look {
     violations: u64,
 }
 
-#[derive(Default)]
-pub struct Groups {
+/// `T`: what is kept with each flow shown in full (`verify` keeps the
+/// connection for its timeline; `watch`, nothing).
+pub struct Groups<T = Connection> {
     groups: HashMap<Key, u64>,
     flows: u64,
     look: Look,
     /// The first flows that need a look, in the order they ended.
-    shown: Vec<(FlowReport, Connection)>,
+    shown: Vec<(FlowReport, T)>,
+}
+
+impl<T> Default for Groups<T> {
+    fn default() -> Self {
+        Groups {
+            groups: HashMap::new(),
+            flows: 0,
+            look: Look::default(),
+            shown: Vec::new(),
+        }
+    }
 }
 
 /// A duration rounded to what a group shares: 0.1 s below 10 s, 1 s below
@@ -54,8 +66,8 @@ fn rounded(s: Option<f64>) -> String {
     opt_dur(s.map(|v| (v / step(v)).round() * step(v)))
 }
 
-impl Groups {
-    pub fn add(&mut self, r: FlowReport, c: Connection) {
+impl<T> Groups<T> {
+    pub fn add(&mut self, r: FlowReport, c: T) {
         let count = match (r.count, r.directions.iter().map(|d| d.count_at_least).max()) {
             (Some(n), _) => n.to_string(),
             (None, Some(l)) if l > 0 => format!(">={l}"),
@@ -88,7 +100,7 @@ impl Groups {
     /// The groups table and the counts of flows that need a look; returns
     /// the first of those for the caller's flow table and timelines, which
     /// `hint` follows.
-    pub fn render(&mut self, out: &mut impl Write) -> io::Result<Vec<(FlowReport, Connection)>> {
+    pub fn render(&mut self, out: &mut impl Write) -> io::Result<Vec<(FlowReport, T)>> {
         let mut groups: Vec<(&Key, &u64)> = self.groups.iter().collect();
         // Largest first; ties in key order, so that the output is the same every run.
         groups.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));

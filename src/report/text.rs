@@ -249,20 +249,26 @@ fn step_line(out: &mut impl Write, c: &Connection, ev: &Step, roles: [&str; 2], 
     )
 }
 
-/// One event as it happens (`watch`): its time of day (UTC), flow, ends,
-/// kind, numbers and the same note as a timeline's.
-pub fn event_line(out: &mut impl Write, ev: &crate::analyze::SegmentEvent, color: bool) -> io::Result<()> {
-    let step = Step::of(ev);
-    // Time of day to the millisecond, from whole milliseconds: 59.9996 s is not "60.000".
-    let day_ms = ev.time / 1_000_000 % 86_400_000;
+/// A time (ns since the epoch) as the time of day, UTC, to the millisecond.
+pub fn time_of_day(ns: u64) -> String {
+    // From whole milliseconds: 59.9996 s is not "60.000".
+    let day_ms = ns / 1_000_000 % 86_400_000;
     let (h, m, sec, ms) = (
         day_ms / 3_600_000,
         day_ms / 60_000 % 60,
         day_ms / 1000 % 60,
         day_ms % 1000,
     );
+    format!("{h:02}:{m:02}:{sec:02}.{ms:03}")
+}
+
+/// One event as it happens (`watch`): its time of day (UTC), flow, ends,
+/// kind, numbers and the same note as a timeline's.
+pub fn event_line(out: &mut impl Write, ev: &crate::analyze::SegmentEvent, color: bool) -> io::Result<()> {
+    let step = Step::of(ev);
     let line = format!(
-        "{h:02}:{m:02}:{sec:02}.{ms:03}  frame {:<6} flow {:<4} {} > {}  {}  seq {} ack {} len {}  {}",
+        "{}  frame {:<6} flow {:<4} {} > {}  {}  seq {} ack {} len {}  {}",
+        time_of_day(ev.time),
         ev.frame,
         ev.flow_id,
         ev.from,
