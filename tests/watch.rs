@@ -20,14 +20,23 @@ fn events(lines: &[Value]) -> Vec<(String, u64)> {
 /// Sends SIGINT to the process `pid` names, which ends `watch` (directly,
 /// or by closing its pipe); it must exit 0. Its JSON lines.
 fn stop(watch: Background, pid: &str) -> Vec<Value> {
-    let stopped = std::process::Command::new("kill").args(["-INT", pid]).status().unwrap();
-    assert!(stopped.success());
+    stop_with(watch, pid, 0)
+}
+
+/// As `stop`, with the exit code `watch` must give.
+fn stop_with(watch: Background, pid: &str, want: i32) -> Vec<Value> {
+    interrupt(pid);
     let (code, lines, err) = watch.finish(20);
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, want, "{err}");
     lines
         .iter()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
         .collect()
+}
+
+fn interrupt(pid: &str) {
+    let stopped = std::process::Command::new("kill").args(["-INT", pid]).status().unwrap();
+    assert!(stopped.success());
 }
 
 /// The last line is the summary, of one flow with keepalive.
@@ -199,4 +208,181 @@ fn watch_reads_what_it_can_of_a_damaged_file_and_says_why_it_stopped() {
     assert_eq!((r.code, r.stdout.as_str()), (2, ""), "{}", r.stderr);
     assert!(r.stderr.contains("no such file"), "{}", r.stderr);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--expect` as flows progress: a flow that breaks it is said the moment it
+/// does (here at the kernel's abort, while `watch` still runs), one that keeps
+/// it is never said; on a terminal the table shows the flow probing into
+/// silence, then its end and what it broke, and the screen is left for the
+/// closing table. Three watchers of the same traffic at once.
+#[test]
+fn watch_checks_expectations_as_flows_go_and_draws_its_table() {
+    let Some(lab) = Lab::up("wate", &[]) else {
+        return;
+    };
+    let iface = lab.env("LAB_IF_C");
+    let bin = env!("CARGO_BIN_EXE_kaprobe");
+    let own = lab.path("watch.pcap");
+    let mut broken = Background::spawn(lab.kaprobe(
+        "c",
+        &[
+            "watch",
+            "-i",
+            &iface,
+            "--json",
+            "--expect",
+            "count=5",
+            "--pcap",
+            own.to_str().unwrap(),
+        ],
+    ));
+    let mut kept = Background::spawn(lab.kaprobe(
+        "c",
+        &[
+            "watch",
+            "-i",
+            &iface,
+            "--json",
+            "--expect",
+            "idle=1s,interval=1s,count=3,outcome=timed_out",
+        ],
+    ));
+    // The table, on a terminal `script` gives it (exec: its child is kaprobe).
+    let cmd = format!("stty rows 30 cols 180; exec {bin} watch -i {iface} --expect count=5");
+    let mut c = std::process::Command::new("ip");
+    c.args([
+        "netns",
+        "exec",
+        &lab.env("LAB_NS_C"),
+        "script",
+        "-qfec",
+        &cmd,
+        "/dev/null",
+    ]);
+    let table = Background::spawn(c);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let client = lab.client("client.jsonl", &ka_client_args("1", &[]));
+    broken.wait_line("keepalive_ack", 20);
+    lab.ok("fault", &["blackhole"]);
+    // Said at the abort, while watch runs: the flow does not end before it is stopped.
+    let alert: Value = serde_json::from_str(&broken.wait_line(r#""type":"expect""#, 20)).unwrap();
+    let _ = client.wait_with_output();
+    kept.wait_line("keepalive_abort", 20);
+    // The table drew the abort and the broken count before it is stopped.
+    let mut table = table;
+    table.wait_line("FAILED count", 20);
+    let pid = broken.pid().to_string();
+    let lines = stop_with(broken, &pid, 1);
+    let pid = kept.pid().to_string();
+    let kept = stop(kept, &pid);
+    interrupt(&child_of(table.pid()).to_string());
+    let (code, screen, err) = table.finish(20);
+    assert_eq!(code, 1, "{err}");
+
+    // The alert: the count, at the abort's frame, while the flow was open.
+    let abort = lines
+        .iter()
+        .find(|l| l["kind"] == "keepalive_abort")
+        .expect("the abort");
+    assert_eq!(alert["expectation"], "count");
+    assert_eq!(alert["frame"], abort["frame"], "{alert}");
+    assert_eq!(alert["ended"], false);
+    assert!(alert["failed"].as_str().unwrap().contains("measured 3"), "{alert}");
+    // Said once; the flow's end repeats it as verify would, and the exit says it.
+    assert_eq!(lines.iter().filter(|l| l["type"] == "expect").count(), 1);
+    let flow = lines.iter().find(|l| l["type"] == "flow").unwrap();
+    assert_eq!(flow["expectation_failures"].as_array().unwrap().len(), 1, "{flow}");
+    assert_eq!(lines.last().unwrap()["expectation_failures"], 1);
+    // verify --expect on what watch recorded: the same failure.
+    let v = kaprobe(&["verify", "--json", "--expect", "count=5", own.to_str().unwrap()]);
+    assert_eq!(v.code, 1, "{}", v.stderr);
+    let vflow: Value = v
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["type"] == "flow")
+        .unwrap();
+    assert_eq!(vflow["expectation_failures"], flow["expectation_failures"]);
+
+    // What holds is never said.
+    assert!(kept.iter().all(|l| l["type"] != "expect"), "{kept:?}");
+    let flow = kept.iter().find(|l| l["type"] == "flow").unwrap();
+    assert_eq!(flow["expectation_failures"], serde_json::json!([]));
+
+    // The table: frames drawn from the top (ESC[1;1H), in order: the flow
+    // answered, then unanswered probes in a row, then its abort and the
+    // broken count; then the screen left, the alert and the closing summary.
+    let screen = screen.join("\n");
+    let (drawn, after) = screen.split_once("\x1b[?1049l").expect("the screen left");
+    assert!(drawn.contains("\x1b[?1049h"), "alternate screen");
+    let rows: Vec<Vec<String>> = drawn
+        .split("\x1b[1;1H")
+        .filter_map(|frame| {
+            frame
+                .split("\r\n")
+                .map(|l| l.replace("\x1b[K", "").replace("\x1b[J", ""))
+                .find(|l| l.starts_with("  1 "))
+                .map(|l| l.split_whitespace().map(str::to_string).collect())
+        })
+        .collect();
+    // flow, src, >, dst, prober, idle, interval, probes, answered, in a row, last event...
+    let states: Vec<(String, String)> = rows.iter().map(|r| (r[9].clone(), r[13..].join(" "))).collect();
+    let first = |p: &dyn Fn(&(String, String)) -> bool| states.iter().position(p);
+    let alive = first(&|s| s.1.starts_with("alive")).expect("an answered round drawn");
+    let in_a_row = first(&|s| s.0 != "0").expect("unanswered probes in a row drawn");
+    let ended = first(&|s| s.1.starts_with("timed_out") && s.1.contains("FAILED count")).expect("the abort drawn");
+    assert!(alive < in_a_row && in_a_row < ended, "{states:?}");
+    assert!(after.contains("expect: flow 1"), "{after}");
+    assert!(after.contains("1 expectation failure"), "{after}");
+}
+
+/// The child of process `pid` (`script`'s: the program it runs).
+fn child_of(pid: u32) -> u32 {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    children.split_whitespace().next().expect("a child").parse().unwrap()
+}
+
+/// `watch -r FILE --expect` gives what `verify --expect` gives: each flow's
+/// failures and the exit code; and what it said along the way names only
+/// expectations the flow failed in the end.
+#[test]
+fn watch_expectations_on_a_file_are_verifys() {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(repo().join("captures"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .collect();
+    files.sort();
+    let json = |out: &str| -> Vec<Value> { out.lines().map(|l| serde_json::from_str(l).unwrap()).collect() };
+    let failures = |lines: &[Value]| -> Vec<(u64, Value)> {
+        lines
+            .iter()
+            .filter(|l| l["type"] == "flow" && l.get("expectation_failures").is_some())
+            .map(|l| (l["flow_id"].as_u64().unwrap(), l["expectation_failures"].clone()))
+            .collect()
+    };
+    let mut alerts = 0;
+    for spec in ["count=3,outcome=alive", "idle=1s,interval=1s"] {
+        for f in &files {
+            let p = f.to_str().unwrap();
+            let w = kaprobe(&["watch", "-r", p, "--json", "--expect", spec]);
+            let v = kaprobe(&["verify", "--json", "--expect", spec, p]);
+            assert_eq!(w.code, v.code, "{p} {spec}: {}", w.stderr);
+            let (wl, vl) = (json(&w.stdout), json(&v.stdout));
+            let (wf, vf) = (failures(&wl), failures(&vl));
+            assert_eq!(wf, vf, "{p} {spec}");
+            for a in wl.iter().filter(|l| l["type"] == "expect") {
+                alerts += 1;
+                let id = a["flow_id"].as_u64().unwrap();
+                let name = a["expectation"].as_str().unwrap();
+                let (_, end) = wf.iter().find(|(f, _)| *f == id).expect("a flow that failed");
+                let end = end.as_array().unwrap();
+                assert!(
+                    end.iter().any(|t| t.as_str().unwrap().starts_with(name)),
+                    "{p} {spec}: said {a}, at the end {end:?}"
+                );
+            }
+        }
+    }
+    assert!(alerts > 20, "{alerts}");
 }
