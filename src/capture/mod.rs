@@ -1,5 +1,6 @@
 //! Reading capture files (the I/O edge): pcap and pcapng, streamed.
 
+mod first_block;
 mod reader;
 mod sigbus;
 

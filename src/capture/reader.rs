@@ -490,6 +490,7 @@ fn read_mapped(
 
 /// Reads what cannot be mapped (a pipe) through one large buffer.
 fn read_streamed(file: std::fs::File, st: &mut Blocks, each: &mut impl FnMut(&Record)) -> Result<(), CaptureError> {
+    let file = super::first_block::FirstBlock::new(file);
     let mut reader = create_reader(BUFFER, file).map_err(|e| CaptureError::Open {
         path: st.name.into(),
         why: header_error(&e),
