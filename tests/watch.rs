@@ -386,3 +386,109 @@ fn watch_expectations_on_a_file_are_verifys() {
     }
     assert!(alerts > 20, "{alerts}");
 }
+
+/// A flow first seen mid-session opens with a probe whose answer comes
+/// 600 ms later, while the pipe is quiet: `watch` waits for that answer,
+/// which alone tells the probe is one, and says both, as `verify` does.
+#[test]
+fn watch_waits_for_the_answer_that_tells_a_mid_session_probe() {
+    use kaprobe::synth::{End, Session};
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut s = Session::new(
+        "10.9.0.1:40000".parse().unwrap(),
+        "10.9.0.2:80".parse().unwrap(),
+        1000,
+        5000,
+    );
+    let probe = s.probe(End::Client, &[]).unwrap().to_vec();
+    let answer = s.probe_ack(End::Server, false).unwrap().to_vec();
+    // pcap: microseconds, Ethernet.
+    let mut header = Vec::new();
+    for v in [0xa1b2c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        header.extend(v.to_le_bytes());
+    }
+    let record = |sec: u32, usec: u32, frame: &[u8]| -> Vec<u8> {
+        let mut r = Vec::new();
+        for v in [sec, usec, frame.len() as u32, frame.len() as u32] {
+            r.extend(v.to_le_bytes());
+        }
+        r.extend(frame);
+        r
+    };
+    let (first, second) = (
+        record(1_700_000_000, 0, &probe),
+        record(1_700_000_000, 600_000, &answer),
+    );
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
+        .args(["watch", "-r", "-", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = watch.stdin.take().unwrap();
+    pipe.write_all(&header).unwrap();
+    pipe.write_all(&first).unwrap();
+    pipe.flush().unwrap();
+    // Quiet for longer than a segment otherwise waits (200 ms).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    pipe.write_all(&second).unwrap();
+    drop(pipe);
+    let out = watch.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<String> = events(&lines).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["keepalive_probe", "keepalive_ack"], "{lines:?}");
+    // verify on the same records says the same.
+    let dir = std::env::temp_dir().join(format!("kaprobe-watch-mid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("mid.pcap");
+    std::fs::write(&file, [header, first, second].concat()).unwrap();
+    let v = verify_json(&file, &[]);
+    let verified: Vec<&str> = v.segments.iter().map(|s| s["kind"].as_str().unwrap()).collect();
+    assert_eq!(verified, kinds);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A pipe whose first chunk holds the file header and records, then goes
+/// quiet (`cat f.pcap` into a pipe that stays open): the records are said
+/// while the pipe is still open, not when more comes.
+#[test]
+fn watch_says_a_pipes_first_chunk_while_the_pipe_is_quiet() {
+    use std::io::{BufRead, BufReader, Write as _};
+    use std::process::{Command, Stdio};
+    let whole = std::fs::read(capture("linux_ka_mid_session.pcap")).unwrap();
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
+        .args(["watch", "-r", "-", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut pipe = watch.stdin.take().unwrap();
+    pipe.write_all(&whole).unwrap();
+    pipe.flush().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    // The pipe stays open: the first answer is said all the same.
+    let mut said: Vec<String> = Vec::new();
+    while !said.iter().any(|l| l.contains("keepalive_ack")) {
+        match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+            Ok(l) => said.push(l),
+            Err(_) => panic!("nothing said while the pipe is open: {said:?}"),
+        }
+    }
+    assert!(said[0].contains("keepalive_probe"), "{said:?}");
+    drop(pipe);
+    assert_eq!(watch.wait().unwrap().code(), Some(0));
+}

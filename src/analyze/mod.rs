@@ -354,15 +354,38 @@ impl Analyzer {
     /// Processes the packets waiting in the lookahead queue that were
     /// captured before `before`: on a live capture (`watch`), a quiet link
     /// must not hold back a decided event until 12 more segments come. The
-    /// lookahead then reaches what has come so far.
-    pub fn settle(&mut self, before: u64, sink: &mut impl Sink) {
-        while self.done < self.queued && self.ring[self.done % RING].time < before {
+    /// lookahead then reaches what has come so far. A segment that may open
+    /// its flow's view with a probe (a flow first seen mid-session) is only
+    /// told by its flow's next segment, the answer: it waits for that until
+    /// `patient` (and what came after it waits with it).
+    pub fn settle(&mut self, before: u64, patient: u64, sink: &mut impl Sink) {
+        while self.done < self.queued {
+            let time = self.ring[self.done % RING].time;
+            if time >= before || (time >= patient && self.awaits_next(self.done)) {
+                break;
+            }
             self.process_next(sink);
         }
         // Nothing left waiting: the sweeps due after the last segment, too.
         if self.done == self.queued {
             self.run_sweeps(self.seq + 1, sink);
         }
+    }
+
+    /// Whether the segment queued `at` wants its flow's next segment
+    /// (`Connection::wants_look_ahead`) and that has not come yet.
+    fn awaits_next(&self, at: usize) -> bool {
+        let q = &self.ring[at % RING];
+        let next_came = (at + 1..self.queued)
+            .map(|i| &self.ring[i % RING])
+            .any(|n| n.hash == q.hash && n.key == q.key);
+        let seg = &q.pkt.tcp;
+        !next_came
+            && match self.table.find(q.hash, &q.key).and_then(|i| self.table.at(i)) {
+                Some(c) => c.wants_look_ahead(q.side, seg),
+                // Its first segment: nothing of the receiver seen yet.
+                None => classify::may_open_with_probe(seg, &Default::default()),
+            }
     }
 
     /// Where this analyzer's output has come to: it has nothing more to say

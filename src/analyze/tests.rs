@@ -657,15 +657,41 @@ fn settling_lets_a_quiet_link_say_what_it_decided_and_changes_nothing() {
     r.answer(2 * MS, Server);
     // The link goes quiet: 12 segments of lookahead will not come.
     assert!(r.out.segments.iter().all(|e| e.kind != KeepaliveProbe));
-    r.an.settle(r.t + 200 * MS, &mut r.out);
+    r.an.settle(r.t + 200 * MS, r.t + 200 * MS, &mut r.out);
     let kinds: Vec<Kind> = r.out.segments.iter().map(|e| e.kind).collect();
     assert_eq!(kinds, [KeepaliveProbe, KeepaliveAck], "both decided, both said");
     // Only what was captured before the bound is settled.
     r.probe(30 * S, Client, 0);
-    r.an.settle(r.t, &mut r.out);
+    r.an.settle(r.t, r.t, &mut r.out);
     assert_eq!(r.out.segments.len(), 2);
     r.answer(2 * MS, Server);
     let (kinds, _, flows) = r.finish();
     assert_eq!(kinds, [KeepaliveProbe, KeepaliveAck].repeat(2));
     assert_eq!((flows[0].probes, flows[0].answered), (2, 2));
+}
+
+/// A flow first seen mid-session, with a probe: only its answer tells it is
+/// one. Settling waits for that answer until `patient`, and the segments
+/// behind it wait with it; once the answer has come, both are said at once.
+#[test]
+fn settling_waits_for_the_answer_that_tells_a_mid_session_probe() {
+    let mut r = Run::new();
+    r.probe(30 * S, Client, 0);
+    let probe_at = r.t;
+    // The answer takes 600 ms: past the bound, not past the patience.
+    r.an.settle(probe_at + 300 * MS, probe_at, &mut r.out);
+    assert!(r.out.segments.is_empty(), "held for its answer");
+    r.answer(600 * MS, Server);
+    r.an.settle(r.t, probe_at, &mut r.out);
+    let kinds: Vec<Kind> = r.out.segments.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [KeepaliveProbe], "told by its answer");
+    r.an.settle(r.t + 1, probe_at, &mut r.out);
+    let kinds: Vec<Kind> = r.out.segments.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [KeepaliveProbe, KeepaliveAck]);
+    // Past the patience, an unanswered one is decided without its answer.
+    let mut r = Run::new();
+    r.probe(30 * S, Client, 0);
+    r.an.settle(r.t + 1, r.t + 1, &mut r.out);
+    let kinds: Vec<Kind> = r.out.segments.iter().map(|e| e.kind).collect();
+    assert!(!kinds.contains(&KeepaliveProbe), "{kinds:?}");
 }

@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 /// How long a segment waits for the segments after it before it is decided
 /// with what has come: a quiet link says a probe and its answer within this.
 const SETTLE_NS: u64 = 200_000_000;
+/// How long a segment that only its flow's next one can tell (a flow first
+/// seen mid-session, opening with what may be a probe) waits for it: the
+/// probe's answer, a round trip later.
+const PATIENCE_NS: u64 = 2_000_000_000;
 /// How often the loop looks up (settling, drop counters, the end) when no frame comes.
 const TICK: Duration = Duration::from_millis(50);
 
@@ -369,10 +373,11 @@ fn watch(args: &WatchArgs) -> Result<bool> {
             Ok(())
         });
         failed = read.err().map(Into::into);
-        an.settle(clock.now().saturating_sub(SETTLE_NS), &mut out);
-        let now = cap.drops();
-        if now != drops {
-            drops = now;
+        let now = clock.now();
+        an.settle(now.saturating_sub(SETTLE_NS), now.saturating_sub(PATIENCE_NS), &mut out);
+        let dropped = cap.drops();
+        if dropped != drops {
+            drops = dropped;
             report_drops(&mut out, &cap.device, drops);
         }
         out.refresh(clock.now(), &an.stats, drops);
@@ -533,15 +538,26 @@ fn watch_file(args: &WatchArgs, path: &std::path::Path) -> Result<bool> {
     let clock = Clock::start();
     let until = args.duration.map(|d| clock.now() + d);
     let (mut latest, mut ended) = (0u64, false);
+    // How long the pipe has been quiet: after `PATIENCE_NS` of it, nothing waits.
+    let mut quiet = 0u64;
     use std::sync::mpsc::RecvTimeoutError;
     while !stop.load(Ordering::Relaxed) && until.is_none_or(|u| clock.now() < u) {
         match rx.recv_timeout(Duration::from_nanos(SETTLE_NS)) {
             Ok(r) => {
+                quiet = 0;
                 latest = latest.max(r.time);
                 an.frame(r.frame, r.time, r.link, &r.data, r.snapped, &mut out);
-                an.settle(latest.saturating_sub(SETTLE_NS), &mut out);
+                let patient = latest.saturating_sub(PATIENCE_NS);
+                an.settle(latest.saturating_sub(SETTLE_NS), patient, &mut out);
             }
-            Err(RecvTimeoutError::Timeout) if pipe => an.settle(u64::MAX, &mut out),
+            Err(RecvTimeoutError::Timeout) if pipe => {
+                quiet += SETTLE_NS;
+                let patient = match quiet >= PATIENCE_NS {
+                    true => u64::MAX,
+                    false => latest.saturating_sub(PATIENCE_NS),
+                };
+                an.settle(u64::MAX, patient, &mut out);
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 ended = true;

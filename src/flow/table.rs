@@ -119,6 +119,12 @@ impl<T: Keyed> FlowTable<T> {
 
     /// The flow in a slot `find` or `insert_at` returned.
     #[inline]
+    pub fn at(&self, slot: u32) -> Option<&T> {
+        self.slot(slot)?.as_ref()
+    }
+
+    /// The flow in a slot `find` or `insert_at` returned, to change.
+    #[inline]
     pub fn at_mut(&mut self, slot: u32) -> Option<&mut T> {
         self.slot_mut(slot)?.as_mut()
     }
