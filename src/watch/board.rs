@@ -3,7 +3,7 @@
 //! the latest events below. Pure: the caller gives the time and the screen's
 //! size, and draws the lines.
 
-use crate::analyze::{FlowReport, Kind};
+use crate::analyze::{FlowReport, Kind, Outcome};
 use crate::report::text::{aligned, opt_dur};
 use crate::units::format_duration;
 use std::collections::{HashMap, VecDeque};
@@ -177,9 +177,12 @@ fn table(rows: &[&Row], now: u64, expect: bool) -> Vec<String> {
             let r = &row.report;
             let (kind, at) = row.last;
             let age = age(now.saturating_sub(at));
-            let outcome = match row.ended {
-                true => format!("{} (ended)", r.outcome_text()),
-                false => r.outcome_text().to_string(),
+            let outcome = match (row.ended, r.outcome, r.unanswered_run) {
+                (true, ..) => format!("{} (ended)", r.outcome_text()),
+                // Not yet an outcome in `verify`'s words: say what is known.
+                (false, Outcome::Unknown, 1..) => "no answer".to_string(),
+                (false, Outcome::Unknown, 0) => "-".to_string(),
+                (false, ..) => r.outcome_text().to_string(),
             };
             let broken = match (expect, row.broken.is_empty()) {
                 (false, _) => String::new(),
@@ -256,6 +259,7 @@ mod tests {
         // The flow with unanswered probes in a row is first, though older.
         assert!(rows[0].starts_with("  2 "), "{screen:#?}");
         assert!(rows[0].contains("keepalive_probe"), "{}", rows[0]);
+        assert!(rows[0].ends_with("no answer"), "{}", rows[0]);
         // Its abort: outcome timed_out; once ended, said so, and at the bottom.
         let (r, k, t) = dying.last().unwrap().clone();
         let mut r = r;
