@@ -105,8 +105,10 @@ struct Out<W: Write> {
     violations: u64,
     /// `--expect`, checked as flows progress.
     alerts: Option<Alerts>,
-    /// The table's alert lines, said again once the screen is left.
+    /// The table's first alert lines, said again once the screen is left,
+    /// and how many there were.
     alert_lines: Vec<String>,
+    alerts_said: u64,
     board: Option<Board>,
     /// The event just said: `progressed` follows it, of its flow.
     last: Option<SegmentEvent>,
@@ -148,6 +150,7 @@ impl Out<io::BufWriter<io::StdoutLock<'static>>> {
             violations: 0,
             alerts: args.expect.clone().map(Alerts::new),
             alert_lines: Vec::new(),
+            alerts_said: 0,
             board: (view == View::Table).then(Board::default),
             last: None,
             error: None,
@@ -156,6 +159,9 @@ impl Out<io::BufWriter<io::StdoutLock<'static>>> {
         })
     }
 }
+
+/// Alert lines said again after the table: the first ones (the count says the rest).
+const ALERTS_KEPT: usize = 20;
 
 /// How often the table is redrawn at most, and at least (its ages tick).
 const DRAW_EVERY: Duration = Duration::from_millis(250);
@@ -204,7 +210,10 @@ impl<W: Write> Out<W> {
                     Some(b) => {
                         b.broke(report.flow_id, f.what.name());
                         b.event(line.clone());
-                        self.alert_lines.push(line);
+                        self.alerts_said += 1;
+                        if self.alert_lines.len() < ALERTS_KEPT {
+                            self.alert_lines.push(line);
+                        }
                         Ok(())
                     }
                     None => writeln!(self.out, "{line}").and_then(|()| self.out.flush()),
@@ -265,6 +274,10 @@ impl<W: Write> Out<W> {
         self.screen = None;
         for l in &self.alert_lines {
             writeln!(self.out, "{l}")?;
+        }
+        let more = self.alerts_said - self.alert_lines.len() as u64;
+        if more > 0 {
+            writeln!(self.out, "expect: … {more} more (--lines or --json says each)")?;
         }
         Ok(())
     }
