@@ -403,23 +403,8 @@ fn watch_waits_for_the_answer_that_tells_a_mid_session_probe() {
     );
     let probe = s.probe(End::Client, &[]).unwrap().to_vec();
     let answer = s.probe_ack(End::Server, false).unwrap().to_vec();
-    // pcap: microseconds, Ethernet.
-    let mut header = Vec::new();
-    for v in [0xa1b2c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
-        header.extend(v.to_le_bytes());
-    }
-    let record = |sec: u32, usec: u32, frame: &[u8]| -> Vec<u8> {
-        let mut r = Vec::new();
-        for v in [sec, usec, frame.len() as u32, frame.len() as u32] {
-            r.extend(v.to_le_bytes());
-        }
-        r.extend(frame);
-        r
-    };
-    let (first, second) = (
-        record(1_700_000_000, 0, &probe),
-        record(1_700_000_000, 600_000, &answer),
-    );
+    let header = pcap_header();
+    let (first, second) = (record(0, &probe), record(600_000, &answer));
     let mut watch = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
         .args(["watch", "-r", "-", "--json"])
         .stdin(Stdio::piped())
@@ -491,4 +476,103 @@ fn watch_says_a_pipes_first_chunk_while_the_pipe_is_quiet() {
     assert!(said[0].contains("keepalive_probe"), "{said:?}");
     drop(pipe);
     assert_eq!(watch.wait().unwrap().code(), Some(0));
+}
+
+/// A pcap file header: microseconds, Ethernet.
+fn pcap_header() -> Vec<u8> {
+    let mut header = Vec::new();
+    for v in [0xa1b2c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        header.extend(v.to_le_bytes());
+    }
+    header
+}
+
+/// A pcap record of `frame`, `us` microseconds into the capture.
+fn record(us: u64, frame: &[u8]) -> Vec<u8> {
+    let mut r = Vec::new();
+    let (sec, usec) = (1_700_000_000 + (us / 1_000_000) as u32, (us % 1_000_000) as u32);
+    for v in [sec, usec, frame.len() as u32, frame.len() as u32] {
+        r.extend(v.to_le_bytes());
+    }
+    r.extend(frame);
+    r
+}
+
+/// What was said early is not the verdict: an idle first measured off and
+/// back within tolerance by the end, and a close later turned into a reset,
+/// give `verify`'s verdict (exit 0, no failures), and the early alert is
+/// taken back in so many words.
+#[test]
+fn watch_takes_back_what_the_flow_mended_and_the_verdict_is_verifys() {
+    use kaprobe::synth::{End, Session};
+    let dir = std::env::temp_dir().join(format!("kaprobe-watch-mend-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A session opened, a request acknowledged; frames 1 ms apart.
+    let opened = || {
+        let mut s = Session::new(
+            "10.9.0.1:40000".parse().unwrap(),
+            "10.9.0.2:80".parse().unwrap(),
+            1000,
+            5000,
+        );
+        let mut frames: Vec<Vec<u8>> = s.handshake().unwrap().to_vec();
+        frames.push(s.data(End::Client, b"hello").unwrap().to_vec());
+        frames.push(s.ack(End::Server).unwrap().to_vec());
+        let timed: Vec<(u64, Vec<u8>)> = frames.into_iter().zip(1..).map(|(f, i)| (i * 1000, f)).collect();
+        (s, timed)
+    };
+    let file = |name: &str, timed: &[(u64, Vec<u8>)]| {
+        let mut bytes = pcap_header();
+        for (us, f) in timed {
+            bytes.extend(record(*us, f));
+        }
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    // Idle 10 s, then 1 s three times: the median is 1 s.
+    let (mut s, mut timed) = opened();
+    let mut t = timed.last().unwrap().0;
+    for idle in [10_000_000, 1_000_000, 1_000_000, 1_000_000] {
+        t += idle;
+        timed.push((t, s.probe(End::Client, &[]).unwrap().to_vec()));
+        t += 1000;
+        timed.push((t, s.probe_ack(End::Server, false).unwrap().to_vec()));
+    }
+    let idle = file("idle.pcap", &timed);
+    // The client closes, the server probes, the client resets.
+    let (mut s, mut timed) = opened();
+    let t = timed.last().unwrap().0;
+    timed.push((t + 1_000_000, s.fin(End::Client).unwrap().to_vec()));
+    timed.push((t + 3_000_000, s.probe(End::Server, &[]).unwrap().to_vec()));
+    timed.push((t + 3_001_000, s.reset_unknown(End::Client).unwrap().to_vec()));
+    let reset = file("reset.pcap", &timed);
+    for (p, spec, mended) in [(&idle, "idle=1s", Some("idle")), (&reset, "outcome=reset", None)] {
+        let p = p.to_str().unwrap();
+        let v = kaprobe(&["verify", "--json", "--expect", spec, p]);
+        let w = kaprobe(&["watch", "-r", p, "--json", "--expect", spec]);
+        assert_eq!((v.code, w.code), (0, 0), "{spec}: {}{}", v.stdout, w.stdout);
+        let lines: Vec<Value> = w.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let flow = lines.iter().find(|l| l["type"] == "flow").unwrap();
+        assert_eq!(flow["expectation_failures"], serde_json::json!([]), "{spec}");
+        assert_eq!(lines.last().unwrap()["expectation_failures"], 0, "{spec}");
+        let said: Vec<&Value> = lines.iter().filter(|l| l["type"] == "expect").collect();
+        match mended {
+            // Said off at the first probe, then said to hold at the end.
+            Some(what) => {
+                assert_eq!(said.len(), 2, "{said:?}");
+                assert_eq!(
+                    (&said[0]["expectation"], &said[0]["holds"]),
+                    (&what.into(), &false.into())
+                );
+                assert_eq!(
+                    (&said[1]["expectation"], &said[1]["holds"]),
+                    (&what.into(), &true.into())
+                );
+            }
+            // A close is not an outcome for good while the flow is open.
+            None => assert!(said.is_empty(), "{said:?}"),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

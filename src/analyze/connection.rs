@@ -167,6 +167,11 @@ impl Connection {
         may_open_with_probe(seg, &self.dir[side.other().idx()])
     }
 
+    /// `wants_look_ahead` for a flow not seen yet, whose first segment is `seg`.
+    pub fn first_wants_look_ahead(seg: &Segment) -> bool {
+        may_open_with_probe(seg, &Default::default())
+    }
+
     /// `classify::answered_ahead` with the flow's next segment in the capture
     /// (frame `next_frame`, sent by `next_side`): when it answers `seg`, the
     /// receiver's state is taken from it, and the sender's SND.NXT is one

@@ -373,7 +373,9 @@ impl Analyzer {
     }
 
     /// Whether the segment queued `at` wants its flow's next segment
-    /// (`Connection::wants_look_ahead`) and that has not come yet.
+    /// (`Connection::wants_look_ahead`) and that has not come yet. On a
+    /// capture of one direction only, every pure ACK of a quiet flow does:
+    /// the output then lags by up to the patience, never more.
     fn awaits_next(&self, at: usize) -> bool {
         let q = &self.ring[at % RING];
         let next_came = (at + 1..self.queued)
@@ -383,8 +385,7 @@ impl Analyzer {
         !next_came
             && match self.table.find(q.hash, &q.key).and_then(|i| self.table.at(i)) {
                 Some(c) => c.wants_look_ahead(q.side, seg),
-                // Its first segment: nothing of the receiver seen yet.
-                None => classify::may_open_with_probe(seg, &Default::default()),
+                None => Connection::first_wants_look_ahead(seg),
             }
     }
 

@@ -22,6 +22,9 @@ pub struct FirstBlock<R> {
 const PCAP_HEADER: usize = 24;
 /// A pcapng block's type, length and byte-order magic.
 const PCAPNG_PREFIX: usize = 12;
+/// A pcapng section header's length: without options, and the most waited for.
+const SECTION_HEADER_MIN: usize = 28;
+const SECTION_HEADER_MAX: usize = 1 << 16;
 
 impl<R: Read> FirstBlock<R> {
     pub fn new(inner: R) -> Self {
@@ -47,30 +50,42 @@ impl<R: Read> FirstBlock<R> {
         Ok(())
     }
 
-    /// The first block's length, from its first bytes (what is there of it
-    /// when the input is not a capture: the parser names what is wrong).
+    /// The first block's length, from its first bytes. Only a known
+    /// magic with a sane length is waited for; anything else is passed on
+    /// as it came, for the parser to name what is wrong at once.
     fn first_block(&mut self) -> io::Result<usize> {
         self.fill_to(4)?;
         let len = match self.ahead.get(..4) {
+            Some(
+                [0xd4, 0xc3, 0xb2, 0xa1]
+                | [0x4d, 0x3c, 0xb2, 0xa1]
+                | [0xa1, 0xb2, 0xc3, 0xd4]
+                | [0xa1, 0xb2, 0x3c, 0x4d],
+            ) => Some(PCAP_HEADER),
             Some([0x0a, 0x0d, 0x0d, 0x0a]) => {
                 self.fill_to(PCAPNG_PREFIX)?;
-                match self.ahead.get(4..12) {
-                    Some(b) => {
-                        let (len, magic) = ([b[0], b[1], b[2], b[3]], [b[4], b[5], b[6], b[7]]);
-                        match u32::from_le_bytes(magic) {
-                            0x1a2b_3c4d => u32::from_le_bytes(len),
-                            _ => u32::from_be_bytes(len),
-                        }
-                    }
-                    None => 0,
-                }
+                self.ahead.get(4..12).and_then(|b| {
+                    let (len, magic) = ([b[0], b[1], b[2], b[3]], [b[4], b[5], b[6], b[7]]);
+                    let len = match magic {
+                        [0x4d, 0x3c, 0x2b, 0x1a] => u32::from_le_bytes(len),
+                        [0x1a, 0x2b, 0x3c, 0x4d] => u32::from_be_bytes(len),
+                        _ => return None,
+                    } as usize;
+                    (SECTION_HEADER_MIN..=SECTION_HEADER_MAX)
+                        .contains(&len)
+                        .then_some(len)
+                        .filter(|l| l % 4 == 0)
+                })
             }
-            _ => PCAP_HEADER as u32,
+            _ => None,
         };
-        // A bogus length is the parser's to name; only what is there is waited for.
-        let len = (len as usize).min(1 << 20);
-        self.fill_to(len)?;
-        Ok(len.min(self.ahead.len()))
+        match len {
+            Some(len) => {
+                self.fill_to(len)?;
+                Ok(len.min(self.ahead.len()))
+            }
+            None => Ok(self.ahead.len()),
+        }
     }
 }
 
@@ -137,5 +152,38 @@ mod tests {
             assert_eq!(reads(junk).concat(), junk);
         }
         assert!(reads(b"").is_empty());
+    }
+
+    /// A pipe that gives `chunks` one read each, then fails the test if
+    /// read again (a read that would wait for more).
+    struct Pipe(Vec<Vec<u8>>);
+
+    impl Read for Pipe {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            assert!(!self.0.is_empty(), "read past what came: this would wait");
+            let c = self.0.remove(0);
+            out[..c.len()].copy_from_slice(&c);
+            Ok(c.len())
+        }
+    }
+
+    #[test]
+    fn a_header_coming_in_pieces_is_waited_for_and_junk_is_not() {
+        let mut header = vec![0xd4, 0xc3, 0xb2, 0xa1];
+        header.extend([7u8; 20]);
+        let chunks: Vec<Vec<u8>> = header.chunks(5).map(<[u8]>::to_vec).collect();
+        let mut r = FirstBlock::new(Pipe(chunks));
+        let mut buf = [0u8; 64];
+        assert_eq!(r.read(&mut buf).unwrap(), PCAP_HEADER);
+        assert_eq!(&buf[..PCAP_HEADER], &header[..]);
+        // Junk, or a pcapng header with a bad byte-order magic or length,
+        // on a pipe that stays open: what came is given at once.
+        let bad_order = vec![0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 1, 2, 3, 4];
+        let bad_len = vec![0x0a, 0x0d, 0x0d, 0x0a, 0xff, 0xff, 0xff, 0x7f, 0x4d, 0x3c, 0x2b, 0x1a];
+        for junk in [b"not a capture".to_vec(), bad_order, bad_len] {
+            let mut r = FirstBlock::new(Pipe(vec![junk.clone()]));
+            let n = r.read(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &junk[..]);
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use crossterm::{cursor, queue, terminal};
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// While it lives, stdout is the alternate screen.
 pub struct Screen(());
@@ -12,6 +13,19 @@ impl Screen {
         let mut out = io::stdout();
         queue!(out, terminal::EnterAlternateScreen, cursor::Hide)?;
         out.flush()?;
+        // A panic's message is printed before the unwinding drops the
+        // screen: leave it first, or the message goes with the screen.
+        static HOOKED: std::sync::Once = std::sync::Once::new();
+        HOOKED.call_once(|| {
+            let said = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if ON_SCREEN.swap(false, Ordering::SeqCst) {
+                    leave();
+                }
+                said(info);
+            }));
+        });
+        ON_SCREEN.store(true, Ordering::SeqCst);
         Ok(Screen(()))
     }
 
@@ -40,8 +54,17 @@ impl Screen {
 
 impl Drop for Screen {
     fn drop(&mut self) {
-        let mut out = io::stdout();
-        let _ = queue!(out, cursor::Show, terminal::LeaveAlternateScreen);
-        let _ = out.flush();
+        ON_SCREEN.store(false, Ordering::SeqCst);
+        leave();
     }
+}
+
+/// Whether the alternate screen is up (the panic hook leaves it, once).
+static ON_SCREEN: AtomicBool = AtomicBool::new(false);
+
+/// Back to the normal screen, the cursor shown.
+fn leave() {
+    let mut out = io::stdout();
+    let _ = queue!(out, cursor::Show, terminal::LeaveAlternateScreen);
+    let _ = out.flush();
 }

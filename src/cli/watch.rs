@@ -5,13 +5,15 @@
 use super::exit;
 use super::probe::{open_pcap, unprivileged};
 use super::screen::Screen;
-use crate::analyze::{Analyzer, Config, Connection, Events, Expectations, FlowReport, SegmentEvent, Sink, Stats};
+use crate::analyze::{
+    Analyzer, Config, Connection, Events, Expectations, Expected, FlowReport, SegmentEvent, Sink, Stats,
+};
 use crate::live::capture::{Drops, OpenCapture};
 use crate::live::Clock;
 use crate::report::groups::{self, Groups};
 use crate::report::{json, text};
 use crate::units::{count, parse_duration};
-use crate::watch::{Alert, Alerts, Board};
+use crate::watch::{Alerts, Board};
 use anyhow::Result;
 use clap::Args;
 use std::io::{self, IsTerminal, Write};
@@ -127,9 +129,11 @@ fn analyzer() -> Analyzer {
 }
 
 impl Out<io::BufWriter<io::StdoutLock<'static>>> {
-    fn new(args: &WatchArgs, source: &str) -> io::Result<Self> {
+    /// `live`: a capture or a pipe, which the table is for (a file is read
+    /// in a moment: its events are said line by line).
+    fn new(args: &WatchArgs, source: &str, live: bool) -> io::Result<Self> {
         let stdout = io::stdout();
-        let view = match (args.json, stdout.is_terminal() && !args.lines) {
+        let view = match (args.json, live && stdout.is_terminal() && !args.lines) {
             (true, _) => View::Json,
             (false, true) => View::Table,
             (false, false) => View::Lines,
@@ -174,18 +178,19 @@ impl<W: Write> Out<W> {
         }
     }
 
-    /// One broken expectation, said now: `ev` is the event that broke it,
-    /// or none when the flow's end did.
-    fn alert(&mut self, report: &FlowReport, alert: Alert, ev: Option<&SegmentEvent>) {
-        let f = &alert.failure;
+    /// An expectation a flow broke (`failed`), or one said broken earlier
+    /// that holds at its end after all (`failed` none), said now: `ev` is
+    /// the event that broke it, or none when the flow's end showed it.
+    fn expect_said(&mut self, report: &FlowReport, what: Expected, failed: Option<&str>, ev: Option<&SegmentEvent>) {
         let r = match self.view {
             View::Json => {
                 let v = serde_json::json!({
                     "source": self.source,
                     "flow_id": report.flow_id,
                     "flow": report.flow,
-                    "expectation": f.what.name(),
-                    "failed": f.text,
+                    "expectation": what.name(),
+                    "failed": failed,
+                    "holds": failed.is_none(),
                     "frame": ev.map(|e| e.frame),
                     "time": ev.map(|e| e.time as f64 / 1e9),
                     "ended": ev.is_none(),
@@ -193,22 +198,18 @@ impl<W: Write> Out<W> {
                 json::tagged(&mut self.out, "expect", &v).and_then(|()| self.out.flush())
             }
             View::Lines | View::Table => {
-                let line = match ev {
-                    Some(e) => format!(
-                        "{}  expect: flow {} ({}): FAILED {}",
-                        text::time_of_day(e.time),
-                        report.flow_id,
-                        report.flow,
-                        f.text
-                    ),
-                    None => format!(
-                        "expect: flow {} ({}): FAILED {} (at the flow's end)",
-                        report.flow_id, report.flow, f.text
-                    ),
+                let who = format!("expect: flow {} ({})", report.flow_id, report.flow);
+                let line = match (failed, ev) {
+                    (Some(f), Some(e)) => format!("{}  {who}: FAILED {f}", text::time_of_day(e.time)),
+                    (Some(f), None) => format!("{who}: FAILED {f} (at the flow's end)"),
+                    (None, _) => format!("{who}: {} holds at the flow's end after all", what.name()),
                 };
                 match self.board.as_mut() {
                     Some(b) => {
-                        b.broke(report.flow_id, f.what.name());
+                        match failed {
+                            Some(_) => b.broke(report.flow_id, what.name()),
+                            None => b.mended(report.flow_id, what.name()),
+                        }
                         b.event(line.clone());
                         self.alerts_said += 1;
                         if self.alert_lines.len() < ALERTS_KEPT {
@@ -306,13 +307,18 @@ impl<W: Write> Sink for Out<W> {
         let Some(ev) = self.last.filter(|_| self.board.is_some() || self.alerts.is_some()) else {
             return;
         };
+        // Neither the table nor `--expect` looks at a flow without keepalive.
+        if c.keepalive().ka.iter().all(|k| k.probes == 0) {
+            return;
+        }
         let report = FlowReport::of(c);
+        // The row first: what the flow broke is marked on it.
+        if let Some(b) = self.board.as_mut() {
+            b.progressed(&report, ev.kind, ev.time);
+        }
         let broken = self.alerts.as_mut().map(|a| a.progressed(&report)).unwrap_or_default();
         for a in broken {
-            self.alert(&report, a, Some(&ev));
-        }
-        if let Some(b) = self.board.as_mut() {
-            b.progressed(report, ev.kind, ev.time);
+            self.expect_said(&report, a.failure.what, Some(&a.failure.text), Some(&ev));
         }
     }
 
@@ -324,16 +330,19 @@ impl<W: Write> Sink for Out<W> {
             return;
         }
         let report = FlowReport::of(&c);
-        let verdict = self.alerts.as_mut().and_then(|a| a.ended(&report));
-        let failures = verdict.map(|(all, new)| {
-            for a in new {
-                self.alert(&report, a, None);
-            }
-            all
-        });
         if let Some(b) = self.board.as_mut() {
-            b.ended(report.clone());
+            b.ended(&report);
         }
+        let verdict = self.alerts.as_mut().and_then(|a| a.ended(&report));
+        let failures = verdict.map(|v| {
+            for a in v.new {
+                self.expect_said(&report, a.failure.what, Some(&a.failure.text), None);
+            }
+            for what in v.mended {
+                self.expect_said(&report, what, None, None);
+            }
+            v.failures
+        });
         if self.view == View::Json {
             let r =
                 json::flow(&mut self.out, &self.source, &report, failures.as_deref()).and_then(|()| self.out.flush());
@@ -364,7 +373,7 @@ fn watch(args: &WatchArgs) -> Result<bool> {
     let clock = Clock::start();
     let until = args.duration.map(|d| clock.now() + d);
     let mut an = analyzer();
-    let mut out = Out::new(args, &cap.device)?;
+    let mut out = Out::new(args, &cap.device, true)?;
     let (mut buf, mut frame, mut drops) = (Vec::new(), 0u64, Drops::default());
     let running = || !stop.load(Ordering::Relaxed) && until.is_none_or(|u| clock.now() < u);
     // Kept, not returned at once: whatever ends the watch, the analysis
@@ -405,10 +414,19 @@ fn watch(args: &WatchArgs) -> Result<bool> {
             failed = failed.or(Some(anyhow::anyhow!("{}: {}", e.path, e.why)));
         }
     }
-    let said = summary(&mut out, &an.stats, drops);
+    let said = summary(&mut out, &an.stats, drops).map_err(Into::into);
     match failed {
-        Some(e) => Err(e),
-        None => said.map(|()| out.against()).map_err(Into::into),
+        Some(e) => verdict_despite(&out, e),
+        None => said.map(|()| out.against()).or_else(|e| verdict_despite(&out, e)),
+    }
+}
+
+/// The reader of our output went away (`| grep -m1 FAILED`): the verdict
+/// so far stands; any other error is the run's.
+fn verdict_despite<W: Write>(out: &Out<W>, e: anyhow::Error) -> Result<bool> {
+    match e.downcast_ref::<io::Error>() {
+        Some(io) if io.kind() == io::ErrorKind::BrokenPipe => Ok(out.against()),
+        _ => Err(e),
     }
 }
 
@@ -442,6 +460,11 @@ fn summary<W: Write>(out: &mut Out<W>, st: &Stats, drops: Drops) -> io::Result<(
         a.failures += 1;
     }
     let failures = out.alerts.as_ref().map(|a| a.failures);
+    if out.view == View::Json && nothing_checked {
+        let msg = "no flow with keepalive probes seen";
+        let v = serde_json::json!({"source": out.source, "ok": false, "message": msg});
+        json::tagged(&mut out.out, "expectation", &v)?;
+    }
     if out.view == View::Json {
         #[derive(serde::Serialize)]
         struct Summary<'a> {
@@ -547,7 +570,7 @@ fn watch_file(args: &WatchArgs, path: &std::path::Path) -> Result<bool> {
         }
     });
     let mut an = analyzer();
-    let mut out = Out::new(args, &name)?;
+    let mut out = Out::new(args, &name, pipe)?;
     let clock = Clock::start();
     let until = args.duration.map(|d| clock.now() + d);
     let (mut latest, mut ended) = (0u64, false);
@@ -579,7 +602,7 @@ fn watch_file(args: &WatchArgs, path: &std::path::Path) -> Result<bool> {
         }
         out.refresh(latest, &an.stats, Drops::default());
         if let Some(e) = out.error.take() {
-            return Err(e.into());
+            return verdict_despite(&out, e.into());
         }
     }
     drop(rx);
@@ -595,8 +618,12 @@ fn watch_file(args: &WatchArgs, path: &std::path::Path) -> Result<bool> {
         return Err(anyhow::anyhow!("{e}"));
     }
     an.finish(&mut out);
-    out.leave()?;
-    summary(&mut out, &an.stats, Drops::default())?;
+    let said = out
+        .leave()
+        .and_then(|()| summary(&mut out, &an.stats, Drops::default()));
+    if let Err(e) = said {
+        return verdict_despite(&out, e.into());
+    }
     // A capture cut short: what it held was said; the error follows.
     read?;
     Ok(out.against())

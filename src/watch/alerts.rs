@@ -1,6 +1,9 @@
 //! `--expect` on a live capture: each flow with keepalive is checked after
 //! each of its events, and what it has broken is said once, when it breaks;
-//! at the flow's end it gets `verify`'s whole check.
+//! at the flow's end it gets `verify`'s whole check, which is the verdict
+//! (counted, and the exit code). An estimate said off while the flow was
+//! open may be back within tolerance by then (idle and interval are medians
+//! of the recent rounds): that is said too.
 
 use crate::analyze::{Expectations, Expected, Failure, FlowReport, Stage};
 use std::collections::HashMap;
@@ -16,9 +19,20 @@ pub struct Alerts {
     expect: Expectations,
     /// What was said of each open flow that broke something.
     said: HashMap<u64, Vec<Expected>>,
-    /// Flows with keepalive checked at their end, and failures said.
+    /// Flows with keepalive checked at their end, and their failures (as `verify` counts them).
     pub checked: u64,
     pub failures: u64,
+}
+
+/// A flow's verdict at its end.
+#[derive(Debug, Default, PartialEq)]
+pub struct Verdict {
+    /// `verify`'s failures for the flow (its `expectation_failures`).
+    pub failures: Vec<String>,
+    /// Those not said while the flow was open: said now.
+    pub new: Vec<Alert>,
+    /// Said while the flow was open, but holding at its end.
+    pub mended: Vec<Expected>,
 }
 
 impl Alerts {
@@ -41,18 +55,21 @@ impl Alerts {
     }
 
     /// A flow that ended: `verify`'s verdict on it (None: not checked, it had
-    /// no keepalive), and what of that was not said while it was open.
-    pub fn ended(&mut self, r: &FlowReport) -> Option<(Vec<String>, Vec<Alert>)> {
+    /// no keepalive).
+    pub fn ended(&mut self, r: &FlowReport) -> Option<Verdict> {
         if r.probes == 0 {
             self.said.remove(&r.flow_id);
             return None;
         }
         self.checked += 1;
         let all = self.expect.failures(r, Stage::Ended);
-        let texts = all.iter().map(|f| f.text.clone()).collect();
+        self.failures += all.len() as u64;
+        let failures = all.iter().map(|f| f.text.clone()).collect();
+        let still: Vec<Expected> = all.iter().map(|f| f.what).collect();
         let new = self.new_ones(r.flow_id, all);
-        self.said.remove(&r.flow_id);
-        Some((texts, new))
+        let said = self.said.remove(&r.flow_id).unwrap_or_default();
+        let mended = said.into_iter().filter(|w| !still.contains(w)).collect();
+        Some(Verdict { failures, new, mended })
     }
 
     fn new_ones(&mut self, flow_id: u64, failures: Vec<Failure>) -> Vec<Alert> {
@@ -67,7 +84,6 @@ impl Alerts {
                 out.push(Alert { flow_id, failure: f });
             }
         }
-        self.failures += out.len() as u64;
         out
     }
 }
@@ -102,9 +118,9 @@ mod tests {
         assert_eq!(said[at], ["count", "outcome"]);
         assert_eq!(at, reports.len() - 1, "{said:?}");
         assert_eq!(reports[at].outcome, crate::analyze::Outcome::TimedOut);
-        let (all, new) = a.ended(&end).unwrap();
-        assert_eq!(all.len(), 2, "{all:?}");
-        assert!(new.is_empty(), "{new:?}");
+        let v = a.ended(&end).unwrap();
+        assert_eq!(v.failures.len(), 2, "{v:?}");
+        assert!(v.new.is_empty() && v.mended.is_empty(), "{v:?}");
         assert_eq!((a.checked, a.failures), (1, 2));
     }
 
@@ -113,15 +129,15 @@ mod tests {
         let (reports, end) = progress("linux_ka_blackhole_abort.pcap");
         let mut a = Alerts::new(Expectations::parse("count=3,outcome=timed_out").unwrap());
         assert!(said(&mut a, &reports).iter().all(Vec::is_empty));
-        assert_eq!(a.ended(&end).unwrap(), (vec![], vec![]));
+        assert_eq!(a.ended(&end).unwrap(), Verdict::default());
         // A count is unknown while the flow is open; at its end it was not observed.
         let (reports, end) = progress("linux_ka_answered_v4.pcap");
         let mut a = Alerts::new(Expectations::parse("count=3").unwrap());
         assert!(said(&mut a, &reports).iter().all(Vec::is_empty));
-        let (all, new) = a.ended(&end).unwrap();
-        assert_eq!(all.len(), 1);
-        assert_eq!(new[0].failure.what, Expected::Count);
-        assert!(new[0].failure.text.contains("not observed"), "{new:?}");
+        let v = a.ended(&end).unwrap();
+        assert_eq!(v.failures.len(), 1);
+        assert_eq!(v.new[0].failure.what, Expected::Count);
+        assert!(v.new[0].failure.text.contains("not observed"), "{v:?}");
     }
 
     #[test]
@@ -135,7 +151,29 @@ mod tests {
         assert_eq!(said[first], ["idle"], "{said:?}");
         assert!(said[first + 1..].iter().all(Vec::is_empty));
         // verify's check at the end agrees, and it is not said twice.
-        let (all, new) = a.ended(&end).unwrap();
-        assert_eq!((all.len(), new.len()), (1, 0));
+        let v = a.ended(&end).unwrap();
+        assert_eq!((v.failures.len(), v.new.len(), v.mended.len()), (1, 0, 0));
+    }
+
+    #[test]
+    fn an_estimate_off_at_first_and_back_at_the_end_is_said_to_hold() {
+        // The first idle measured is off; by the end the median is within tolerance.
+        let (mut reports, end) = progress("linux_ka_answered_v4.pcap");
+        let first = reports.iter().position(|r| r.idle_s.is_some()).unwrap();
+        let idle = end.idle_s.unwrap();
+        reports[first].idle_s = Some(idle * 10.0);
+        let mut a = Alerts::new(Expectations::parse(&format!("idle={}ms", (idle * 1000.0) as u64)).unwrap());
+        let said = said(&mut a, &reports);
+        assert_eq!(said[first], ["idle"]);
+        let v = a.ended(&end).unwrap();
+        assert_eq!(
+            v,
+            Verdict {
+                mended: vec![Expected::Idle],
+                ..Verdict::default()
+            }
+        );
+        // The verdict is verify's: nothing failed.
+        assert_eq!(a.failures, 0);
     }
 }

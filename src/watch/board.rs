@@ -13,8 +13,19 @@ const ENDED_KEPT: usize = 256;
 /// Latest event lines kept for the pane below the table.
 const EVENTS_KEPT: usize = 64;
 
+/// What the table shows of a flow (not its whole report: there may be
+/// 100,000 of them).
 struct Row {
-    report: FlowReport,
+    flow_id: u64,
+    flow: String,
+    prober: &'static str,
+    idle_s: Option<f64>,
+    interval_s: Option<f64>,
+    probes: u32,
+    answered: u32,
+    unanswered_run: u32,
+    outcome: Outcome,
+    outcome_text: &'static str,
     /// The flow's latest event: its kind and time.
     last: (Kind, u64),
     ended: bool,
@@ -23,18 +34,31 @@ struct Row {
 }
 
 impl Row {
+    fn update(&mut self, r: &FlowReport) {
+        self.prober = r.prober;
+        self.idle_s = r.idle_s;
+        self.interval_s = r.interval_s;
+        self.probes = r.probes;
+        self.answered = r.answered;
+        self.unanswered_run = r.unanswered_run;
+        self.outcome = r.outcome;
+        self.outcome_text = r.outcome_text();
+    }
+}
+
+impl Row {
     /// Where it goes: open flows with probes unanswered in a row (closest to
     /// being declared dead) first, then the other open ones, then the ended;
     /// within each, the most recent event first.
     fn place(&self) -> (u8, std::cmp::Reverse<u32>, std::cmp::Reverse<u64>) {
-        let group = match (self.ended, self.report.unanswered_run > 0) {
+        let group = match (self.ended, self.unanswered_run > 0) {
             (false, true) => 0,
             (false, false) => 1,
             (true, _) => 2,
         };
         (
             group,
-            std::cmp::Reverse(self.report.unanswered_run),
+            std::cmp::Reverse(self.unanswered_run),
             std::cmp::Reverse(self.last.1),
         )
     }
@@ -60,18 +84,26 @@ impl Board {
 
     /// A flow as it stands after an event of `kind` at `time`; a flow
     /// without keepalive probes gets no row.
-    pub fn progressed(&mut self, report: FlowReport, kind: Kind, time: u64) {
+    pub fn progressed(&mut self, report: &FlowReport, kind: Kind, time: u64) {
         if report.probes == 0 {
             return;
         }
-        let id = report.flow_id;
-        let row = self.rows.entry(id).or_insert_with(|| Row {
-            report: report.clone(),
+        let row = self.rows.entry(report.flow_id).or_insert_with(|| Row {
+            flow_id: report.flow_id,
+            flow: report.flow.clone(),
+            prober: "",
+            idle_s: None,
+            interval_s: None,
+            probes: 0,
+            answered: 0,
+            unanswered_run: 0,
+            outcome: Outcome::Unknown,
+            outcome_text: "",
             last: (kind, time),
             ended: false,
             broken: Vec::new(),
         });
-        row.report = report;
+        row.update(report);
         row.last = (kind, time);
         self.changed = true;
     }
@@ -86,14 +118,22 @@ impl Board {
         }
     }
 
-    /// A flow that ended: its final report stays on the board a while.
-    pub fn ended(&mut self, report: FlowReport) {
+    /// An expectation said broken earlier that holds at the flow's end.
+    pub fn mended(&mut self, flow_id: u64, what: &'static str) {
+        if let Some(r) = self.rows.get_mut(&flow_id) {
+            r.broken.retain(|w| *w != what);
+            self.changed = true;
+        }
+    }
+
+    /// A flow that ended: its final state stays on the board a while.
+    pub fn ended(&mut self, report: &FlowReport) {
         let Some(row) = self.rows.get_mut(&report.flow_id) else {
             return;
         };
-        row.report = report;
+        row.update(report);
         row.ended = true;
-        self.ended.push_back(row.report.flow_id);
+        self.ended.push_back(report.flow_id);
         if self.ended.len() > ENDED_KEPT {
             if let Some(old) = self.ended.pop_front() {
                 self.rows.remove(&old);
@@ -118,7 +158,7 @@ impl Board {
     /// what each flow broke.
     pub fn render(&mut self, status: &str, now: u64, width: usize, height: usize, expect: bool) -> Vec<String> {
         self.changed = false;
-        let height = height.max(4);
+        let height = height.max(1);
         // The events pane: a quarter of the screen, up to 10 lines; none on a tiny one.
         let pane = match height {
             0..12 => 0,
@@ -173,21 +213,20 @@ fn table(rows: &[&Row], now: u64, expect: bool) -> Vec<String> {
     }
     let cells: Vec<[String; 11]> = rows
         .iter()
-        .map(|row| {
-            let r = &row.report;
-            let (kind, at) = row.last;
+        .map(|r| {
+            let (kind, at) = r.last;
             let age = age(now.saturating_sub(at));
-            let outcome = match (row.ended, r.outcome, r.unanswered_run) {
-                (true, ..) => format!("{} (ended)", r.outcome_text()),
+            let outcome = match (r.ended, r.outcome, r.unanswered_run) {
+                (true, ..) => format!("{} (ended)", r.outcome_text),
                 // Not yet an outcome in `verify`'s words: say what is known.
                 (false, Outcome::Unknown, 1..) => "no answer".to_string(),
                 (false, Outcome::Unknown, 0) => "-".to_string(),
-                (false, ..) => r.outcome_text().to_string(),
+                (false, ..) => r.outcome_text.to_string(),
             };
-            let broken = match (expect, row.broken.is_empty()) {
+            let broken = match (expect, r.broken.is_empty()) {
                 (false, _) => String::new(),
                 (true, true) => "-".into(),
-                (true, false) => format!("FAILED {}", row.broken.join(",")),
+                (true, false) => format!("FAILED {}", r.broken.join(",")),
             };
             [
                 r.flow_id.to_string(),
@@ -241,11 +280,11 @@ mod tests {
         for (r, k, t) in &dying[..dying.len() - 2] {
             let mut r = r.clone();
             r.flow_id = 2;
-            b.progressed(r, *k, *t);
+            b.progressed(&r, *k, *t);
         }
         let now = dying[dying.len() - 2].2;
         for (r, k, _) in &answered {
-            b.progressed(r.clone(), *k, now);
+            b.progressed(r, *k, now);
         }
         assert!(b.changed());
         let screen = b.render("status", now, 200, 40, false);
@@ -264,8 +303,8 @@ mod tests {
         let (r, k, t) = dying.last().unwrap().clone();
         let mut r = r;
         r.flow_id = 2;
-        b.progressed(r.clone(), k, t);
-        b.ended(r);
+        b.progressed(&r, k, t);
+        b.ended(&r);
         let screen = b.render("status", t, 200, 40, false);
         let rows: Vec<&String> = screen
             .iter()
@@ -286,12 +325,12 @@ mod tests {
         for id in 1..=1000 {
             let mut r = r.clone();
             r.flow_id = id;
-            b.progressed(r, k, t + id);
+            b.progressed(&r, k, t + id);
         }
         for i in 0..100 {
             b.event(format!("event {i}"));
         }
-        for (w, h) in [(80, 24), (40, 5), (200, 60)] {
+        for (w, h) in [(80, 24), (40, 5), (200, 60), (80, 1), (80, 2), (80, 3), (80, 4)] {
             let screen = b.render("status", t + 2000, w, h, true);
             assert!(screen.len() <= h, "{h}: {}", screen.len());
             assert!(screen.iter().all(|l| l.chars().count() <= w));
@@ -305,5 +344,29 @@ mod tests {
         );
         assert_eq!(screen.last().unwrap(), "event 99");
         assert!(screen[2].contains("expect"), "{}", screen[2]);
+    }
+}
+
+#[cfg(test)]
+mod marks {
+    use super::*;
+    use crate::watch::progress;
+
+    #[test]
+    fn a_flow_that_broke_an_expectation_on_its_first_event_is_marked() {
+        let (each, _) = progress("linux_ka_answered_v4.pcap");
+        let (r, k, t) = each[0].clone();
+        let mut b = Board::default();
+        // As `watch` does: the row, then what the event broke.
+        b.progressed(&r, k, t);
+        b.broke(r.flow_id, "idle");
+        let row = |b: &mut Board| -> String {
+            let screen = b.render("s", t, 200, 20, true);
+            screen.iter().find(|l| l.starts_with("  1 ")).unwrap().clone()
+        };
+        assert!(row(&mut b).ends_with("FAILED idle"), "{}", row(&mut b));
+        // Holding at the end after all: the mark goes.
+        b.mended(r.flow_id, "idle");
+        assert!(row(&mut b).ends_with(" -"), "{}", row(&mut b));
     }
 }

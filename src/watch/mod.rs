@@ -5,7 +5,7 @@
 mod alerts;
 mod board;
 
-pub use alerts::{Alert, Alerts};
+pub use alerts::{Alert, Alerts, Verdict};
 pub use board::Board;
 
 /// A recorded capture's flow 1: its report after each of its events (with
