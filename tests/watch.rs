@@ -394,7 +394,6 @@ fn watch_expectations_on_a_file_are_verifys() {
 fn watch_waits_for_the_answer_that_tells_a_mid_session_probe() {
     use kaprobe::synth::{End, Session};
     use std::io::Write as _;
-    use std::process::{Command, Stdio};
     let mut s = Session::new(
         "10.9.0.1:40000".parse().unwrap(),
         "10.9.0.2:80".parse().unwrap(),
@@ -405,14 +404,7 @@ fn watch_waits_for_the_answer_that_tells_a_mid_session_probe() {
     let answer = s.probe_ack(End::Server, false).unwrap().to_vec();
     let header = pcap_header();
     let (first, second) = (record(0, &probe), record(600_000, &answer));
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
-        .args(["watch", "-r", "-", "--json"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipe = watch.stdin.take().unwrap();
+    let (watch, mut pipe) = watch_stdin();
     pipe.write_all(&header).unwrap();
     pipe.write_all(&first).unwrap();
     pipe.flush().unwrap();
@@ -446,16 +438,8 @@ fn watch_waits_for_the_answer_that_tells_a_mid_session_probe() {
 #[test]
 fn watch_says_a_pipes_first_chunk_while_the_pipe_is_quiet() {
     use std::io::{BufRead, BufReader, Write as _};
-    use std::process::{Command, Stdio};
     let whole = std::fs::read(capture("linux_ka_mid_session.pcap")).unwrap();
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
-        .args(["watch", "-r", "-", "--json"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut pipe = watch.stdin.take().unwrap();
+    let (mut watch, mut pipe) = watch_stdin();
     pipe.write_all(&whole).unwrap();
     pipe.flush().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -575,4 +559,18 @@ fn watch_takes_back_what_the_flow_mended_and_the_verdict_is_verifys() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `kaprobe watch -r - --json` reading a pipe this test writes.
+fn watch_stdin() -> (std::process::Child, std::process::ChildStdin) {
+    use std::process::{Command, Stdio};
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_kaprobe"))
+        .args(["watch", "-r", "-", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pipe = watch.stdin.take().unwrap();
+    (watch, pipe)
 }
