@@ -39,8 +39,9 @@ pub enum Command {
     /// rebuilt on a live session at the capture's times, and the answers
     /// compared with the capture's (root).
     Replay(Box<replay::ReplayArgs>),
-    /// Watch keepalive on a live interface as it happens: every probe,
-    /// answer and reset as soon as it is decided (root).
+    /// Watch keepalive on a live interface as it happens: a table of the
+    /// flows with keepalive on a terminal, every probe, answer and reset as
+    /// soon as it is decided, `--expect` checked as the flows go (root).
     Watch(Box<watch::WatchArgs>),
     /// Learn the wire format: a probe of each stack byte by byte, a capture's frame
     /// with the classifier's reasoning, timing, ladder diagrams, synthetic scenarios.

@@ -3,7 +3,6 @@
 
 use crossterm::{cursor, queue, terminal};
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// While it lives, stdout is the alternate screen.
 pub struct Screen(());
@@ -15,17 +14,19 @@ impl Screen {
         out.flush()?;
         // A panic's message is printed before the unwinding drops the
         // screen: leave it first, or the message goes with the screen.
+        // Only on the thread that draws: it holds stdout's lock, which
+        // another thread's panic would wait for forever.
         static HOOKED: std::sync::Once = std::sync::Once::new();
         HOOKED.call_once(|| {
             let said = std::panic::take_hook();
             std::panic::set_hook(Box::new(move |info| {
-                if ON_SCREEN.swap(false, Ordering::SeqCst) {
+                if ON_SCREEN.with(|on| on.replace(false)) {
                     leave();
                 }
                 said(info);
             }));
         });
-        ON_SCREEN.store(true, Ordering::SeqCst);
+        ON_SCREEN.with(|on| on.set(true));
         Ok(Screen(()))
     }
 
@@ -54,13 +55,15 @@ impl Screen {
 
 impl Drop for Screen {
     fn drop(&mut self) {
-        ON_SCREEN.store(false, Ordering::SeqCst);
+        ON_SCREEN.with(|on| on.set(false));
         leave();
     }
 }
 
-/// Whether the alternate screen is up (the panic hook leaves it, once).
-static ON_SCREEN: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    /// Whether this thread put the alternate screen up (the panic hook leaves it, once).
+    static ON_SCREEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
 /// Back to the normal screen, the cursor shown.
 fn leave() {

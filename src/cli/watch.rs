@@ -44,8 +44,9 @@ pub struct WatchArgs {
     /// Only frames matching this BPF filter (tcpdump's syntax; live only).
     #[arg(long, default_value = "tcp", value_name = "BPF", conflicts_with = "read")]
     pub filter: String,
-    /// JSON Lines: verify's `segment` and `flow` objects as they happen, a
-    /// `drops` object when libpcap reports drops, a `summary` last.
+    /// JSON Lines: verify's `segment` and `flow` objects as they happen, an
+    /// `expect` object when a flow breaks `--expect`, a `drops` object when
+    /// libpcap reports drops, a `summary` last.
     #[arg(long)]
     pub json: bool,
     /// Stop after this long (default: at Ctrl-C or SIGTERM).
@@ -55,7 +56,8 @@ pub struct WatchArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "read")]
     pub pcap: Option<PathBuf>,
     /// What each flow's keepalive should do, as `verify --expect`; a flow
-    /// that breaks it is said the moment it does. Exit 1 when any did.
+    /// that breaks it is said the moment it does. The verdict is verify's at
+    /// each flow's end: exit 1 when any failed.
     #[arg(long, value_name = "SPEC", value_parser = |s: &str| Expectations::parse(s))]
     pub expect: Option<Expectations>,
     /// One line per event even on a terminal (instead of the live table).
@@ -407,11 +409,11 @@ fn watch(args: &WatchArgs) -> Result<bool> {
     }
     an.finish(&mut out);
     if let Err(e) = out.leave() {
-        failed = failed.or(Some(e.into()));
+        failed = worse(failed, e.into());
     }
     if let Some(p) = pcap {
         if let Err(e) = p.finish() {
-            failed = failed.or(Some(anyhow::anyhow!("{}: {}", e.path, e.why)));
+            failed = worse(failed, anyhow::anyhow!("{}: {}", e.path, e.why));
         }
     }
     let said = summary(&mut out, &an.stats, drops).map_err(Into::into);
@@ -424,9 +426,23 @@ fn watch(args: &WatchArgs) -> Result<bool> {
 /// The reader of our output went away (`| grep -m1 FAILED`): the verdict
 /// so far stands; any other error is the run's.
 fn verdict_despite<W: Write>(out: &Out<W>, e: anyhow::Error) -> Result<bool> {
-    match e.downcast_ref::<io::Error>() {
-        Some(io) if io.kind() == io::ErrorKind::BrokenPipe => Ok(out.against()),
-        _ => Err(e),
+    match broken_pipe(&e) {
+        true => Ok(out.against()),
+        false => Err(e),
+    }
+}
+
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<io::Error>()
+        .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+}
+
+/// The error to end with: the first, unless it is only the output's reader
+/// gone and a later one (an incomplete `--pcap`) is not.
+fn worse(first: Option<anyhow::Error>, later: anyhow::Error) -> Option<anyhow::Error> {
+    match first {
+        Some(f) if !broken_pipe(&f) || broken_pipe(&later) => Some(f),
+        _ => Some(later),
     }
 }
 
@@ -602,6 +618,12 @@ fn watch_file(args: &WatchArgs, path: &std::path::Path) -> Result<bool> {
         }
         out.refresh(latest, &an.stats, Drops::default());
         if let Some(e) = out.error.take() {
+            // The output failed (its reader gone?): the flows still open get
+            // their verdict, said or not, which the exit code gives.
+            an.finish(&mut out);
+            let _ = out
+                .leave()
+                .and_then(|()| summary(&mut out, &an.stats, Drops::default()));
             return verdict_despite(&out, e.into());
         }
     }
