@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
-for p in libpcap-dev tcpdump tshark iproute2 nftables iptables ethtool python3 time liblwip-dev pkg-config gcc runsc libns3-dev g++; do
+for p in libpcap-dev tcpdump tshark iproute2 nftables iptables ethtool python3 time bsdutils liblwip-dev pkg-config gcc runsc libns3-dev g++; do
   have_pkg "$p" || need+=("$p")
 done
 
