@@ -8,6 +8,14 @@ use common::*;
 
 use serde_json::Value;
 
+/// `kaprobe watch -i` on the lab client's interface, `--json`, with `extra`.
+fn watch_lab(lab: &Lab, extra: &[&str]) -> Background {
+    let iface = lab.env("LAB_IF_C");
+    let mut args = vec!["watch", "-i", &iface, "--json"];
+    args.extend_from_slice(extra);
+    Background::spawn(lab.kaprobe("c", &args))
+}
+
 /// (kind, frame) of each `segment` object, in order.
 fn events(lines: &[Value]) -> Vec<(String, u64)> {
     lines
@@ -55,20 +63,7 @@ fn watch_says_each_event_as_it_happens_and_as_verify_would() {
     };
     let dump = lab.capture("tcpdump.pcap", "c");
     let own = lab.path("watch.pcap");
-    let iface = lab.env("LAB_IF_C");
-    let mut watch = Background::spawn(lab.kaprobe(
-        "c",
-        &[
-            "watch",
-            "-i",
-            &iface,
-            "--json",
-            "--pcap",
-            own.to_str().unwrap(),
-            "--duration",
-            "60",
-        ],
-    ));
+    let mut watch = watch_lab(&lab, &["--pcap", own.to_str().unwrap(), "--duration", "60"]);
     let client = lab.client("client.jsonl", &ka_client_args("1", &[]));
     // Said while it runs, not at its end: an answer, then (blackholed) the abort.
     watch.wait_line("keepalive_ack", 20);
@@ -223,30 +218,8 @@ fn watch_checks_expectations_as_flows_go_and_draws_its_table() {
     let iface = lab.env("LAB_IF_C");
     let bin = env!("CARGO_BIN_EXE_kaprobe");
     let own = lab.path("watch.pcap");
-    let mut broken = Background::spawn(lab.kaprobe(
-        "c",
-        &[
-            "watch",
-            "-i",
-            &iface,
-            "--json",
-            "--expect",
-            "count=5",
-            "--pcap",
-            own.to_str().unwrap(),
-        ],
-    ));
-    let mut kept = Background::spawn(lab.kaprobe(
-        "c",
-        &[
-            "watch",
-            "-i",
-            &iface,
-            "--json",
-            "--expect",
-            "idle=1s,interval=1s,count=3,outcome=timed_out",
-        ],
-    ));
+    let mut broken = watch_lab(&lab, &["--expect", "count=5", "--pcap", own.to_str().unwrap()]);
+    let mut kept = watch_lab(&lab, &["--expect", "idle=1s,interval=1s,count=3,outcome=timed_out"]);
     // The table, on a terminal `script` gives it (exec: its child is kaprobe).
     let cmd = format!("stty rows 30 cols 180; exec {bin} watch -i {iface} --expect count=5");
     let mut c = std::process::Command::new("ip");
