@@ -8,7 +8,7 @@ use crate::conform::{answer, Case, Got, Kind, Sent, CASES, GAP_MS};
 use crate::keepalive;
 use crate::live::engine::{self, Control, Orders, Spec};
 use crate::live::session::{Script, ScriptSeen};
-use crate::live::{Event, Mode, SessionId, Setup, Shared, Sink, Start, Summary, Verdict};
+use crate::live::{Event, Mode, SessionId, Shared, Sink, Start, Summary, Verdict};
 use crate::units::parse_duration;
 use anyhow::{anyhow, Result};
 use clap::Args;
@@ -181,15 +181,8 @@ pub(super) fn run_scripts(
             script: Some(Box::new(script)),
         })
         .collect();
-    let setup = Setup {
-        shared: scripted(send, &c),
-        sessions: Vec::new(),
-        capture: c.capture,
-        senders: c.senders,
-        pcap: c.pcap,
-        duration: None,
-        interrupted: stop.clone(),
-    };
+    let shared = scripted(send, &c);
+    let setup = c.setup(shared, stop.clone());
     let mut collect = Collect::default();
     engine::run(setup, &mut collect, &mut Battery { specs })?;
     Ok(Scripted {

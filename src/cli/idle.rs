@@ -11,7 +11,7 @@ use crate::idle::schedule::{Resolution, Schedule};
 use crate::idle::{recommended_idle_s, TestOutcome};
 use crate::keepalive::{self, Style};
 use crate::live::engine::{self, Control, Orders, Spec};
-use crate::live::{Event, Mode, SessionId, Setup, Shared, Sink, Start, Summary, Verdict};
+use crate::live::{Event, Mode, SessionId, Shared, Sink, Start, Summary, Verdict};
 use crate::units::{format_duration, parse_duration};
 use anyhow::{anyhow, Result};
 use clap::Args;
@@ -433,15 +433,7 @@ fn measure(args: &IdleArgs) -> Result<Answer> {
         link: c.capture.link.name(),
         single: false,
     };
-    let setup = Setup {
-        shared,
-        sessions: Vec::new(),
-        capture: c.capture,
-        senders: c.senders,
-        pcap: c.pcap,
-        duration: None,
-        interrupted: stop.clone(),
-    };
+    let setup = c.setup(shared, stop.clone());
     let facts = Rc::new(RefCell::new(Facts::default()));
     let stdout = io::stdout();
     let mut m = Measure {

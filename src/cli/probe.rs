@@ -290,6 +290,22 @@ pub(crate) struct Connect {
     pub pcap: Option<PcapOut>,
 }
 
+impl Connect {
+    /// The engine's set-up for sessions added by its control as it goes
+    /// (none at the start), with no time limit but Ctrl-C.
+    pub fn setup(self, shared: Shared, interrupted: Arc<AtomicBool>) -> Setup {
+        Setup {
+            shared,
+            sessions: Vec::new(),
+            capture: self.capture,
+            senders: self.senders,
+            pcap: self.pcap,
+            duration: None,
+            interrupted,
+        }
+    }
+}
+
 /// Opens what `total` sessions to the `connect` targets need.
 pub(super) fn open_connect(
     connect: &[String],
