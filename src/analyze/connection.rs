@@ -386,6 +386,11 @@ impl Connection {
         }
     }
 
+    /// Any keepalive probe, from either side.
+    pub fn has_keepalive(&self) -> bool {
+        self.keepalive().ka.iter().any(|k| k.probes > 0)
+    }
+
     /// Any keepalive or zero-window activity, or a look-alike worth reporting.
     pub fn is_notable(&self) -> bool {
         let k = self.keepalive();

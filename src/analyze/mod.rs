@@ -43,11 +43,11 @@ pub trait Sink {
     /// A flow was created (at the last `at`), under the analyzer's own id.
     #[inline]
     fn started(&mut self, _id: u64) {}
-    /// The flow an event was just said of, as it stands now: a live view
-    /// (`watch`) shows and checks open flows with it. One analyzer's
-    /// only: `Parallel` does not pass it on.
+    /// An event just said (`segment`), and its flow as it stands now: a
+    /// live view (`watch`) shows and checks open flows with it. One
+    /// analyzer's only: `Parallel` does not pass it on.
     #[inline]
-    fn progressed(&mut self, _conn: &Connection) {}
+    fn progressed(&mut self, _ev: &SegmentEvent, _conn: &Connection) {}
 }
 
 /// A sink that keeps everything: every event it is given and every finished flow.
@@ -475,7 +475,7 @@ impl Analyzer {
                 phase: Phase::Segment,
             });
             sink.segment(&ev);
-            sink.progressed(conn);
+            sink.progressed(&ev, conn);
         }
     }
 

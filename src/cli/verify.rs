@@ -119,7 +119,7 @@ impl<W: Write> Sink for Collector<'_, W> {
     }
 
     fn flow(&mut self, c: Connection) {
-        let keepalive = c.keepalive().ka.iter().any(|k| k.probes > 0);
+        let keepalive = c.has_keepalive();
         self.keepalive_flows += keepalive as u64;
         self.totals.violations += c.keepalive().violations.total as u64;
         let events = self.ladder.as_mut().map(|l| l.take(c.id));

@@ -70,12 +70,7 @@ pub fn run(args: &WatchArgs) -> u8 {
         Ok(false) => exit::OK,
         Ok(true) => exit::VERDICT,
         // The reader of our output went away (`| head`): nothing is wrong.
-        Err(e)
-            if e.downcast_ref::<io::Error>()
-                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) =>
-        {
-            exit::OK
-        }
+        Err(e) if broken_pipe(&e) => exit::OK,
         Err(e) => {
             let _ = io::stdout().flush();
             eprintln!("kaprobe: {e:#}");
@@ -114,8 +109,6 @@ struct Out<W: Write> {
     alert_lines: Vec<String>,
     alerts_said: u64,
     board: Option<Board>,
-    /// The event just said: `progressed` follows it, of its flow.
-    last: Option<SegmentEvent>,
     error: Option<io::Error>,
     /// Dropped after `out` (flushed): the screen is left last.
     screen: Option<Screen>,
@@ -158,7 +151,6 @@ impl Out<io::BufWriter<io::StdoutLock<'static>>> {
             alert_lines: Vec::new(),
             alerts_said: 0,
             board: (view == View::Table).then(Board::default),
-            last: None,
             error: None,
             screen,
             drawn: None,
@@ -288,7 +280,6 @@ impl<W: Write> Out<W> {
 
 impl<W: Write> Sink for Out<W> {
     fn segment(&mut self, ev: &SegmentEvent) {
-        self.last = Some(*ev);
         let r = match (self.view, self.board.as_mut()) {
             (View::Json, _) => self.json_line.write(&mut self.out, ev),
             (View::Table, Some(b)) => {
@@ -305,12 +296,9 @@ impl<W: Write> Sink for Out<W> {
         self.keep(r);
     }
 
-    fn progressed(&mut self, c: &Connection) {
-        let Some(ev) = self.last.filter(|_| self.board.is_some() || self.alerts.is_some()) else {
-            return;
-        };
+    fn progressed(&mut self, ev: &SegmentEvent, c: &Connection) {
         // Neither the table nor `--expect` looks at a flow without keepalive.
-        if c.keepalive().ka.iter().all(|k| k.probes == 0) {
+        if (self.board.is_none() && self.alerts.is_none()) || !c.has_keepalive() {
             return;
         }
         let report = FlowReport::of(c);
@@ -320,13 +308,13 @@ impl<W: Write> Sink for Out<W> {
         }
         let broken = self.alerts.as_mut().map(|a| a.progressed(&report)).unwrap_or_default();
         for a in broken {
-            self.expect_said(&report, a.failure.what, Some(&a.failure.text), Some(&ev));
+            self.expect_said(&report, a.failure.what, Some(&a.failure.text), Some(ev));
         }
     }
 
     fn flow(&mut self, c: Connection) {
         self.violations += c.keepalive().violations.total as u64;
-        self.keepalive_flows += c.keepalive().ka.iter().any(|k| k.probes > 0) as u64;
+        self.keepalive_flows += c.has_keepalive() as u64;
         // As `verify`: flows with keepalive, look-alikes or violations.
         if !c.is_notable() {
             return;

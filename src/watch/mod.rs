@@ -18,18 +18,15 @@ fn progress(
     crate::analyze::FlowReport,
 ) {
     use crate::analyze::{Analyzer, Collect, Config, Connection, Events, FlowReport, Kind, SegmentEvent, Sink};
-    struct Each(Vec<(FlowReport, Kind, u64)>, Option<(Kind, u64)>, Collect);
+    struct Each(Vec<(FlowReport, Kind, u64)>, Collect);
     impl Sink for Each {
-        fn segment(&mut self, ev: &SegmentEvent) {
-            self.1 = Some((ev.kind, ev.time));
-        }
+        fn segment(&mut self, _ev: &SegmentEvent) {}
         fn flow(&mut self, c: Connection) {
-            self.2.flow(c)
+            self.1.flow(c)
         }
-        fn progressed(&mut self, c: &Connection) {
+        fn progressed(&mut self, ev: &SegmentEvent, c: &Connection) {
             if c.id == 1 {
-                let (k, t) = self.1.expect("progressed follows an event");
-                self.0.push((FlowReport::of(c), k, t));
+                self.0.push((FlowReport::of(c), ev.kind, ev.time));
             }
         }
     }
@@ -37,7 +34,7 @@ fn progress(
         events: Events::Notable,
         ..Config::default()
     });
-    let mut sink = Each(Vec::new(), None, Collect::default());
+    let mut sink = Each(Vec::new(), Collect::default());
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("captures")
         .join(file);
@@ -48,6 +45,6 @@ fn progress(
     })
     .unwrap();
     an.finish(&mut sink);
-    let end = FlowReport::of(&sink.2.flows[0]);
+    let end = FlowReport::of(&sink.1.flows[0]);
     (sink.0, end)
 }
