@@ -158,17 +158,7 @@ impl<W: Write> Sink for Collector<'_, W> {
         }
         // Many flows: grouped, and only the few that need a look kept whole.
         let one_by_one = self.args.all || self.args.flow.is_some() || self.args.ladder;
-        if self.groups.is_none() && !one_by_one && self.shown.len() >= groups::MANY {
-            let mut g = Groups::default();
-            for (r, c) in self.shown.drain(..) {
-                g.add(r, c);
-            }
-            self.groups = Some(g);
-        }
-        match self.groups.as_mut() {
-            Some(g) => g.add(report, c),
-            None => self.shown.push((report, c)),
-        }
+        groups::keep(&mut self.shown, &mut self.groups, one_by_one, report, c);
     }
 }
 

@@ -98,7 +98,7 @@ struct Out<W: Write> {
     source: String,
     /// Notable flows that ended, for the closing table; grouped once there
     /// are many (as `verify`), so memory stays bounded.
-    ended: Vec<FlowReport>,
+    ended: Vec<(FlowReport, ())>,
     groups: Option<Groups<()>>,
     keepalive_flows: u64,
     violations: u64,
@@ -337,16 +337,8 @@ impl<W: Write> Sink for Out<W> {
             let r =
                 json::flow(&mut self.out, &self.source, &report, failures.as_deref()).and_then(|()| self.out.flush());
             self.keep(r);
-        } else if let Some(g) = self.groups.as_mut() {
-            g.add(report, ());
-        } else if self.ended.len() < groups::MANY {
-            self.ended.push(report);
         } else {
-            let mut g = Groups::default();
-            for r in self.ended.drain(..).chain([report]) {
-                g.add(r, ());
-            }
-            self.groups = Some(g);
+            groups::keep(&mut self.ended, &mut self.groups, false, report, ());
         }
     }
 }
@@ -505,7 +497,7 @@ fn summary<W: Write>(out: &mut Out<W>, st: &Stats, drops: Drops) -> io::Result<(
         )?;
     } else if !out.ended.is_empty() {
         writeln!(out.out)?;
-        text::flow_table(&mut out.out, &out.ended)?;
+        text::flow_table(&mut out.out, out.ended.iter().map(|(r, ())| r))?;
     }
     if nothing_checked {
         writeln!(out.out, "expect: FAILED no flow with keepalive probes seen")?;

@@ -66,6 +66,28 @@ fn rounded(s: Option<f64>) -> String {
     opt_dur(s.map(|v| (v / step(v)).round() * step(v)))
 }
 
+/// Keeps a flow for the closing table: one by one in `shown` until there
+/// are `MANY` (or always, `one_by_one`), then every flow in `groups`.
+pub fn keep<T>(
+    shown: &mut Vec<(FlowReport, T)>,
+    groups: &mut Option<Groups<T>>,
+    one_by_one: bool,
+    r: FlowReport,
+    c: T,
+) {
+    if groups.is_none() && !one_by_one && shown.len() >= MANY {
+        let mut g = Groups::default();
+        for (r, c) in shown.drain(..) {
+            g.add(r, c);
+        }
+        *groups = Some(g);
+    }
+    match groups.as_mut() {
+        Some(g) => g.add(r, c),
+        None => shown.push((r, c)),
+    }
+}
+
 impl<T> Groups<T> {
     pub fn add(&mut self, r: FlowReport, c: T) {
         let count = match (r.count, r.directions.iter().map(|d| d.count_at_least).max()) {
