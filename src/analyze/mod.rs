@@ -23,7 +23,7 @@ pub use filter::FlowFilter;
 pub use kind::Kind;
 pub use order::{Order, Phase};
 pub use parallel::Parallel;
-pub use report::{secs, Estimate, FlowReport, Outcome, ProberReport};
+pub use report::{roles, secs, Estimate, FlowReport, Outcome, ProberReport};
 pub use step::Step;
 pub use timeline::Timeline;
 

@@ -218,7 +218,8 @@ impl FlowReport {
     }
 }
 
-fn roles(c: &Connection) -> [&'static str; 2] {
+/// Each side's role, by `Side::idx`: "client"/"server" when the handshake was seen, else "a"/"b".
+pub fn roles(c: &Connection) -> [&'static str; 2] {
     match c.client {
         Some(Side::Lo) => ["client", "server"],
         Some(Side::Hi) => ["server", "client"],

@@ -3,7 +3,7 @@
 //! reports), never classified a second time.
 
 use super::Answer;
-use crate::analyze::{Connection, FlowReport, Kind, SegmentEvent, Sink};
+use crate::analyze::{roles, Connection, FlowReport, Kind, SegmentEvent, Sink};
 use crate::conform::{Kind as Got, Ts, Variant};
 use crate::flow::Side;
 use std::collections::HashMap;
@@ -104,17 +104,13 @@ impl Sink for Planner {
     }
 
     fn flow(&mut self, c: Connection) {
-        let Some(mut f) = self.flows.remove(&c.id).filter(|f| f.prober.is_some()) else {
+        // Only a probe makes a flow's entry, and sets its prober.
+        let Some(mut f) = self.flows.remove(&c.id) else {
             self.without_keepalive += 1;
             return;
         };
         let r = FlowReport::of(&c);
-        let prober = f.prober.map(|p| c.key.endpoint(p).to_string());
-        let role = r
-            .directions
-            .iter()
-            .find(|d| Some(&d.from) == prober.as_ref())
-            .map_or("prober", |d| d.role);
+        let role = f.prober.map_or("prober", |p| roles(&c)[p.idx()]);
         if !c.timestamps_negotiated() {
             // No TSopt because none was negotiated: live, the session's own
             // negotiation decides (a probe without it where it was is a fault).
