@@ -283,10 +283,8 @@ impl<W: Write> Sink for Out<W> {
         let r = match (self.view, self.board.as_mut()) {
             (View::Json, _) => self.json_line.write(&mut self.out, ev),
             (View::Table, Some(b)) => {
-                let mut line = Vec::new();
-                let r = text::event_line(&mut line, ev, false);
-                b.event(String::from_utf8_lossy(&line).trim_end().to_string());
-                self.keep(r);
+                // Plain: the screen cuts lines to its width by characters.
+                b.event(text::event_text(ev, false));
                 return;
             }
             _ => text::event_line(&mut self.out, ev, self.color),

@@ -265,8 +265,13 @@ pub fn time_of_day(ns: u64) -> String {
 /// One event as it happens (`watch`): its time of day (UTC), flow, ends,
 /// kind, numbers and the same note as a timeline's.
 pub fn event_line(out: &mut impl Write, ev: &crate::analyze::SegmentEvent, color: bool) -> io::Result<()> {
+    writeln!(out, "{}", event_text(ev, color))
+}
+
+/// `event_line`'s text, without the line's end.
+pub fn event_text(ev: &crate::analyze::SegmentEvent, color: bool) -> String {
     let step = Step::of(ev);
-    let line = format!(
+    let mut line = format!(
         "{}  frame {:<6} flow {:<4} {} > {}  {}  seq {} ack {} len {}  {}",
         time_of_day(ev.time),
         ev.frame,
@@ -279,5 +284,6 @@ pub fn event_line(out: &mut impl Write, ev: &crate::analyze::SegmentEvent, color
         ev.len,
         note(&step)
     );
-    writeln!(out, "{}", line.trim_end())
+    line.truncate(line.trim_end().len());
+    line
 }
