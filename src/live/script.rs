@@ -29,8 +29,6 @@ pub struct Script {
     pub(super) t0: u64,
     pub(super) sent: Vec<Sent>,
     pub(super) got: Vec<Got>,
-    /// Peer segments kept at most: each step's answer and a few more.
-    pub(super) keep: usize,
     /// The steps are keepalive probes: the session's tracker matches their
     /// answers by its rule (as `probe`'s), kept here per step.
     pub(super) probes: bool,
@@ -54,7 +52,6 @@ impl Script {
 
     /// Each step at its own offset after the exchange settled.
     pub fn timed(name: &'static str, steps: Vec<(Variant, u64)>, wait: u64) -> Script {
-        let keep = 32.max(steps.len() * 4);
         let (steps, mut at): (Vec<Variant>, Vec<u64>) = steps.into_iter().unzip();
         for k in 1..at.len() {
             at[k] = at[k].max(at[k - 1]);
@@ -67,7 +64,6 @@ impl Script {
             t0: 0,
             sent: Vec::new(),
             got: Vec::new(),
-            keep,
             probes: false,
             answers: Vec::new(),
             send: None,
@@ -95,6 +91,16 @@ impl Script {
             self.answers.resize(i + 1, None);
         }
         self.answers[i] = Some(a);
+    }
+
+    /// Peer segments kept at most: each step's answer and a few more.
+    pub(super) fn keep(&self) -> usize {
+        32.max(self.steps.len() * 4)
+    }
+
+    /// Every step sent, and the wait for their answers over.
+    pub(super) fn finished(&self, now: u64) -> bool {
+        self.sent.len() == self.steps.len() && now >= self.due()
     }
 
     /// When the next segment goes, or (all sent) when the wait ends.

@@ -319,7 +319,7 @@ impl Live {
                     s.peer_closed = Some((how, s.sent.len()));
                 }
             }
-            if matches!(seen, Seen::Peer { .. }) && s.got.len() < s.keep {
+            if matches!(seen, Seen::Peer { .. }) && s.got.len() < s.keep() {
                 let tcp = &pkt.tcp;
                 // A D-SACK for the byte of the segment sent last.
                 let dsack = s
@@ -601,10 +601,9 @@ impl Live {
                 tsval: shape.timestamp.map(|ts| ts.0),
             });
         }
-        if s.sent.len() < s.steps.len() || now < s.due() {
-            return;
+        if s.finished(now) {
+            self.finish(cx, StopReason::Rounds, now);
         }
-        self.finish(cx, StopReason::Rounds, now);
     }
 
     /// The script's `case` event: what it sent and saw, all of it or (the
@@ -614,7 +613,7 @@ impl Live {
             return;
         };
         let seen = ScriptSeen {
-            complete: s.sent.len() == s.steps.len() && now >= s.due(),
+            complete: s.finished(now),
             peer_closed: s.peer_closed,
             sent: std::mem::take(&mut s.sent),
             got: std::mem::take(&mut s.got),
