@@ -182,25 +182,22 @@ fn replay(args: &ReplayArgs) -> Result<Report> {
         return Err(anyhow!("{name}: no flow with keepalive probes{which} to replay"));
     }
     warn_rate_limit(plans, args.speed);
+    let schedules: Vec<_> = plans.iter().map(|p| schedule(p, args.speed)).collect();
+    let last = schedules.iter().filter_map(|s| s.last().map(|step| step.1)).max();
     let scripts = plans
         .iter()
-        .map(|p| {
+        .zip(schedules)
+        .map(|(p, steps)| {
             let send = if p.prober_data {
                 args.send.clone().into_bytes()
             } else {
                 Vec::new()
             };
-            Script::timed("replay", schedule(p, args.speed), args.max_wait)
-                .as_probes()
-                .sending(send)
+            Script::timed("replay", steps, args.max_wait).as_probes().sending(send)
         })
         .collect();
     if io::stderr().is_terminal() {
         // A capture's idle can be hours: say how long this takes.
-        let last = plans
-            .iter()
-            .filter_map(|p| schedule(p, args.speed).last().map(|s| s.1))
-            .max();
         let probes: usize = plans.iter().map(|p| p.probes.len()).sum();
         eprintln!(
             "kaprobe: replaying {} of {}; the last goes about {} after the peer was last heard on its connection, then answers are awaited {} (Ctrl-C stops with what was seen)",
