@@ -260,7 +260,13 @@ impl<W: Write> Out<W> {
     /// Whether the run ends against the user: violations (as `verify`), or
     /// an expectation broken.
     fn against(&self) -> bool {
-        self.violations > 0 || self.alerts.as_ref().is_some_and(|a| a.failures > 0)
+        self.violations > 0 || self.expectation_failures().is_some_and(|f| f > 0)
+    }
+
+    /// Under `--expect`: the failures of the flows checked, plus one when
+    /// no flow had keepalive to check (as `verify` counts them).
+    fn expectation_failures(&self) -> Option<u64> {
+        self.alerts.as_ref().map(|a| a.failures + (a.checked == 0) as u64)
     }
 
     /// Leaves the table's screen: what follows stays on the terminal.
@@ -450,10 +456,7 @@ fn report_drops<W: Write>(out: &mut Out<W>, device: &str, d: Drops) {
 fn summary<W: Write>(out: &mut Out<W>, st: &Stats, drops: Drops) -> io::Result<()> {
     // As `verify`: expecting, and no flow had keepalive to check, is a failure.
     let nothing_checked = out.alerts.as_ref().is_some_and(|a| a.checked == 0);
-    if let (true, Some(a)) = (nothing_checked, out.alerts.as_mut()) {
-        a.failures += 1;
-    }
-    let failures = out.alerts.as_ref().map(|a| a.failures);
+    let failures = out.expectation_failures();
     if out.view == View::Json && nothing_checked {
         let msg = "no flow with keepalive probes seen";
         let v = serde_json::json!({"source": out.source, "ok": false, "message": msg});
